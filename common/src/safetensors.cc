@@ -1,0 +1,212 @@
+#include "ffn/common/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace ffn {
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+size_t DtypeSize(std::string_view dtype) {
+  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" ||
+      dtype == "F8_E5M2")
+    return 1;
+  return 0;
+}
+
+std::string ShapeString(std::span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+float Bf16ToFloat(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof(value));
+  return value;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("safetensors file ", path, ": cannot open: ", std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": not a regular file"));
+  }
+  const size_t file_size = static_cast<size_t>(st.st_size);
+  auto error = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": ", what));
+  };
+  if (file_size < 8) {
+    ::close(fd);
+    return error(absl::StrCat("too short (", file_size, " bytes; at least 8 needed)"));
+  }
+  void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) {
+    return absl::InternalError(absl::StrCat("safetensors file ", path, ": mmap: ", std::strerror(errno)));
+  }
+  std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
+  file->path_ = path;
+  file->map_ = map;
+  file->map_size_ = file_size;
+
+  const auto* bytes = static_cast<const std::byte*>(map);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(bytes[i]);
+  if (header_len > kMaxHeaderBytes || header_len > file_size - 8) {
+    return error(absl::StrCat("header length ", header_len, " exceeds the file (", file_size,
+                              " bytes)"));
+  }
+  const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
+  nlohmann::json header = nlohmann::json::parse(header_begin, header_begin + header_len, nullptr,
+                                                /*allow_exceptions=*/false);
+  if (header.is_discarded() || !header.is_object()) {
+    return error("header is not a JSON object");
+  }
+  const std::byte* data_begin = bytes + 8 + header_len;
+  const size_t data_size = file_size - 8 - header_len;
+  for (const auto& [name, desc] : header.items()) {
+    if (name == "__metadata__") continue;
+    const auto where = absl::StrCat("tensor '", name, "': ");
+    if (!desc.is_object() || !desc.contains("dtype") || !desc.contains("shape") ||
+        !desc.contains("data_offsets")) {
+      return error(where + "needs dtype, shape and data_offsets");
+    }
+    const auto& dtype = desc["dtype"];
+    const auto& shape = desc["shape"];
+    const auto& offsets = desc["data_offsets"];
+    if (!dtype.is_string() || !shape.is_array() || !offsets.is_array() || offsets.size() != 2 ||
+        !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
+      return error(where + "malformed dtype, shape or data_offsets");
+    }
+    SafetensorsEntry entry;
+    entry.dtype = dtype.get<std::string>();
+    const size_t elem_size = DtypeSize(entry.dtype);
+    if (elem_size == 0) return error(where + "unknown dtype " + entry.dtype);
+    constexpr uint64_t kMaxElements = uint64_t{1} << 48;
+    uint64_t elements = 1;
+    for (const auto& dim : shape) {
+      if (!dim.is_number_unsigned()) return error(where + "shape has a non-integer or negative dim");
+      const uint64_t d = dim.get<uint64_t>();
+      if (d != 0 && elements > kMaxElements / d) return error(where + "shape too large");
+      elements *= d;
+      entry.shape.push_back(static_cast<int64_t>(d));
+    }
+    const uint64_t begin = offsets[0].get<uint64_t>();
+    const uint64_t end = offsets[1].get<uint64_t>();
+    if (begin > end || end > data_size) {
+      return error(absl::StrCat(where, "data_offsets [", begin, ", ", end,
+                                "] outside the data section (", data_size, " bytes)"));
+    }
+    const uint64_t expected = elements * elem_size;
+    if (end - begin != expected) {
+      return error(absl::StrCat(where, "holds ", end - begin, " bytes but ", entry.dtype, " ",
+                                ShapeString(entry.shape), " needs ", expected));
+    }
+    entry.data = data_begin + begin;
+    entry.size_bytes = end - begin;
+    file->entries_.emplace(name, std::move(entry));
+  }
+  return file;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_ != nullptr) ::munmap(map_, map_size_);
+}
+
+std::vector<std::string> SafetensorsFile::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : entries_) names.push_back(name);
+  return names;
+}
+
+absl::StatusOr<SafetensorsEntry> SafetensorsFile::Get(std::string_view name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("safetensors file ", path_, ": no tensor named '", std::string(name), "'"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
+    std::string_view name, std::span<const int64_t> expected_shape) const {
+  auto entry = Get(name);
+  if (!entry.ok()) return entry.status();
+  if (!std::equal(entry->shape.begin(), entry->shape.end(), expected_shape.begin(),
+                  expected_shape.end())) {
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '", std::string(name),
+                                                   "' has shape ", ShapeString(entry->shape),
+                                                   ", expected ", ShapeString(expected_shape)));
+  }
+  std::vector<float> values;
+  if (entry->dtype == "F32") {
+    values.resize(entry->size_bytes / 4);
+    std::memcpy(values.data(), entry->data, entry->size_bytes);
+  } else if (entry->dtype == "BF16") {
+    values.resize(entry->size_bytes / 2);
+    for (size_t i = 0; i < values.size(); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, entry->data + 2 * i, 2);
+      values[i] = Bf16ToFloat(bits);
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '", std::string(name),
+                                                   "' has dtype ", entry->dtype,
+                                                   "; only F32 and BF16 are accepted"));
+  }
+  return values;
+}
+
+absl::Status WriteSafetensors(const std::string& path,
+                              const std::vector<SafetensorsTensorToWrite>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    int64_t elements = 1;
+    for (int64_t d : t.shape) elements *= d;
+    if (elements != static_cast<int64_t>(t.values.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "': ", t.values.size(),
+                                                     " values for shape ", ShapeString(t.shape)));
+    }
+    const uint64_t bytes = t.values.size() * sizeof(float);
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string header_text = header.dump();
+  while (header_text.size() % 8 != 0) header_text.push_back(' ');  // keeps data 8-byte aligned
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  const uint64_t len = header_text.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
+  out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
+  for (const auto& t : tensors) {
+    out.write(reinterpret_cast<const char*>(t.values.data()),
+              static_cast<std::streamsize>(t.values.size() * sizeof(float)));
+  }
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("write to ", path, " failed"));
+  return absl::OkStatus();
+}
+
+}  // namespace ffn

@@ -1,0 +1,71 @@
+// FfnBlock: the feed-forward block of a transformer layer on oneDNN.
+//
+//   plain: y = act(x·W1ᵀ + b1)·W2ᵀ + b2
+//   gated: y = (act(x·Wgᵀ) ⊙ (x·Wuᵀ))·W2ᵀ
+//
+// Matmuls run on oneDNN (f32); the activation runs in ffnserve's own kernels
+// (activation.h) on the first matmul's output. The weights stay in their
+// nn.Linear layout, which oneDNN reads as the transposed operand without a
+// copy; gated models keep Wg and Wu stacked in one [2·d_ff, d_model] matrix
+// so one matmul computes both halves. Matmul primitives are created once per
+// distinct token count M and cached.
+//
+//   ASSIGN_OR_RETURN(auto block, FfnBlock::Create(RandomFfnWeights(...)));
+//   RETURN_IF_ERROR(block->Run(Activation::kGelu, x, m, y));
+//
+// Run() may be called from several threads at once. Each call uses the
+// calling thread's OpenMP thread count (omp_set_num_threads) for oneDNN and
+// for the activation pass.
+#ifndef FFN_KERNELS_FFN_BLOCK_H_
+#define FFN_KERNELS_FFN_BLOCK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ffn/kernels/activation.h"
+#include "ffn/kernels/ffn_weights.h"
+
+namespace ffn {
+
+class FfnBlock {
+ public:
+  // Validates the weights and builds the M = 1 primitives. INVALID_ARGUMENT
+  // for inconsistent weights, INTERNAL if oneDNN cannot build a primitive.
+  static absl::StatusOr<std::unique_ptr<FfnBlock>> Create(FfnWeights weights,
+                                                          ActivationParams params = {});
+  ~FfnBlock();
+
+  // Computes y [m, d_model] = FFN(x [m, d_model]) with `activation`.
+  // INVALID_ARGUMENT if m <= 0 or the activation's kind (plain/gated) is not
+  // the model's; INTERNAL if oneDNN fails. x and y must not overlap.
+  absl::Status Run(Activation activation, const float* x, int64_t m, float* y) const;
+
+  // The weights; for gated models wg and wu are empty, their values having
+  // moved into the stacked matrix the engine reads.
+  const FfnWeights& weights() const;
+  // The parameters with prelu_alpha pointing into weights().prelu_alpha.
+  const ActivationParams& params() const;
+  FfnKind kind() const { return weights().kind; }
+  int64_t d_model() const { return weights().d_model; }
+  int64_t d_ff() const { return weights().d_ff; }
+  // Multiply-add count × 2 for m tokens.
+  double Flops(int64_t m) const;
+  // oneDNN's implementation names for the two matmuls at m tokens, e.g.
+  // "brg:avx512_core / brg:avx512_core".
+  absl::StatusOr<std::string> ImplementationFor(int64_t m) const;
+
+ private:
+  struct Impl;
+  explicit FfnBlock(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// "oneDNN 2.6.3 (cpu runtime OMP, isa avx512_core_amx)".
+std::string OneDnnDescription();
+
+}  // namespace ffn
+
+#endif  // FFN_KERNELS_FFN_BLOCK_H_

@@ -1,0 +1,60 @@
+// Weights of one FFN block and the seeded generator for random ones.
+//
+// Layout is PyTorch nn.Linear's: a projection from `in` to `out` features is
+// a row-major [out, in] matrix.
+//   plain: w1 [d_ff, d_model], b1 [d_ff], w2 [d_model, d_ff], b2 [d_model]
+//   gated: wg [d_ff, d_model], wu [d_ff, d_model], w2 [d_model, d_ff]
+//
+// The random generator is documented in docs/API.md so that a client can
+// recompute any random model's weights from its seed:
+//   SplitMix64 with state₀ = seed + stream·0xD1B54A32D192ED69; each value
+//   advances state by 0x9E3779B97F4A7C15, mixes it, keeps the top 24 bits as
+//   u ∈ [0, 1) and returns scale·(2u − 1).
+#ifndef FFN_KERNELS_FFN_WEIGHTS_H_
+#define FFN_KERNELS_FFN_WEIGHTS_H_
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ffn {
+
+enum class FfnKind { kPlain, kGated };
+
+struct FfnWeights {
+  FfnKind kind = FfnKind::kPlain;
+  int64_t d_model = 0;
+  int64_t d_ff = 0;
+  bool has_bias = false;             // plain only; gated models have no biases
+  std::vector<float> w1, b1, b2;     // plain
+  std::vector<float> wg, wu;         // gated
+  std::vector<float> w2;             // both
+  std::vector<float> prelu_alpha;    // plain: 1 or d_ff slopes (default {0.25})
+
+  // OK if every tensor present has the size its role needs. INVALID_ARGUMENT
+  // naming the tensor otherwise.
+  absl::Status Validate() const;
+};
+
+// Generator streams: each tensor of a random model draws from its own stream.
+enum class RandomStream : uint64_t {
+  kW1 = 1, kB1 = 2, kW2 = 3, kB2 = 4, kWg = 5, kWu = 6,
+  kInput = 100,  // the clients' seeded request inputs
+};
+
+// Fills `out` with scale·U(-1, 1) values from (seed, stream).
+void FillUniform(uint64_t seed, RandomStream stream, float scale, std::span<float> out);
+
+// Unit-variance-preserving random weights: every matrix U(-a, a) with
+// a = √(3 / fan_in); biases U(-1/√fan_in, 1/√fan_in) as PyTorch's default;
+// prelu_alpha {0.25}. Plain models have biases; gated ones do not.
+FfnWeights RandomFfnWeights(FfnKind kind, int64_t d_model, int64_t d_ff, uint64_t seed);
+
+// The scale of random request inputs: U(-√3, √3) has unit variance.
+inline constexpr float kRandomInputScale = 1.7320508f;
+
+}  // namespace ffn
+
+#endif  // FFN_KERNELS_FFN_WEIGHTS_H_

@@ -1,0 +1,43 @@
+// The fp64 reference FFN: what every answer of the engine is checked against.
+//
+// Computes the same math as FfnBlock with double accumulation and double
+// activation functions, from the fp32 weights and inputs. Slow (a plain
+// triple loop); meant for tests and for `ffn-client infer --check`.
+#ifndef FFN_KERNELS_REFERENCE_H_
+#define FFN_KERNELS_REFERENCE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "ffn/kernels/activation.h"
+#include "ffn/kernels/ffn_weights.h"
+
+namespace ffn {
+
+// The activation at x in double precision (prelu: channel's slope).
+double ActivationReference(Activation activation, const ActivationParams& params, double x,
+                           size_t channel = 0);
+
+// y = FFN(x) for x [m, d_model] in double; returns [m, d_model].
+std::vector<double> ReferenceFfn(const FfnWeights& weights, Activation activation,
+                                 const ActivationParams& params, const float* x, int64_t m);
+
+// How far fp32 output `y` is from `reference`.
+//
+// Tolerance: element-wise |y − ref| <= tolerance · (|ref| + rms(ref)). The
+// rms term gives outputs that cancel to near zero an absolute floor at the
+// scale of the whole output. The engine's fp32 answers stay within 1e-4.
+struct ReferenceComparison {
+  double max_abs_error = 0;
+  double max_scaled_error = 0;  // max |y − ref| / (|ref| + rms(ref))
+  double rms_reference = 0;
+  int64_t worst_index = -1;
+  bool within(double tolerance) const { return max_scaled_error <= tolerance; }
+};
+inline constexpr double kFp32CheckTolerance = 1e-4;
+
+ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference);
+
+}  // namespace ffn
+
+#endif  // FFN_KERNELS_REFERENCE_H_

@@ -1,0 +1,192 @@
+#include "ffn/kernels/activation.h"
+
+#include <array>
+#include <cmath>
+
+namespace ffn {
+namespace {
+
+constexpr std::array kAll = {
+    Activation::kRelu,  Activation::kLeakyRelu, Activation::kPrelu, Activation::kRrelu,
+    Activation::kElu,   Activation::kSigmoid,   Activation::kTanh,  Activation::kGelu,
+    Activation::kGeluTanh, Activation::kSilu,   Activation::kGlu,   Activation::kSwiglu,
+    Activation::kGeglu, Activation::kReglu,
+};
+constexpr std::array kPlain = {
+    Activation::kRelu, Activation::kLeakyRelu, Activation::kPrelu, Activation::kRrelu,
+    Activation::kElu,  Activation::kSigmoid,   Activation::kTanh,  Activation::kGelu,
+    Activation::kGeluTanh, Activation::kSilu,
+};
+constexpr std::array kGated = {Activation::kGlu, Activation::kSwiglu, Activation::kGeglu,
+                               Activation::kReglu};
+
+// The transcendental functions are evaluated in double and rounded once to
+// float, which keeps every one within 1 ULP of the exact value. The vectorized
+// fp32 kernels of a later stage are tested against these.
+inline float Sigmoid(float x) {
+  return static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(x))));
+}
+inline float Silu(float x) {
+  if (std::isinf(x)) return x > 0 ? x : -0.0f;  // x·σ(x) → -0 as x → -inf
+  const double xd = x;
+  return static_cast<float>(xd / (1.0 + std::exp(-xd)));
+}
+inline float Gelu(float x) {
+  if (std::isinf(x)) return x > 0 ? x : -0.0f;
+  const double xd = x;
+  // 0.5·x·erfc(-x/√2) avoids the cancellation of 1 + erf(x/√2) for x < 0.
+  return static_cast<float>(0.5 * xd * std::erfc(-xd * 0.70710678118654752440));
+}
+inline float GeluTanh(float x) {
+  if (std::isinf(x)) return x > 0 ? x : -0.0f;
+  const double xd = x;
+  const double inner = 0.79788456080286535588 * (xd + 0.044715 * xd * xd * xd);
+  // 0.5·x·(1 + tanh(u)) = x·σ(2u), without cancellation for x < 0.
+  return static_cast<float>(xd / (1.0 + std::exp(-2.0 * inner)));
+}
+inline float Relu(float x) { return x > 0.0f ? x : (std::isnan(x) ? x : 0.0f); }
+
+}  // namespace
+
+const char* ActivationName(Activation activation) {
+  switch (activation) {
+    case Activation::kRelu: return "relu";
+    case Activation::kLeakyRelu: return "leaky_relu";
+    case Activation::kPrelu: return "prelu";
+    case Activation::kRrelu: return "rrelu";
+    case Activation::kElu: return "elu";
+    case Activation::kSigmoid: return "sigmoid";
+    case Activation::kTanh: return "tanh";
+    case Activation::kGelu: return "gelu";
+    case Activation::kGeluTanh: return "gelu_tanh";
+    case Activation::kSilu: return "silu";
+    case Activation::kGlu: return "glu";
+    case Activation::kSwiglu: return "swiglu";
+    case Activation::kGeglu: return "geglu";
+    case Activation::kReglu: return "reglu";
+  }
+  return "unknown";
+}
+
+std::optional<Activation> ParseActivation(std::string_view name) {
+  for (Activation a : kAll) {
+    if (ActivationName(a) == name) return a;
+  }
+  return std::nullopt;
+}
+
+bool IsGated(Activation activation) {
+  return activation == Activation::kGlu || activation == Activation::kSwiglu ||
+         activation == Activation::kGeglu || activation == Activation::kReglu;
+}
+
+Activation GateFunction(Activation gated) {
+  switch (gated) {
+    case Activation::kGlu: return Activation::kSigmoid;
+    case Activation::kSwiglu: return Activation::kSilu;
+    case Activation::kGeglu: return Activation::kGelu;
+    case Activation::kReglu: return Activation::kRelu;
+    default: return gated;
+  }
+}
+
+std::span<const Activation> AllActivations() { return kAll; }
+std::span<const Activation> PlainActivations() { return kPlain; }
+std::span<const Activation> GatedActivations() { return kGated; }
+
+float ActivationScalar(Activation activation, const ActivationParams& params, float x,
+                       size_t channel) {
+  switch (activation) {
+    case Activation::kRelu: return Relu(x);
+    case Activation::kLeakyRelu: return x > 0.0f ? x : params.leaky_relu_slope * x;
+    case Activation::kPrelu: {
+      const float alpha =
+          params.prelu_alpha.size() == 1 ? params.prelu_alpha[0] : params.prelu_alpha[channel];
+      return x > 0.0f ? x : alpha * x;
+    }
+    case Activation::kRrelu: return x > 0.0f ? x : params.rrelu_slope() * x;
+    case Activation::kElu:
+      return x > 0.0f ? x
+                      : static_cast<float>(params.elu_alpha * std::expm1(static_cast<double>(x)));
+    case Activation::kSigmoid: return Sigmoid(x);
+    case Activation::kTanh: return static_cast<float>(std::tanh(static_cast<double>(x)));
+    case Activation::kGelu: return Gelu(x);
+    case Activation::kGeluTanh: return GeluTanh(x);
+    case Activation::kSilu: return Silu(x);
+    case Activation::kGlu:
+    case Activation::kSwiglu:
+    case Activation::kGeglu:
+    case Activation::kReglu: return ActivationScalar(GateFunction(activation), params, x, channel);
+  }
+  return x;
+}
+
+void ApplyActivationRows(Activation activation, const ActivationParams& params,
+                         float* __restrict data, size_t rows, size_t cols, size_t row_stride) {
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = data + r * row_stride;
+    switch (activation) {
+      case Activation::kRelu:
+        for (size_t j = 0; j < cols; ++j) row[j] = Relu(row[j]);
+        break;
+      case Activation::kLeakyRelu:
+      case Activation::kRrelu: {
+        const float slope = activation == Activation::kRrelu ? params.rrelu_slope()
+                                                             : params.leaky_relu_slope;
+        for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : slope * row[j];
+        break;
+      }
+      case Activation::kPrelu:
+        if (params.prelu_alpha.size() == 1) {
+          const float slope = params.prelu_alpha[0];
+          for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : slope * row[j];
+        } else {
+          const float* alpha = params.prelu_alpha.data();
+          for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : alpha[j] * row[j];
+        }
+        break;
+      case Activation::kSigmoid:
+        for (size_t j = 0; j < cols; ++j) row[j] = Sigmoid(row[j]);
+        break;
+      case Activation::kGelu:
+        for (size_t j = 0; j < cols; ++j) row[j] = Gelu(row[j]);
+        break;
+      case Activation::kGeluTanh:
+        for (size_t j = 0; j < cols; ++j) row[j] = GeluTanh(row[j]);
+        break;
+      case Activation::kSilu:
+        for (size_t j = 0; j < cols; ++j) row[j] = Silu(row[j]);
+        break;
+      default:
+        for (size_t j = 0; j < cols; ++j) row[j] = ActivationScalar(activation, params, row[j], j);
+        break;
+    }
+  }
+}
+
+void ApplyGatedRows(Activation activation, const ActivationParams& params, const float* gate,
+                    const float* __restrict up, float* out, size_t rows, size_t cols,
+                    size_t in_stride, size_t out_stride) {
+  const Activation gate_fn = GateFunction(activation);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* g = gate + r * in_stride;
+    const float* u = up + r * in_stride;
+    float* o = out + r * out_stride;
+    switch (gate_fn) {
+      case Activation::kRelu:
+        for (size_t j = 0; j < cols; ++j) o[j] = Relu(g[j]) * u[j];
+        break;
+      case Activation::kSilu:
+        for (size_t j = 0; j < cols; ++j) o[j] = Silu(g[j]) * u[j];
+        break;
+      case Activation::kGelu:
+        for (size_t j = 0; j < cols; ++j) o[j] = Gelu(g[j]) * u[j];
+        break;
+      default:
+        for (size_t j = 0; j < cols; ++j) o[j] = ActivationScalar(gate_fn, params, g[j], j) * u[j];
+        break;
+    }
+  }
+}
+
+}  // namespace ffn

@@ -1,0 +1,79 @@
+#include "ffn/kernels/ffn_weights.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace ffn {
+
+void FillUniform(uint64_t seed, RandomStream stream, float scale, std::span<float> out) {
+  uint64_t state = seed + static_cast<uint64_t>(stream) * 0xD1B54A32D192ED69ull;
+  for (float& value : out) {
+    state += 0x9E3779B97F4A7C15ull;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * 0x1.0p-24f;  // exact, in [0, 1)
+    value = scale * (2.0f * u - 1.0f);
+  }
+}
+
+FfnWeights RandomFfnWeights(FfnKind kind, int64_t d_model, int64_t d_ff, uint64_t seed) {
+  FfnWeights w;
+  w.kind = kind;
+  w.d_model = d_model;
+  w.d_ff = d_ff;
+  const size_t up_size = static_cast<size_t>(d_ff * d_model);
+  const float up_scale = std::sqrt(3.0f / static_cast<float>(d_model));
+  const float down_scale = std::sqrt(3.0f / static_cast<float>(d_ff));
+  w.w2.resize(up_size);
+  FillUniform(seed, RandomStream::kW2, down_scale, w.w2);
+  if (kind == FfnKind::kPlain) {
+    w.has_bias = true;
+    w.w1.resize(up_size);
+    w.b1.resize(static_cast<size_t>(d_ff));
+    w.b2.resize(static_cast<size_t>(d_model));
+    FillUniform(seed, RandomStream::kW1, up_scale, w.w1);
+    FillUniform(seed, RandomStream::kB1, 1.0f / std::sqrt(static_cast<float>(d_model)), w.b1);
+    FillUniform(seed, RandomStream::kB2, 1.0f / std::sqrt(static_cast<float>(d_ff)), w.b2);
+    w.prelu_alpha = {0.25f};
+  } else {
+    w.wg.resize(up_size);
+    w.wu.resize(up_size);
+    FillUniform(seed, RandomStream::kWg, up_scale, w.wg);
+    FillUniform(seed, RandomStream::kWu, up_scale, w.wu);
+  }
+  return w;
+}
+
+absl::Status FfnWeights::Validate() const {
+  if (d_model <= 0 || d_ff <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("d_model and d_ff must be positive (got ", d_model, ", ", d_ff, ")"));
+  }
+  const size_t matrix = static_cast<size_t>(d_model * d_ff);
+  auto check = [](const char* name, const std::vector<float>& t, size_t want) -> absl::Status {
+    if (t.size() != want) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", name, " has ", t.size(), " values, expected ", want));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status s = check("w2", w2, matrix);
+  if (kind == FfnKind::kPlain) {
+    if (s.ok()) s = check("w1", w1, matrix);
+    if (s.ok() && has_bias) s = check("b1", b1, static_cast<size_t>(d_ff));
+    if (s.ok() && has_bias) s = check("b2", b2, static_cast<size_t>(d_model));
+    if (s.ok() && prelu_alpha.size() != 1 && prelu_alpha.size() != static_cast<size_t>(d_ff)) {
+      s = absl::InvalidArgumentError(absl::StrCat("prelu alpha has ", prelu_alpha.size(),
+                                                  " values, expected 1 or d_ff = ", d_ff));
+    }
+  } else {
+    if (s.ok()) s = check("wg", wg, matrix);
+    if (s.ok()) s = check("wu", wu, matrix);
+  }
+  return s;
+}
+
+}  // namespace ffn

@@ -1,0 +1,101 @@
+#include "ffn/kernels/reference.h"
+
+#include <cmath>
+
+namespace ffn {
+namespace {
+
+double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+}  // namespace
+
+double ActivationReference(Activation activation, const ActivationParams& params, double x,
+                           size_t channel) {
+  if (std::isnan(x)) return x;
+  switch (activation) {
+    case Activation::kRelu: return x > 0 ? x : 0.0;
+    case Activation::kLeakyRelu: return x > 0 ? x : params.leaky_relu_slope * x;
+    case Activation::kPrelu: {
+      const double alpha =
+          params.prelu_alpha.size() == 1 ? params.prelu_alpha[0] : params.prelu_alpha[channel];
+      return x > 0 ? x : alpha * x;
+    }
+    case Activation::kRrelu:
+      return x > 0 ? x : 0.5 * (static_cast<double>(params.rrelu_lower) + params.rrelu_upper) * x;
+    case Activation::kElu: return x > 0 ? x : params.elu_alpha * std::expm1(x);
+    case Activation::kSigmoid: return Sigmoid(x);
+    case Activation::kTanh: return std::tanh(x);
+    case Activation::kGelu:
+      if (std::isinf(x)) return x > 0 ? x : -0.0;
+      return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    case Activation::kGeluTanh: {
+      if (std::isinf(x)) return x > 0 ? x : -0.0;
+      const double u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+      return 0.5 * x * (1.0 + std::tanh(u));
+    }
+    case Activation::kSilu:
+      if (std::isinf(x)) return x > 0 ? x : -0.0;
+      return x * Sigmoid(x);
+    case Activation::kGlu:
+    case Activation::kSwiglu:
+    case Activation::kGeglu:
+    case Activation::kReglu:
+      return ActivationReference(GateFunction(activation), params, x, channel);
+  }
+  return x;
+}
+
+std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
+                                 const ActivationParams& params, const float* x, int64_t m) {
+  const int64_t dm = w.d_model, dff = w.d_ff;
+  std::vector<double> y(static_cast<size_t>(m * dm));
+  std::vector<double> h(static_cast<size_t>(dff));
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * dm;
+    for (int64_t j = 0; j < dff; ++j) {
+      if (w.kind == FfnKind::kPlain) {
+        double acc = w.has_bias ? w.b1[j] : 0.0;
+        const float* wrow = w.w1.data() + j * dm;
+        for (int64_t k = 0; k < dm; ++k) acc += static_cast<double>(wrow[k]) * xr[k];
+        h[j] = ActivationReference(activation, params, acc, static_cast<size_t>(j));
+      } else {
+        double g = 0, u = 0;
+        const float* grow = w.wg.data() + j * dm;
+        const float* urow = w.wu.data() + j * dm;
+        for (int64_t k = 0; k < dm; ++k) {
+          g += static_cast<double>(grow[k]) * xr[k];
+          u += static_cast<double>(urow[k]) * xr[k];
+        }
+        h[j] = ActivationReference(activation, params, g, static_cast<size_t>(j)) * u;
+      }
+    }
+    for (int64_t i = 0; i < dm; ++i) {
+      double acc = (w.kind == FfnKind::kPlain && w.has_bias) ? w.b2[i] : 0.0;
+      const float* wrow = w.w2.data() + i * dff;
+      for (int64_t j = 0; j < dff; ++j) acc += static_cast<double>(wrow[j]) * h[j];
+      y[r * dm + i] = acc;
+    }
+  }
+  return y;
+}
+
+ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference) {
+  ReferenceComparison c;
+  double sum_sq = 0;
+  for (double v : reference) sum_sq += v * v;
+  c.rms_reference = reference.empty() ? 0.0 : std::sqrt(sum_sq / reference.size());
+  for (size_t i = 0; i < reference.size(); ++i) {
+    const double err = std::abs(static_cast<double>(y[i]) - reference[i]);
+    const double scale = std::abs(reference[i]) + c.rms_reference;
+    const double scaled = scale > 0 ? err / scale : (err > 0 ? INFINITY : 0.0);
+    // A NaN answer must fail the check, never pass it.
+    if (std::isnan(err) || scaled > c.max_scaled_error) {
+      c.max_scaled_error = std::isnan(err) ? INFINITY : scaled;
+      c.worst_index = static_cast<int64_t>(i);
+    }
+    if (std::isnan(err) || err > c.max_abs_error) c.max_abs_error = std::isnan(err) ? INFINITY : err;
+  }
+  return c;
+}
+
+}  // namespace ffn

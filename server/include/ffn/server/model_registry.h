@@ -1,0 +1,46 @@
+// The models a server holds: weights loaded, engines built, read-only after.
+#ifndef FFN_SERVER_MODEL_REGISTRY_H_
+#define FFN_SERVER_MODEL_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ffn/kernels/ffn_block.h"
+#include "ffn/server/config.h"
+#include "ffn/v1/ffn.pb.h"
+
+namespace ffn {
+
+struct Model {
+  ModelConfig config;
+  std::unique_ptr<FfnBlock> block;
+  int64_t max_tokens = 0;  // per request
+  v1::ModelInfo info;      // what ListModels reports
+};
+
+// Reads the weights a model config names: generated from its seed, or read
+// from its safetensors file (F32 or BF16, nn.Linear layout). Errors name the
+// model, the tensor and what was expected.
+absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config);
+
+class ModelRegistry {
+ public:
+  // Loads every model and builds its engine (primitives for one token).
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(const ServerConfig& config);
+
+  // nullptr if there is no model `name`.
+  const Model* Find(std::string_view name) const;
+  const std::vector<std::unique_ptr<Model>>& models() const { return models_; }
+
+ private:
+  std::vector<std::unique_ptr<Model>> models_;
+  std::map<std::string, const Model*, std::less<>> by_name_;
+};
+
+}  // namespace ffn
+
+#endif  // FFN_SERVER_MODEL_REGISTRY_H_

@@ -1,0 +1,43 @@
+// FfnServer: everything ffn-server runs, startable in-process for tests.
+//
+//   ASSIGN_OR_RETURN(auto server, FfnServer::Start(config));
+//   ... server->port() ...
+//   server->Shutdown(std::chrono::seconds(5));
+#ifndef FFN_SERVER_SERVER_H_
+#define FFN_SERVER_SERVER_H_
+
+#include <chrono>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "ffn/server/config.h"
+
+namespace ffn {
+
+class FfnServer {
+ public:
+  // Loads and warms every model (one token through each), then listens on
+  // config.server.address (port 0 picks a free port) with the FfnService,
+  // health checking (SERVING once started) and reflection.
+  static absl::StatusOr<std::unique_ptr<FfnServer>> Start(const ServerConfig& config);
+  ~FfnServer();
+
+  // The bound port.
+  int port() const;
+  // Turns health NOT_SERVING, stops accepting calls, lets calls in flight
+  // finish for up to `drain` (then cancels them), and stops the executor.
+  // Idempotent.
+  void Shutdown(std::chrono::milliseconds drain);
+
+ private:
+  struct Impl;
+  explicit FfnServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Threads to use when the setting is 0: the CPUs this process may run on.
+int DefaultThreadCount();
+
+}  // namespace ffn
+
+#endif  // FFN_SERVER_SERVER_H_

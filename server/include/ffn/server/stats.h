@@ -1,0 +1,77 @@
+// Per-variant counters and latency histograms, served by GetStats.
+//
+// A variant is (model, activation, dtype). Rates are given over the server's
+// uptime and over a sliding window of whole seconds (window_seconds).
+// Thread-safe.
+#ifndef FFN_SERVER_STATS_H_
+#define FFN_SERVER_STATS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "ffn/common/latency_histogram.h"
+#include "ffn/v1/ffn.pb.h"
+
+namespace ffn {
+
+struct VariantKey {
+  std::string model;
+  std::string activation;
+  v1::DType dtype = v1::FLOAT32;
+  auto operator<=>(const VariantKey&) const = default;
+};
+
+// Server-side timings of one request, in nanoseconds.
+struct RequestTimings {
+  int64_t queue_ns = 0;
+  int64_t compute_ns = 0;
+  int64_t total_ns = 0;
+};
+
+class ServerStats {
+ public:
+  explicit ServerStats(double window_seconds);
+
+  void RecordSuccess(const VariantKey& variant, int64_t tokens, const RequestTimings& timings,
+                     double flops) ABSL_LOCKS_EXCLUDED(mu_);
+  // A request whose variant was known but that failed.
+  void RecordError(const VariantKey& variant) ABSL_LOCKS_EXCLUDED(mu_);
+  // A request rejected before its variant was known.
+  void RecordRejected() ABSL_LOCKS_EXCLUDED(mu_);
+
+  v1::GetStatsResponse Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Second {
+    int64_t index = -1;  // whole seconds since start
+    uint64_t requests = 0;
+    uint64_t tokens = 0;
+  };
+  struct Variant {
+    uint64_t requests = 0;
+    uint64_t tokens = 0;
+    uint64_t errors = 0;
+    double flops = 0;
+    LatencyHistogram total, queue, compute;
+    std::vector<Second> seconds;  // ring, one slot per second of the window
+  };
+  Variant& Get(const VariantKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t SecondIndex(Clock::time_point t) const;
+
+  const Clock::time_point start_;
+  const int window_seconds_;
+  mutable absl::Mutex mu_;
+  std::map<VariantKey, Variant> variants_ ABSL_GUARDED_BY(mu_);
+  uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace ffn
+
+#endif  // FFN_SERVER_STATS_H_

@@ -1,0 +1,124 @@
+#include "ffn/server/model_registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "ffn/common/safetensors.h"
+
+namespace ffn {
+namespace {
+
+absl::Status WithModel(const ModelConfig& config, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat("model '", config.name, "': ", status.message()));
+}
+
+absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
+  auto file = SafetensorsFile::Open(config.safetensors_path);
+  if (!file.ok()) return file.status();
+  FfnWeights w;
+  w.kind = config.kind;
+  w.d_model = config.d_model;
+  w.d_ff = config.d_ff;
+  const int64_t dm = config.d_model, dff = config.d_ff;
+  auto read = [&](const std::string& role, std::vector<int64_t> shape,
+                  std::vector<float>& out) -> absl::Status {
+    auto values = (*file)->ReadFloat(config.tensors.at(role), shape);
+    if (!values.ok()) {
+      return absl::Status(values.status().code(),
+                          absl::StrCat("weight ", role, ": ", values.status().message()));
+    }
+    out = std::move(*values);
+    return absl::OkStatus();
+  };
+  absl::Status s = read("w2", {dm, dff}, w.w2);
+  if (config.kind == FfnKind::kPlain) {
+    if (s.ok()) s = read("w1", {dff, dm}, w.w1);
+    w.has_bias = config.tensors.contains("b1");
+    if (s.ok() && w.has_bias) s = read("b1", {dff}, w.b1);
+    if (s.ok() && w.has_bias) s = read("b2", {dm}, w.b2);
+    if (s.ok() && config.tensors.contains("alpha")) {
+      auto entry = (*file)->Get(config.tensors.at("alpha"));
+      if (!entry.ok()) return entry.status();
+      // PyTorch stores PReLU's weight as [1] or [num_parameters].
+      const int64_t n = entry->shape.empty() ? 1 : entry->shape[0];
+      if (entry->shape.size() > 1 || (n != 1 && n != dff)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weight alpha: shape must be [1] or [d_ff = ", dff, "]"));
+      }
+      s = read("alpha", entry->shape, w.prelu_alpha);
+    }
+  } else {
+    if (s.ok()) s = read("wg", {dff, dm}, w.wg);
+    if (s.ok()) s = read("wu", {dff, dm}, w.wu);
+  }
+  if (!s.ok()) return s;
+  if (w.prelu_alpha.empty()) w.prelu_alpha = {0.25f};
+  return w;
+}
+
+v1::ModelInfo DescribeModel(const Model& model) {
+  const ModelConfig& c = model.config;
+  v1::ModelInfo info;
+  info.set_name(c.name);
+  info.set_d_model(c.d_model);
+  info.set_d_ff(c.d_ff);
+  info.set_kind(c.kind == FfnKind::kGated ? v1::GATED : v1::PLAIN);
+  info.set_default_activation(std::string(ActivationName(c.default_activation)));
+  for (Activation a : c.kind == FfnKind::kGated ? GatedActivations() : PlainActivations()) {
+    info.add_activations(std::string(ActivationName(a)));
+  }
+  info.set_dtype(v1::FLOAT32);
+  if (c.random_weights) {
+    info.mutable_random()->set_seed(c.seed);
+  } else {
+    info.mutable_safetensors()->set_path(c.safetensors_path);
+    for (const auto& [role, name] : c.tensors) (*info.mutable_safetensors()->mutable_tensors())[role] = name;
+  }
+  const FfnWeights& w = model.block->weights();
+  info.set_has_bias(w.kind == FfnKind::kPlain && w.has_bias);
+  const ActivationParams& p = model.block->params();
+  v1::ActivationParams* params = info.mutable_params();
+  params->set_leaky_relu_slope(p.leaky_relu_slope);
+  params->set_rrelu_lower(p.rrelu_lower);
+  params->set_rrelu_upper(p.rrelu_upper);
+  params->set_rrelu_slope(p.rrelu_slope());
+  params->set_elu_alpha(p.elu_alpha);
+  if (w.kind == FfnKind::kPlain) {
+    for (float a : w.prelu_alpha) params->add_prelu_alpha(a);
+  }
+  info.set_max_tokens(model.max_tokens);
+  return info;
+}
+
+}  // namespace
+
+absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
+  if (config.random_weights) return RandomFfnWeights(config.kind, config.d_model, config.d_ff, config.seed);
+  auto weights = ReadSafetensorsWeights(config);
+  if (!weights.ok()) return WithModel(config, weights.status());
+  return weights;
+}
+
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerConfig& config) {
+  auto registry = std::make_unique<ModelRegistry>();
+  for (const ModelConfig& mc : config.models) {
+    auto weights = LoadWeights(mc);
+    if (!weights.ok()) return weights.status();
+    auto block = FfnBlock::Create(std::move(*weights));
+    if (!block.ok()) return WithModel(mc, block.status());
+    auto model = std::make_unique<Model>();
+    model->config = mc;
+    model->block = std::move(*block);
+    model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
+    model->info = DescribeModel(*model);
+    registry->by_name_.emplace(mc.name, model.get());
+    registry->models_.push_back(std::move(model));
+  }
+  return registry;
+}
+
+const Model* ModelRegistry::Find(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+}  // namespace ffn

@@ -1,0 +1,103 @@
+#include "ffn/server/stats.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ffn {
+namespace {
+
+void Summarize(const LatencyHistogram& h, v1::LatencySummary* out) {
+  out->set_mean_us(h.MeanMicros());
+  out->set_p50_us(h.PercentileMicros(50));
+  out->set_p90_us(h.PercentileMicros(90));
+  out->set_p99_us(h.PercentileMicros(99));
+  out->set_max_us(h.MaxMicros());
+}
+
+}  // namespace
+
+ServerStats::ServerStats(double window_seconds)
+    : start_(Clock::now()), window_seconds_(std::max(1, static_cast<int>(std::lround(window_seconds)))) {}
+
+int64_t ServerStats::SecondIndex(Clock::time_point t) const {
+  return std::chrono::duration_cast<std::chrono::seconds>(t - start_).count();
+}
+
+ServerStats::Variant& ServerStats::Get(const VariantKey& key) {
+  Variant& v = variants_[key];
+  // One spare slot: the current, partial second is in the ring but not in the window.
+  if (v.seconds.empty()) v.seconds.resize(static_cast<size_t>(window_seconds_) + 1);
+  return v;
+}
+
+void ServerStats::RecordSuccess(const VariantKey& variant, int64_t tokens,
+                                const RequestTimings& timings, double flops) {
+  const int64_t now = SecondIndex(Clock::now());
+  absl::MutexLock lock(&mu_);
+  Variant& v = Get(variant);
+  ++v.requests;
+  v.tokens += static_cast<uint64_t>(tokens);
+  v.flops += flops;
+  v.total.RecordNanos(timings.total_ns);
+  v.queue.RecordNanos(timings.queue_ns);
+  v.compute.RecordNanos(timings.compute_ns);
+  Second& slot = v.seconds[static_cast<size_t>(now) % v.seconds.size()];
+  if (slot.index != now) slot = Second{now, 0, 0};
+  ++slot.requests;
+  slot.tokens += static_cast<uint64_t>(tokens);
+}
+
+void ServerStats::RecordError(const VariantKey& variant) {
+  absl::MutexLock lock(&mu_);
+  ++Get(variant).errors;
+}
+
+void ServerStats::RecordRejected() {
+  absl::MutexLock lock(&mu_);
+  ++rejected_;
+}
+
+v1::GetStatsResponse ServerStats::Snapshot() const {
+  const auto now = Clock::now();
+  const double uptime = std::chrono::duration<double>(now - start_).count();
+  const int64_t current = SecondIndex(now);
+  // The window is the last window_seconds_ complete seconds (fewer right after start).
+  const int64_t complete = std::min<int64_t>(window_seconds_, current);
+  v1::GetStatsResponse response;
+  response.set_uptime_seconds(uptime);
+  response.set_window_seconds(static_cast<double>(complete));
+  absl::MutexLock lock(&mu_);
+  response.set_rejected_requests(rejected_);
+  for (const auto& [key, v] : variants_) {
+    v1::VariantStats* s = response.add_variants();
+    s->mutable_variant()->set_model(key.model);
+    s->mutable_variant()->set_activation(key.activation);
+    s->mutable_variant()->set_dtype(key.dtype);
+    s->set_requests(v.requests);
+    s->set_tokens(v.tokens);
+    s->set_errors(v.errors);
+    if (uptime > 0) {
+      s->set_requests_per_second(static_cast<double>(v.requests) / uptime);
+      s->set_tokens_per_second(static_cast<double>(v.tokens) / uptime);
+    }
+    uint64_t window_requests = 0, window_tokens = 0;
+    for (const Second& sec : v.seconds) {
+      if (sec.index >= current - complete && sec.index < current) {
+        window_requests += sec.requests;
+        window_tokens += sec.tokens;
+      }
+    }
+    if (complete > 0) {
+      s->set_window_requests_per_second(static_cast<double>(window_requests) / static_cast<double>(complete));
+      s->set_window_tokens_per_second(static_cast<double>(window_tokens) / static_cast<double>(complete));
+    }
+    Summarize(v.total, s->mutable_total());
+    Summarize(v.queue, s->mutable_queue());
+    Summarize(v.compute, s->mutable_compute());
+    const double compute_seconds = v.compute.MeanMicros() * 1e-6 * static_cast<double>(v.compute.count());
+    if (compute_seconds > 0) s->set_compute_gflops(v.flops / compute_seconds / 1e9);
+  }
+  return response;
+}
+
+}  // namespace ffn
