@@ -1,0 +1,181 @@
+// The real ffn-server binary on a free loopback port, driven by the real
+// ffn-client binary.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ffn/common/safetensors.h"
+#include "ffn/kernels/activation.h"
+#include "ffn/kernels/ffn_weights.h"
+#include "nlohmann/json.hpp"
+#include "process.h"
+
+namespace ffn {
+namespace {
+
+using testing::CommandResult;
+using testing::RunClient;
+using testing::ServerProcess;
+using testing::TempDir;
+
+bool Contains(const std::string& text, const std::string& fragment) {
+  return text.find(fragment) != std::string::npos;
+}
+
+// One server with the embedded default models for the whole suite.
+class DefaultServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--threads", "2"});
+    ASSERT_TRUE(server_->WaitReady()) << server_->Log();
+  }
+  static void TearDownTestSuite() {
+    // SIGTERM drains and exits 0.
+    EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->Log();
+    delete server_;
+  }
+  static std::string target() { return server_->target(); }
+  static ServerProcess* server_;
+};
+ServerProcess* DefaultServerTest::server_ = nullptr;
+
+TEST_F(DefaultServerTest, ModelsListsTheEmbeddedDefaults) {
+  CommandResult r = RunClient({"models", "--target", target()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "ffn-768")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "glu-768")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "3072")) << r.output;
+}
+
+TEST_F(DefaultServerTest, EveryActivationPassesTheFp64Check) {
+  for (Activation a : AllActivations()) {
+    const std::string model = IsGated(a) ? "glu-768" : "ffn-768";
+    CommandResult r = RunClient({"infer", "--target", target(), "--model", model, "--activation",
+                                 ActivationName(a), "--tokens", "3", "--seed", "9", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << ActivationName(a) << ":\n" << r.output;
+  }
+}
+
+TEST_F(DefaultServerTest, InferFailuresExitNonZeroWithTheStatus) {
+  CommandResult missing = RunClient({"infer", "--target", target(), "--model", "nope"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(Contains(missing.output, "NOT_FOUND")) << missing.output;
+  CommandResult wrong_kind =
+      RunClient({"infer", "--target", target(), "--model", "ffn-768", "--activation", "swiglu"});
+  EXPECT_NE(wrong_kind.exit_code, 0);
+  EXPECT_TRUE(Contains(wrong_kind.output, "INVALID_ARGUMENT")) << wrong_kind.output;
+  CommandResult too_many =
+      RunClient({"infer", "--target", target(), "--model", "ffn-768", "--tokens", "100000"});
+  EXPECT_NE(too_many.exit_code, 0);
+  EXPECT_TRUE(Contains(too_many.output, "accepts 1 to 8192")) << too_many.output;
+}
+
+TEST_F(DefaultServerTest, LoadOverEveryVariantThenStats) {
+  TempDir dir;
+  CommandResult r = RunClient({"load", "--target", target(), "--concurrency", "2", "--duration",
+                               "2", "--warmup", "0.2", "--variants", "all", "--json",
+                               dir.File("load.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(testing::ReadFile(dir.File("load.json")), nullptr,
+                                            /*allow_exceptions=*/false);
+  ASSERT_FALSE(report.is_discarded()) << testing::ReadFile(dir.File("load.json"));
+  // Every one of the 14 variants ran, and the table printed each of them.
+  const std::string text = report.dump();
+  for (Activation a : AllActivations()) {
+    EXPECT_TRUE(Contains(r.output, std::string(IsGated(a) ? "glu-768" : "ffn-768") + "/" +
+                                       ActivationName(a)))
+        << ActivationName(a) << " missing from:\n" << r.output;
+  }
+  EXPECT_TRUE(Contains(text, "\"errors\"")) << text;
+
+  CommandResult stats = RunClient({"stats", "--target", target()});
+  ASSERT_EQ(stats.exit_code, 0) << stats.output;
+  EXPECT_TRUE(Contains(stats.output, "swiglu")) << stats.output;
+  EXPECT_TRUE(Contains(stats.output, "gelu_tanh")) << stats.output;
+  CommandResult stats_json = RunClient({"stats", "--target", target(), "--json"});
+  ASSERT_EQ(stats_json.exit_code, 0) << stats_json.output;
+  const auto parsed = nlohmann::json::parse(stats_json.output, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << stats_json.output;
+  ASSERT_TRUE(parsed.contains("variants"));
+  EXPECT_GE(parsed["variants"].size(), 14u);
+}
+
+TEST(ServerProcessTest, ServesASafetensorsModelTheTestWrote) {
+  TempDir dir;
+  // Plain model with per-channel PReLU slopes, and a gated one; HF-style names.
+  const int64_t dm = 48, dff = 96;
+  FfnWeights plain = RandomFfnWeights(FfnKind::kPlain, dm, dff, 31);
+  FfnWeights gated = RandomFfnWeights(FfnKind::kGated, dm, dff, 32);
+  std::vector<float> alpha(static_cast<size_t>(dff));
+  for (size_t i = 0; i < alpha.size(); ++i) alpha[i] = 0.05f + 0.01f * static_cast<float>(i % 7);
+  ASSERT_TRUE(std::filesystem::create_directories(dir.File("weights")));
+  ASSERT_TRUE(WriteSafetensors(dir.File("weights/model.safetensors"),
+                               {{"mlp.fc1.weight", {dff, dm}, plain.w1},
+                                {"mlp.fc1.bias", {dff}, plain.b1},
+                                {"mlp.fc2.weight", {dm, dff}, plain.w2},
+                                {"mlp.fc2.bias", {dm}, plain.b2},
+                                {"mlp.act.weight", {dff}, alpha},
+                                {"mlp.gate_proj.weight", {dff, dm}, gated.wg},
+                                {"mlp.up_proj.weight", {dff, dm}, gated.wu},
+                                {"mlp.down_proj.weight", {dm, dff}, gated.w2}})
+                  .ok());
+  std::ofstream(dir.File("config.yaml")) << R"(
+models:
+  - name: st-mlp
+    d_model: 48
+    d_ff: 96
+    activation: prelu
+    weights:
+      safetensors: weights/model.safetensors
+      tensors: {w1: mlp.fc1.weight, b1: mlp.fc1.bias, w2: mlp.fc2.weight, b2: mlp.fc2.bias, alpha: mlp.act.weight}
+  - name: st-llama
+    d_model: 48
+    d_ff: 96
+    activation: swiglu
+    weights:
+      safetensors: weights/model.safetensors
+      tensors: {wg: mlp.gate_proj.weight, wu: mlp.up_proj.weight, w2: mlp.down_proj.weight}
+)";
+  ServerProcess server({"--config", dir.File("config.yaml")});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  for (const char* activation : {"prelu", "gelu", "silu"}) {
+    CommandResult r = RunClient({"infer", "--target", server.target(), "--model", "st-mlp",
+                                 "--activation", activation, "--tokens", "5", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << activation << ":\n" << r.output;
+  }
+  for (const char* activation : {"swiglu", "geglu"}) {
+    CommandResult r = RunClient({"infer", "--target", server.target(), "--model", "st-llama",
+                                 "--activation", activation, "--tokens", "4", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << activation << ":\n" << r.output;
+  }
+  EXPECT_EQ(server.Stop(SIGINT), 0) << server.Log();
+}
+
+TEST(ServerProcessTest, BadConfigIsAClearStartupError) {
+  TempDir dir;
+  std::ofstream(dir.File("bad.yaml")) << R"(
+models:
+  - name: broken
+    d_model: 16
+    d_ff: 32
+    activation: gelu
+    weights: {safetensors: missing.safetensors, tensors: {w1: a, w2: b}}
+)";
+  ServerProcess server({"--config", dir.File("bad.yaml")});
+  EXPECT_FALSE(server.WaitReady(30));
+  EXPECT_NE(server.WaitExit(), 0);
+  EXPECT_TRUE(Contains(server.Log(), "missing.safetensors")) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "cannot open")) << server.Log();
+}
+
+TEST(ServerProcessTest, ClientReportsAnUnreachableServer) {
+  // A port nothing listens on: the client must fail, not hang.
+  CommandResult r = RunClient({"models", "--target", "127.0.0.1:1", "--timeout", "3"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.output, "UNAVAILABLE") || Contains(r.output, "DEADLINE_EXCEEDED")) << r.output;
+}
+
+}  // namespace
+}  // namespace ffn
