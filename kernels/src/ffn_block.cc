@@ -22,6 +22,8 @@ using dt = dnnl::memory::data_type;
 constexpr int64_t kActivationTileCols = 512;
 // Distinct token counts whose primitives are kept; past it the cache restarts.
 constexpr size_t kMaxCachedShapes = 512;
+// From this many tokens on, gated models write their product densely (below).
+constexpr int64_t kDenseGatedMinTokens = 8;
 
 dnnl::engine& CpuEngine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -59,6 +61,13 @@ struct FfnBlock::Impl {
   mutable absl::flat_hash_map<int64_t, std::shared_ptr<const ShapePrimitives>> shapes
       ABSL_GUARDED_BY(mu);
 
+  // Gated models write act(g)⊙u over the gate half in place (a strided
+  // source for the down matmul, which oneDNN 2.6 runs with gemm:jit) for few
+  // tokens, and into a dense block (brgemm) for more. Measured on the 768×2048
+  // default: M=1 0.41 ms strided vs 0.63 dense; M=32 4.2 ms strided vs 2.4 dense.
+  bool DenseGatedProduct(int64_t m) const {
+    return weights.kind == FfnKind::kGated && m >= kDenseGatedMinTokens;
+  }
   int64_t up_cols() const { return weights.kind == FfnKind::kGated ? 2 * weights.d_ff : weights.d_ff; }
   const float* up_weights() const {
     return weights.kind == FfnKind::kGated ? w_up.data() : weights.w1.data();
@@ -74,7 +83,8 @@ struct FfnBlock::Impl {
     auto built = std::make_shared<ShapePrimitives>();
     const bool bias = weights.kind == FfnKind::kPlain && weights.has_bias;
     built->up_pd = MatmulDesc(m, weights.d_model, up_cols(), weights.d_model, bias);
-    built->down_pd = MatmulDesc(m, weights.d_ff, weights.d_model, up_cols(), bias);
+    built->down_pd = MatmulDesc(m, weights.d_ff, weights.d_model,
+                                DenseGatedProduct(m) ? weights.d_ff : up_cols(), bias);
     built->up = dnnl::matmul(built->up_pd);
     built->down = dnnl::matmul(built->down_pd);
     absl::MutexLock lock(&mu);
@@ -143,7 +153,11 @@ absl::Status FfnBlock::Run(Activation activation, const float* x, int64_t m, flo
   const int64_t up_cols = impl_->up_cols();
   // The intermediate [m, up_cols] lives in a per-thread buffer reused across calls.
   thread_local std::vector<float> hidden;
-  const size_t hidden_size = static_cast<size_t>(m * up_cols);
+  // Plain: [m, d_ff] activated in place. Gated: [m, 2·d_ff] gate|up, then the
+  // dense [m, d_ff] product after it when DenseGatedProduct(m).
+  const bool gated = w.kind == FfnKind::kGated;
+  const bool dense_product = impl_->DenseGatedProduct(m);
+  const size_t hidden_size = static_cast<size_t>(m * (up_cols + (dense_product ? w.d_ff : 0)));
   if (hidden.size() < hidden_size) hidden.resize(hidden_size);
   // OpenMP workers have their own thread_locals: they must use this pointer.
   float* const hidden_data = hidden.data();
@@ -180,14 +194,16 @@ absl::Status FfnBlock::Run(Activation activation, const float* x, int64_t m, flo
       float* gate = hidden_data + row * up_cols + col0;
       ActivationParams params = base;
       if (per_channel) params.prelu_alpha = base.prelu_alpha.subspan(static_cast<size_t>(col0));
-      if (w.kind == FfnKind::kGated) {
-        ApplyGatedRows(activation, params, gate, gate + d_ff, gate, 1, cols, 0, 0);
+      if (gated) {
+        float* product = dense_product ? hidden_data + m * up_cols + row * d_ff + col0 : gate;
+        ApplyGatedRows(activation, params, gate, gate + d_ff, product, 1, cols, 0, 0);
       } else {
         ApplyActivationRows(activation, params, gate, 1, cols, 0);
       }
     }
 
-    memory act_mem(prims->down_pd.src_desc(), engine, hidden_data);
+    memory act_mem(prims->down_pd.src_desc(), engine,
+                   dense_product ? hidden_data + m * up_cols : hidden_data);
     memory down_w_mem(prims->down_pd.weights_desc(), engine, const_cast<float*>(w.w2.data()));
     memory y_mem(prims->down_pd.dst_desc(), engine, y);
     std::unordered_map<int, memory> down_args = {
