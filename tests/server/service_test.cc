@@ -1,5 +1,6 @@
 // FfnService in-process on a loopback port: every RPC, every error code,
 // health, and that a bad request never disturbs the next good one.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -280,6 +281,51 @@ TEST_F(ServiceTest, HealthReportsServing) {
   grpc::health::v1::HealthCheckResponse response;
   ASSERT_TRUE(stub->Check(&context, {}, &response).ok());
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// Server reflection, spoken with raw bytes so the test needs no reflection
+// .proto: ServerReflectionRequest{list_services: ""} is field 7, empty string.
+TEST_F(ServiceTest, ReflectionListsTheService) {
+  grpc::GenericStub stub(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto step = [&cq](std::intptr_t expected_tag) {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<std::intptr_t>(tag), expected_tag);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  const std::string request_bytes("\x3a\x00", 2);
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  grpc::ByteBuffer reply;
+  call->Read(&reply, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(step(4));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(reply.Dump(&slices).ok());
+  std::string text;
+  for (const auto& s : slices) text.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_NE(text.find("ffn.v1.FfnService"), std::string::npos);
+  EXPECT_NE(text.find("grpc.health.v1.Health"), std::string::npos);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 TEST(ServerStartTest, BadAddressFailsClearly) {
