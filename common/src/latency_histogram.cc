@@ -63,6 +63,9 @@ double LatencyHistogram::PercentileMicros(double percent) const {
   // percent % of samples at or below it.
   uint64_t rank = static_cast<uint64_t>(std::ceil(percent / 100.0 * static_cast<double>(count_)));
   rank = std::clamp<uint64_t>(rank, 1, count_);
+  // The extremes are known exactly; no bucket rounding for them.
+  if (rank == 1) return MinMicros();
+  if (rank == count_) return MaxMicros();
   uint64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += counts_[i];

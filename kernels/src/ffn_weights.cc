@@ -65,7 +65,8 @@ absl::Status FfnWeights::Validate() const {
     if (s.ok()) s = check("w1", w1, matrix);
     if (s.ok() && has_bias) s = check("b1", b1, static_cast<size_t>(d_ff));
     if (s.ok() && has_bias) s = check("b2", b2, static_cast<size_t>(d_model));
-    if (s.ok() && prelu_alpha.size() != 1 && prelu_alpha.size() != static_cast<size_t>(d_ff)) {
+    if (s.ok() && !prelu_alpha.empty() && prelu_alpha.size() != 1 &&
+        prelu_alpha.size() != static_cast<size_t>(d_ff)) {
       s = absl::InvalidArgumentError(absl::StrCat("prelu alpha has ", prelu_alpha.size(),
                                                   " values, expected 1 or d_ff = ", d_ff));
     }

@@ -21,7 +21,8 @@ double ActivationReference(Activation activation, const ActivationParams& params
       return x > 0 ? x : alpha * x;
     }
     case Activation::kRrelu:
-      return x > 0 ? x : 0.5 * (static_cast<double>(params.rrelu_lower) + params.rrelu_upper) * x;
+      // The slope is the fp32 value the model serves (and ListModels reports).
+      return x > 0 ? x : static_cast<double>(params.rrelu_slope()) * x;
     case Activation::kElu: return x > 0 ? x : params.elu_alpha * std::expm1(x);
     case Activation::kSigmoid: return Sigmoid(x);
     case Activation::kTanh: return std::tanh(x);
@@ -31,7 +32,8 @@ double ActivationReference(Activation activation, const ActivationParams& params
     case Activation::kGeluTanh: {
       if (std::isinf(x)) return x > 0 ? x : -0.0;
       const double u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
-      return 0.5 * x * (1.0 + std::tanh(u));
+      // 0.5·x·(1 + tanh(u)) = x·σ(2u), without cancellation for x < 0.
+      return x / (1.0 + std::exp(-2.0 * u));
     }
     case Activation::kSilu:
       if (std::isinf(x)) return x > 0 ? x : -0.0;

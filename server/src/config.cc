@@ -29,6 +29,7 @@ absl::Status CheckKeys(const YAML::Node& map, const std::set<std::string>& allow
                        const std::string& where) {
   if (!map.IsMap()) return Invalid(where, "must be a mapping");
   for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) return Invalid(where, "keys must be plain names");
     const auto key = kv.first.as<std::string>();
     if (!allowed.contains(key)) {
       return Invalid(where, absl::StrCat("unknown key '", key, "' (allowed: ",

@@ -21,7 +21,11 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
   const int64_t dm = config.d_model, dff = config.d_ff;
   auto read = [&](const std::string& role, std::vector<int64_t> shape,
                   std::vector<float>& out) -> absl::Status {
-    auto values = (*file)->ReadFloat(config.tensors.at(role), shape);
+    auto name = config.tensors.find(role);
+    if (name == config.tensors.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("weight ", role, ": no tensor name given"));
+    }
+    auto values = (*file)->ReadFloat(name->second, shape);
     if (!values.ok()) {
       return absl::Status(values.status().code(),
                           absl::StrCat("weight ", role, ": ", values.status().message()));
@@ -37,7 +41,10 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (s.ok() && w.has_bias) s = read("b2", {dm}, w.b2);
     if (s.ok() && config.tensors.contains("alpha")) {
       auto entry = (*file)->Get(config.tensors.at("alpha"));
-      if (!entry.ok()) return entry.status();
+      if (!entry.ok()) {
+        return absl::Status(entry.status().code(),
+                            absl::StrCat("weight alpha: ", entry.status().message()));
+      }
       // PyTorch stores PReLU's weight as [1] or [num_parameters].
       const int64_t n = entry->shape.empty() ? 1 : entry->shape[0];
       if (entry->shape.size() > 1 || (n != 1 && n != dff)) {

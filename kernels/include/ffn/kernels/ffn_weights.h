@@ -31,7 +31,7 @@ struct FfnWeights {
   std::vector<float> w1, b1, b2;     // plain
   std::vector<float> wg, wu;         // gated
   std::vector<float> w2;             // both
-  std::vector<float> prelu_alpha;    // plain: 1 or d_ff slopes (default {0.25})
+  std::vector<float> prelu_alpha;    // plain: 1 or d_ff slopes; empty means {0.25}
 
   // OK if every tensor present has the size its role needs. INVALID_ARGUMENT
   // naming the tensor otherwise.

@@ -1,0 +1,56 @@
+// Talking to an ffn-server: channels, stubs and the unary calls, each with a
+// deadline and its gRPC status turned into an absl::Status.
+//
+//   auto stub = ffn::v1::FfnService::NewStub(ffn::client::MakeChannel("127.0.0.1:50051"));
+//   absl::StatusOr<std::vector<ffn::v1::ModelInfo>> models =
+//       ffn::client::ListModels(*stub, /*timeout_seconds=*/30);
+//   if (!models.ok()) std::cerr << ffn::client::ErrorLine(models.status());
+#ifndef FFN_CLIENT_CLIENT_H_
+#define FFN_CLIENT_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ffn/v1/ffn.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+
+namespace ffn::client {
+
+// An insecure channel to `target` (HOST:PORT) that accepts answers up to
+// kMaxMessageBytes, the server's default limit. Each call returns a channel
+// with its own TCP connection (a local subchannel pool): `channel_index` only
+// distinguishes them in channelz. Never fails; connecting happens on the first
+// call.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index = 0);
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+// gRPC codes and absl codes are the same numbers; the message is kept.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+// The canonical code name: "INVALID_ARGUMENT", "UNAVAILABLE", ...
+std::string StatusCodeName(absl::StatusCode code);
+// "error: <CODE>: <message>", what ffn-client prints when a call fails.
+std::string ErrorLine(const absl::Status& status);
+
+// Sets `context`'s deadline `timeout_seconds` from now.
+void SetTimeout(grpc::ClientContext& context, double timeout_seconds);
+
+// The unary calls. Each fails with the call's gRPC status (DEADLINE_EXCEEDED
+// after `timeout_seconds`, UNAVAILABLE if the server cannot be reached).
+absl::StatusOr<std::vector<v1::ModelInfo>> ListModels(v1::FfnService::StubInterface& stub,
+                                                      double timeout_seconds);
+absl::StatusOr<v1::GetStatsResponse> GetStats(v1::FfnService::StubInterface& stub,
+                                              double timeout_seconds);
+absl::StatusOr<v1::InferResponse> Infer(v1::FfnService::StubInterface& stub,
+                                        const v1::InferRequest& request, double timeout_seconds);
+
+// The model called `name`; NOT_FOUND listing the names in `models` otherwise.
+absl::StatusOr<v1::ModelInfo> FindModel(const std::vector<v1::ModelInfo>& models,
+                                        const std::string& name);
+
+}  // namespace ffn::client
+
+#endif  // FFN_CLIENT_CLIENT_H_

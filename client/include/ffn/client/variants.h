@@ -1,0 +1,42 @@
+// Choosing the (model, activation) pairs a load test sends.
+//
+//   "all"                    every model × every activation it accepts
+//   "gelu"                   gelu on every model that accepts it
+//   "glu-768:swiglu"         one pair
+//   "ffn-768"                every activation of that model
+//   "gelu,glu-768:swiglu"    a comma-separated list of the above
+//
+//   ASSIGN_OR_RETURN(auto variants, ffn::client::SelectVariants("gelu,glu-768", models));
+#ifndef FFN_CLIENT_VARIANTS_H_
+#define FFN_CLIENT_VARIANTS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ffn/v1/ffn.pb.h"
+
+namespace ffn::client {
+
+struct VariantSpec {
+  std::string model;
+  std::string activation;
+
+  // "model/activation", as reports print it.
+  std::string Name() const { return model + "/" + activation; }
+  bool operator==(const VariantSpec&) const = default;
+};
+
+// The variants `spec` names among `models` (as ListModels reports them), in
+// the order of the list and, within an entry, of `models` and their
+// activations; a pair named twice appears once. An entry is a model name
+// before an activation name if it is both.
+// INVALID_ARGUMENT for an empty spec or entry, an unknown model or
+// activation, or a pair the model does not accept; the message lists what
+// the server offers.
+absl::StatusOr<std::vector<VariantSpec>> SelectVariants(const std::string& spec,
+                                                        const std::vector<v1::ModelInfo>& models);
+
+}  // namespace ffn::client
+
+#endif  // FFN_CLIENT_VARIANTS_H_

@@ -1,0 +1,166 @@
+#include "ffn/client/check.h"
+
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ffn/client/request.h"
+#include "ffn/common/safetensors.h"
+
+namespace ffn::client {
+namespace {
+
+absl::Status WithModel(const v1::ModelInfo& info, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat("model '", info.name(), "': ", std::string(status.message())));
+}
+
+// Reads the tensors of a safetensors model the way the server's registry
+// does (server/src/model_registry.cc): same roles, same shapes.
+class SafetensorsReader {
+ public:
+  SafetensorsReader(const SafetensorsFile& file, const v1::SafetensorsWeights& source)
+      : file_(file), source_(source) {}
+
+  bool Has(const std::string& role) const { return source_.tensors().contains(role); }
+
+  absl::Status Read(const std::string& role, const std::vector<int64_t>& shape,
+                    std::vector<float>& out) const {
+    if (!Has(role)) {
+      return absl::InvalidArgumentError(absl::StrCat("no tensor named for role ", role));
+    }
+    auto values = file_.ReadFloat(source_.tensors().at(role), shape);
+    if (!values.ok()) {
+      return absl::Status(
+          values.status().code(),
+          absl::StrCat("weight ", role, ": ", std::string(values.status().message())));
+    }
+    out = std::move(*values);
+    return absl::OkStatus();
+  }
+
+  // PyTorch stores PReLU's weight as [1] or [num_parameters].
+  absl::Status ReadAlpha(int64_t d_ff, std::vector<float>& out) const {
+    auto entry = file_.Get(source_.tensors().at("alpha"));
+    if (!entry.ok()) return entry.status();
+    const int64_t n = entry->shape.empty() ? 1 : entry->shape[0];
+    if (entry->shape.size() > 1 || (n != 1 && n != d_ff)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight alpha: shape must be [1] or [d_ff = ", d_ff, "]"));
+    }
+    return Read("alpha", entry->shape, out);
+  }
+
+ private:
+  const SafetensorsFile& file_;
+  const v1::SafetensorsWeights& source_;
+};
+
+absl::Status ReadSafetensors(const SafetensorsReader& reader, FfnWeights& w) {
+  const int64_t dm = w.d_model, dff = w.d_ff;
+  if (auto s = reader.Read("w2", {dm, dff}, w.w2); !s.ok()) return s;
+  if (w.kind == FfnKind::kGated) {
+    if (auto s = reader.Read("wg", {dff, dm}, w.wg); !s.ok()) return s;
+    return reader.Read("wu", {dff, dm}, w.wu);
+  }
+  if (auto s = reader.Read("w1", {dff, dm}, w.w1); !s.ok()) return s;
+  w.has_bias = reader.Has("b1");
+  if (w.has_bias) {
+    if (auto s = reader.Read("b1", {dff}, w.b1); !s.ok()) return s;
+    if (auto s = reader.Read("b2", {dm}, w.b2); !s.ok()) return s;
+  }
+  if (reader.Has("alpha")) return reader.ReadAlpha(dff, w.prelu_alpha);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FfnWeights> BuildWeights(const v1::ModelInfo& info,
+                                        const std::string& weights_override) {
+  if (info.kind() != v1::PLAIN && info.kind() != v1::GATED) {
+    return absl::InvalidArgumentError("reports no model kind (PLAIN or GATED)");
+  }
+  const FfnKind kind = info.kind() == v1::GATED ? FfnKind::kGated : FfnKind::kPlain;
+  if (info.d_model() <= 0 || info.d_ff() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reports d_model ", info.d_model(), " and d_ff ", info.d_ff()));
+  }
+  if (info.has_random()) {
+    if (!weights_override.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "has random weights (seed ", info.random().seed(), "); a weights file does not apply"));
+    }
+    FfnWeights w = RandomFfnWeights(kind, info.d_model(), info.d_ff(), info.random().seed());
+    const auto& alpha = info.params().prelu_alpha();
+    if (kind == FfnKind::kPlain && !alpha.empty()) w.prelu_alpha.assign(alpha.begin(), alpha.end());
+    return w;
+  }
+  if (!info.has_safetensors()) return absl::InvalidArgumentError("reports no weight source");
+  const std::string path = weights_override.empty() ? info.safetensors().path() : weights_override;
+  auto file = SafetensorsFile::Open(path);
+  if (!file.ok()) return file.status();
+  FfnWeights w;
+  w.kind = kind;
+  w.d_model = info.d_model();
+  w.d_ff = info.d_ff();
+  if (auto s = ReadSafetensors(SafetensorsReader(**file, info.safetensors()), w); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(path, ": ", std::string(s.message())));
+  }
+  if (w.prelu_alpha.empty()) w.prelu_alpha = {0.25f};
+  return w;
+}
+
+}  // namespace
+
+absl::StatusOr<FfnWeights> WeightsForModel(const v1::ModelInfo& info,
+                                           const std::string& weights_override) {
+  auto weights = BuildWeights(info, weights_override);
+  if (!weights.ok()) return WithModel(info, weights.status());
+  if (auto s = weights->Validate(); !s.ok()) return WithModel(info, s);
+  return weights;
+}
+
+ActivationParams ParamsForModel(const v1::ModelInfo& info, const FfnWeights& weights) {
+  static constexpr float kDefaultPreluAlpha[] = {0.25f};
+  const v1::ActivationParams& p = info.params();
+  ActivationParams params;
+  params.leaky_relu_slope = p.leaky_relu_slope();
+  params.rrelu_lower = p.rrelu_lower();
+  params.rrelu_upper = p.rrelu_upper();
+  params.elu_alpha = p.elu_alpha();
+  if (!p.prelu_alpha().empty()) {
+    params.prelu_alpha = std::span<const float>(p.prelu_alpha().data(), p.prelu_alpha().size());
+  } else if (!weights.prelu_alpha.empty()) {
+    params.prelu_alpha = weights.prelu_alpha;
+  } else {
+    params.prelu_alpha = kDefaultPreluAlpha;
+  }
+  return params;
+}
+
+absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
+                                                  const FfnWeights& weights,
+                                                  const std::string& activation,
+                                                  std::span<const float> input,
+                                                  const v1::InferResponse& response) {
+  const std::optional<Activation> parsed = ParseActivation(activation);
+  if (!parsed)
+    return absl::InvalidArgumentError(absl::StrCat("unknown activation '", activation, "'"));
+  const int64_t d_model = weights.d_model;
+  if (d_model <= 0 || input.empty() || input.size() % static_cast<size_t>(d_model) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input has ", input.size(), " values, not a positive multiple of d_model = ", d_model));
+  }
+  const int64_t tokens = static_cast<int64_t>(input.size()) / d_model;
+  const v1::Tensor& out = response.output();
+  if (out.shape_size() != 2 || out.shape(0) != tokens || out.shape(1) != d_model) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output shape is not [tokens = ", tokens, ", d_model = ", d_model, "]"));
+  }
+  auto output = TensorFloats(out);
+  if (!output.ok()) return output.status();
+  const ActivationParams params = ParamsForModel(info, weights);
+  const std::vector<double> reference =
+      ReferenceFfn(weights, *parsed, params, input.data(), tokens);
+  return CompareToReference(output->data(), reference);
+}
+
+}  // namespace ffn::client

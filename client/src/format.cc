@@ -1,0 +1,140 @@
+#include "ffn/client/format.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "ffn/client/text_table.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace ffn::client {
+namespace {
+
+std::string KindName(v1::ModelKind kind) { return absl::AsciiStrToLower(v1::ModelKind_Name(kind)); }
+
+std::string Fixed(double value, int decimals) { return absl::StrFormat("%.*f", decimals, value); }
+
+std::string ShapeText(const v1::Tensor& tensor) {
+  return absl::StrCat("[", absl::StrJoin(tensor.shape(), ", "), "]");
+}
+
+nlohmann::json ParamsJson(const v1::ActivationParams& p) {
+  return {{"leaky_relu_slope", p.leaky_relu_slope()},
+          {"rrelu_lower", p.rrelu_lower()},
+          {"rrelu_upper", p.rrelu_upper()},
+          {"rrelu_slope", p.rrelu_slope()},
+          {"elu_alpha", p.elu_alpha()},
+          {"prelu_alpha", std::vector<float>(p.prelu_alpha().begin(), p.prelu_alpha().end())}};
+}
+
+std::string OutputStatistics(const std::vector<float>& output) {
+  if (output.empty()) return "output is empty\n";
+  double sum = 0;
+  for (float v : output) sum += v;
+  const auto [min, max] = std::minmax_element(output.begin(), output.end());
+  return absl::StrFormat("mean %.6g  min %.6g  max %.6g\n",
+                         sum / static_cast<double>(output.size()), *min, *max);
+}
+
+}  // namespace
+
+std::string WeightsSource(const v1::ModelInfo& info) {
+  if (info.has_random()) return absl::StrCat("random seed ", info.random().seed());
+  if (info.has_safetensors()) return info.safetensors().path();
+  return "unknown";
+}
+
+std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
+  TextTable table(
+      {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "weights"});
+  for (const v1::ModelInfo& m : models) {
+    table.AddRow({m.name(), KindName(m.kind()), absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
+                  m.default_activation(), absl::StrJoin(m.activations(), ","),
+                  v1::DType_Name(m.dtype()), WeightsSource(m)});
+  }
+  return table.Render();
+}
+
+nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const v1::ModelInfo& m : models) {
+    nlohmann::json weights = {{"source", WeightsSource(m)}};
+    if (m.has_random()) weights["seed"] = m.random().seed();
+    if (m.has_safetensors()) {
+      weights["path"] = m.safetensors().path();
+      weights["tensors"] = std::map<std::string, std::string>(m.safetensors().tensors().begin(),
+                                                              m.safetensors().tensors().end());
+    }
+    list.push_back(
+        {{"name", m.name()},
+         {"kind", KindName(m.kind())},
+         {"d_model", m.d_model()},
+         {"d_ff", m.d_ff()},
+         {"default_activation", m.default_activation()},
+         {"activations", std::vector<std::string>(m.activations().begin(), m.activations().end())},
+         {"dtype", v1::DType_Name(m.dtype())},
+         {"weights", weights},
+         {"has_bias", m.has_bias()},
+         {"max_tokens", m.max_tokens()},
+         {"params", ParamsJson(m.params())}});
+  }
+  return list;
+}
+
+std::string StatsTable(const v1::GetStatsResponse& stats) {
+  TextTable table({"variant", "requests", "tokens", "errors", "req/s", "win req/s", "tokens/s",
+                   "p50 us", "p90 us", "p99 us", "max us", "queue us", "compute us", "GFLOP/s"});
+  for (const v1::VariantStats& v : stats.variants()) {
+    table.AddRow({absl::StrCat(v.variant().model(), "/", v.variant().activation()),
+                  absl::StrCat(v.requests()), absl::StrCat(v.tokens()), absl::StrCat(v.errors()),
+                  Fixed(v.requests_per_second(), 1), Fixed(v.window_requests_per_second(), 1),
+                  Fixed(v.tokens_per_second(), 1), Fixed(v.total().p50_us(), 1),
+                  Fixed(v.total().p90_us(), 1), Fixed(v.total().p99_us(), 1),
+                  Fixed(v.total().max_us(), 1), Fixed(v.queue().mean_us(), 1),
+                  Fixed(v.compute().mean_us(), 1), Fixed(v.compute_gflops(), 2)});
+  }
+  return absl::StrCat(
+      table.Render(),
+      "latencies: server-side, arrival to answer; queue/compute: means; req/s and tokens/s over "
+      "the uptime, win req/s over the last ",
+      Fixed(stats.window_seconds(), 0), " s\n", "uptime ", Fixed(stats.uptime_seconds(), 1),
+      " s; rejected requests ", stats.rejected_requests(), "\n");
+}
+
+std::string StatsJson(const v1::GetStatsResponse& stats) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(stats, &json, options).ok()) return "{}\n";
+  return json;
+}
+
+std::string InferSummary(const InferOutcome& outcome, double tolerance) {
+  const v1::InferResponse& r = outcome.response;
+  std::vector<std::string> first;
+  for (size_t i = 0; i < std::min<size_t>(outcome.output.size(), 6); ++i) {
+    first.push_back(absl::StrFormat("%.6g", outcome.output[i]));
+  }
+  std::string out = absl::StrCat(
+      "variant: ", r.variant().model(), "/", r.variant().activation(), " (",
+      v1::DType_Name(r.variant().dtype()), ")\n", "output: ", ShapeText(r.output()), " ",
+      v1::DType_Name(r.output().dtype()), "; first values: ", absl::StrJoin(first, " "),
+      outcome.output.size() > first.size() ? " ..." : "", "\n",
+      "output: ", OutputStatistics(outcome.output), "server: queue ", r.queue_us(), " us, compute ",
+      r.compute_us(), " us, total ", r.total_us(), " us; client round trip ", outcome.round_trip_us,
+      " us\n");
+  if (outcome.comparison) {
+    const ReferenceComparison& c = *outcome.comparison;
+    absl::StrAppend(&out, absl::StrFormat("check vs fp64 reference: max abs error %.3g, max scaled "
+                                          "error %.3g, tolerance %.3g: %s\n",
+                                          c.max_abs_error, c.max_scaled_error, tolerance,
+                                          c.within(tolerance) ? "PASS" : "FAIL"));
+  }
+  return out;
+}
+
+}  // namespace ffn::client

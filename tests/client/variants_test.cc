@@ -1,0 +1,91 @@
+#include "ffn/client/variants.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ffn::client {
+namespace {
+
+v1::ModelInfo FakeModel(const std::string& name, v1::ModelKind kind,
+                        const std::vector<std::string>& activations) {
+  v1::ModelInfo info;
+  info.set_name(name);
+  info.set_kind(kind);
+  for (const std::string& a : activations) info.add_activations(a);
+  return info;
+}
+
+const std::vector<std::string> kPlain = {"relu",    "leaky_relu", "prelu", "rrelu",     "elu",
+                                         "sigmoid", "tanh",       "gelu",  "gelu_tanh", "silu"};
+const std::vector<std::string> kGated = {"glu", "swiglu", "geglu", "reglu"};
+
+std::vector<v1::ModelInfo> FakeModels() {
+  return {FakeModel("ffn-768", v1::PLAIN, kPlain), FakeModel("glu-768", v1::GATED, kGated),
+          FakeModel("tiny", v1::PLAIN, {"gelu", "relu"})};
+}
+
+std::vector<std::string> Names(const std::vector<VariantSpec>& variants) {
+  std::vector<std::string> names;
+  for (const VariantSpec& v : variants) names.push_back(v.Name());
+  return names;
+}
+
+TEST(SelectVariantsTest, AllIsEveryModelTimesEveryAcceptedActivation) {
+  auto variants = SelectVariants("all", FakeModels());
+  ASSERT_TRUE(variants.ok()) << variants.status();
+  ASSERT_EQ(variants->size(), kPlain.size() + kGated.size() + 2);
+  EXPECT_EQ((*variants)[0], (VariantSpec{"ffn-768", "relu"}));
+  EXPECT_EQ((*variants)[10], (VariantSpec{"glu-768", "glu"}));
+  EXPECT_EQ(variants->back(), (VariantSpec{"tiny", "relu"}));
+}
+
+TEST(SelectVariantsTest, ActivationMatchesEveryModelThatAcceptsIt) {
+  auto variants = SelectVariants("gelu", FakeModels());
+  ASSERT_TRUE(variants.ok()) << variants.status();
+  EXPECT_EQ(Names(*variants), (std::vector<std::string>{"ffn-768/gelu", "tiny/gelu"}));
+
+  auto gated = SelectVariants("swiglu", FakeModels());
+  ASSERT_TRUE(gated.ok()) << gated.status();
+  EXPECT_EQ(Names(*gated), (std::vector<std::string>{"glu-768/swiglu"}));
+}
+
+TEST(SelectVariantsTest, ModelColonActivationIsOnePair) {
+  auto variants = SelectVariants("glu-768:swiglu", FakeModels());
+  ASSERT_TRUE(variants.ok()) << variants.status();
+  EXPECT_EQ(Names(*variants), (std::vector<std::string>{"glu-768/swiglu"}));
+}
+
+TEST(SelectVariantsTest, ModelNameIsAllItsActivations) {
+  auto variants = SelectVariants("glu-768", FakeModels());
+  ASSERT_TRUE(variants.ok()) << variants.status();
+  EXPECT_EQ(Names(*variants), (std::vector<std::string>{"glu-768/glu", "glu-768/swiglu",
+                                                        "glu-768/geglu", "glu-768/reglu"}));
+}
+
+TEST(SelectVariantsTest, ListKeepsOrderAndDropsRepeats) {
+  auto variants = SelectVariants("tiny:relu, gelu,glu-768:reglu,ffn-768:gelu", FakeModels());
+  ASSERT_TRUE(variants.ok()) << variants.status();
+  EXPECT_EQ(Names(*variants),
+            (std::vector<std::string>{"tiny/relu", "ffn-768/gelu", "tiny/gelu", "glu-768/reglu"}));
+}
+
+TEST(SelectVariantsTest, UnknownOrInvalidEntriesAreErrors) {
+  for (const std::string spec : {"nope", "nope:gelu", "glu-768:gelu", "ffn-768:swiglu",
+                                 "gelu,,relu", "", "ALL", "ffn-768:"}) {
+    auto variants = SelectVariants(spec, FakeModels());
+    EXPECT_EQ(variants.status().code(), absl::StatusCode::kInvalidArgument) << "spec: " << spec;
+  }
+  auto unknown = SelectVariants("nope", FakeModels());
+  EXPECT_NE(unknown.status().message().find("glu-768 (glu, swiglu, geglu, reglu)"),
+            absl::string_view::npos)
+      << unknown.status();
+}
+
+TEST(SelectVariantsTest, NoModelsIsAnError) {
+  EXPECT_EQ(SelectVariants("all", {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ffn::client

@@ -1,0 +1,387 @@
+// Tests of the YAML config: the embedded default, a full example, and one
+// clear INVALID_ARGUMENT per kind of mistake.
+#include "ffn/server/config.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ffn {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+// Parses `yaml` and expects INVALID_ARGUMENT whose message has every one of `parts`.
+void ExpectInvalid(const std::string& yaml, std::initializer_list<std::string> parts) {
+  auto config = ParseConfig(yaml, "/base");
+  ASSERT_FALSE(config.ok()) << "parsed but should not have:\n" << yaml;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
+  for (const std::string& part : parts) {
+    EXPECT_THAT(Message(config.status()), HasSubstr(part)) << "for:\n" << yaml;
+  }
+}
+
+// A one-model config with `model_body` as the model's keys (indented 4).
+std::string OneModel(const std::string& model_body) {
+  return "models:\n  - " + model_body;
+}
+
+TEST(ConfigTest, DefaultConfigParses) {
+  auto config = ParseConfig(DefaultConfigYaml(), "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.address, "127.0.0.1:50051");
+  EXPECT_EQ(config->server.threads, 0);
+  ASSERT_EQ(config->models.size(), 2u);
+
+  const ModelConfig& ffn = config->models[0];
+  EXPECT_EQ(ffn.name, "ffn-768");
+  EXPECT_EQ(ffn.d_model, 768);
+  EXPECT_EQ(ffn.d_ff, 3072);
+  EXPECT_EQ(ffn.default_activation, Activation::kGelu);
+  EXPECT_EQ(ffn.kind, FfnKind::kPlain);
+  EXPECT_EQ(ffn.dtype, "f32");
+  EXPECT_TRUE(ffn.random_weights);
+  EXPECT_EQ(ffn.seed, 1u);
+  EXPECT_TRUE(ffn.tensors.empty());
+  EXPECT_EQ(ffn.max_tokens, 0);
+
+  const ModelConfig& glu = config->models[1];
+  EXPECT_EQ(glu.name, "glu-768");
+  EXPECT_EQ(glu.d_model, 768);
+  EXPECT_EQ(glu.d_ff, 2048);
+  EXPECT_EQ(glu.default_activation, Activation::kSwiglu);
+  EXPECT_EQ(glu.kind, FfnKind::kGated);
+  EXPECT_TRUE(glu.random_weights);
+  EXPECT_EQ(glu.seed, 2u);
+}
+
+constexpr char kExample[] = R"(
+server:
+  address: "0.0.0.0:6000"
+  threads: 4
+  max_tokens_per_request: 4096
+  max_queue_requests: 64
+  max_message_bytes: 1048576
+  stats_window_seconds: 30
+models:
+  - name: tiny-swiglu
+    d_model: 64
+    d_ff: 172
+    activation: swiglu       # gated activation: a gated model
+    dtype: f32
+    weights: {random: {seed: 7}}
+  - name: bert-ffn
+    d_model: 768
+    d_ff: 3072
+    activation: gelu
+    max_tokens: 512
+    weights:
+      safetensors: weights/bert.safetensors
+      tensors:
+        w1: encoder.layer.0.intermediate.dense.weight
+        b1: encoder.layer.0.intermediate.dense.bias
+        w2: encoder.layer.0.output.dense.weight
+        b2: encoder.layer.0.output.dense.bias
+  - name: llama-mlp
+    d_model: 64
+    d_ff: 128
+    activation: swiglu
+    weights:
+      safetensors: /abs/llama.safetensors
+      tensors: {wg: mlp.gate_proj.weight, wu: mlp.up_proj.weight, w2: mlp.down_proj.weight}
+)";
+
+TEST(ConfigTest, ExampleWithSafetensorsAndRandomParses) {
+  auto config = ParseConfig(kExample, "/etc/ffn");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ServerSettings& s = config->server;
+  EXPECT_EQ(s.address, "0.0.0.0:6000");
+  EXPECT_EQ(s.threads, 4);
+  EXPECT_EQ(s.max_tokens_per_request, 4096);
+  EXPECT_EQ(s.max_queue_requests, 64);
+  EXPECT_EQ(s.max_message_bytes, 1048576);
+  EXPECT_EQ(s.stats_window_seconds, 30);
+  ASSERT_EQ(config->models.size(), 3u);
+
+  const ModelConfig& tiny = config->models[0];
+  EXPECT_EQ(tiny.name, "tiny-swiglu");
+  EXPECT_EQ(tiny.kind, FfnKind::kGated);
+  EXPECT_TRUE(tiny.random_weights);
+  EXPECT_EQ(tiny.seed, 7u);
+
+  const ModelConfig& bert = config->models[1];
+  EXPECT_EQ(bert.kind, FfnKind::kPlain);
+  EXPECT_EQ(bert.default_activation, Activation::kGelu);
+  EXPECT_FALSE(bert.random_weights);
+  EXPECT_EQ(bert.max_tokens, 512);
+  // Relative paths resolve against the config's folder.
+  EXPECT_EQ(bert.safetensors_path, "/etc/ffn/weights/bert.safetensors");
+  EXPECT_EQ(bert.tensors.size(), 4u);
+  EXPECT_EQ(bert.tensors.at("w1"), "encoder.layer.0.intermediate.dense.weight");
+  EXPECT_EQ(bert.tensors.at("b2"), "encoder.layer.0.output.dense.bias");
+
+  const ModelConfig& llama = config->models[2];
+  EXPECT_EQ(llama.kind, FfnKind::kGated);
+  EXPECT_EQ(llama.safetensors_path, "/abs/llama.safetensors");  // absolute stays
+  EXPECT_EQ(llama.tensors.at("wg"), "mlp.gate_proj.weight");
+  EXPECT_EQ(llama.tensors.at("wu"), "mlp.up_proj.weight");
+  EXPECT_EQ(llama.tensors.at("w2"), "mlp.down_proj.weight");
+}
+
+TEST(ConfigTest, RelativePathWithoutBaseDirStaysRelative) {
+  auto config = ParseConfig(OneModel(R"({name: m, d_model: 4, d_ff: 8, activation: relu,
+      weights: {safetensors: ./w/../m.safetensors, tensors: {w1: a, w2: b}}})"),
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->models[0].safetensors_path, "m.safetensors");
+}
+
+TEST(ConfigTest, RandomWithoutSeedIsSeedZero) {
+  auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: elu, weights: {random: {}}}"), "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->models[0].random_weights);
+  EXPECT_EQ(config->models[0].seed, 0u);
+}
+
+TEST(ConfigTest, EveryActivationNameIsAccepted) {
+  for (Activation a : AllActivations()) {
+    auto config = ParseConfig(OneModel(std::string("{name: m, d_model: 4, d_ff: 8, activation: ") +
+                                       ActivationName(a) + ", weights: {random: {seed: 1}}}"),
+                              "");
+    ASSERT_TRUE(config.ok()) << ActivationName(a) << ": " << config.status();
+    EXPECT_EQ(config->models[0].default_activation, a);
+    EXPECT_EQ(config->models[0].kind, IsGated(a) ? FfnKind::kGated : FfnKind::kPlain);
+  }
+}
+
+TEST(ConfigTest, NotYaml) {
+  ExpectInvalid("models: [unclosed", {"config: YAML"});
+  ExpectInvalid("a: b: c", {"config: YAML"});
+}
+
+TEST(ConfigTest, NotAMap) {
+  ExpectInvalid("- just\n- a list\n", {"top level", "must be a mapping"});
+  ExpectInvalid("plain scalar", {"top level"});
+  ExpectInvalid("", {"top level"});
+}
+
+TEST(ConfigTest, UnknownTopLevelKey) {
+  ExpectInvalid("modles: []\n", {"top level", "unknown key 'modles'", "models, server"});
+}
+
+TEST(ConfigTest, ModelsMissingOrEmpty) {
+  ExpectInvalid("server: {threads: 1}\n", {"models", "non-empty list"});
+  ExpectInvalid("models: []\n", {"models", "non-empty list"});
+  ExpectInvalid("models: {a: 1}\n", {"models", "non-empty list"});
+}
+
+TEST(ConfigTest, UnknownModelKey) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}, "
+                         "activaton: gelu}"),
+                {"models[0]", "unknown key 'activaton'"});
+}
+
+TEST(ConfigTest, MissingRequiredModelKeys) {
+  const std::string all[] = {"name: m", "d_model: 4", "d_ff: 8", "activation: relu",
+                             "weights: {random: {seed: 1}}"};
+  const char* keys[] = {"name", "d_model", "d_ff", "activation", "weights"};
+  for (int skip = 0; skip < 5; ++skip) {
+    std::string body = "{";
+    for (int i = 0; i < 5; ++i) {
+      if (i == skip) continue;
+      if (body.size() > 1) body += ", ";
+      body += all[i];
+    }
+    body += "}";
+    ExpectInvalid(OneModel(body), {"models[0]", std::string("missing '") + keys[skip] + "'"});
+  }
+}
+
+TEST(ConfigTest, EmptyName) {
+  ExpectInvalid(OneModel(R"({name: "", d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}})"),
+                {"models[0].name", "must not be empty"});
+}
+
+TEST(ConfigTest, UnknownActivationListsValidNames) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swish, weights: {random: {}}}"),
+                {"model 'm'.activation", "unknown 'swish'", "relu", "leaky_relu", "gelu_tanh", "silu",
+                 "swiglu", "reglu"});
+}
+
+TEST(ConfigTest, DimensionsMustBePositiveAndBounded) {
+  ExpectInvalid(OneModel("{name: m, d_model: 0, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"model 'm'.d_model", "must be in [1, 131072]"});
+  ExpectInvalid(OneModel("{name: m, d_model: -4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"model 'm'.d_model"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: -1, activation: relu, weights: {random: {}}}"),
+                {"model 'm'.d_ff"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 131073, activation: relu, weights: {random: {}}}"),
+                {"model 'm'.d_ff"});
+  ExpectInvalid(OneModel("{name: m, d_model: four, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"model 'm'.d_model", "not a valid value"});
+}
+
+TEST(ConfigTest, OnlyF32Dtype) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, dtype: bf16, weights: {random: {}}}"),
+                {"model 'm'.dtype", "'bf16' is not supported"});
+}
+
+TEST(ConfigTest, MaxTokensMustBePositive) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, max_tokens: 0, weights: {random: {}}}"),
+                {"model 'm'.max_tokens", "must be positive"});
+}
+
+TEST(ConfigTest, DuplicateModelNames) {
+  ExpectInvalid(R"(
+models:
+  - {name: twin, d_model: 4, d_ff: 8, activation: relu, weights: {random: {seed: 1}}}
+  - {name: other, d_model: 4, d_ff: 8, activation: relu, weights: {random: {seed: 1}}}
+  - {name: twin, d_model: 8, d_ff: 8, activation: gelu, weights: {random: {seed: 2}}}
+)",
+                {"models[2]", "duplicate name 'twin'"});
+}
+
+TEST(ConfigTest, BothRandomAndSafetensors) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {random: {seed: 1}, safetensors: w.safetensors, tensors: {w1: a, w2: b}}}"),
+                {"model 'm'.weights", "random or safetensors, not both"});
+}
+
+TEST(ConfigTest, NeitherRandomNorSafetensors) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {}}"),
+                {"model 'm'.weights", "needs random"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: random}"),
+                {"model 'm'.weights", "must be a mapping"});
+}
+
+TEST(ConfigTest, TensorsOnlyWithSafetensors) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {random: {seed: 1}, tensors: {w1: a, w2: b}}}"),
+                {"model 'm'.weights", "tensors only go with safetensors"});
+}
+
+TEST(ConfigTest, SafetensorsWithoutTensors) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {safetensors: w.st}}"),
+                {"model 'm'.weights", "safetensors needs tensors"});
+}
+
+TEST(ConfigTest, MissingRequiredRole) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {safetensors: w.st, tensors: {w2: b}}}"),
+                {"model 'm'.weights.tensors", "missing 'w1'"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {safetensors: w.st, tensors: {w1: a}}}"),
+                {"model 'm'.weights.tensors", "missing 'w2'"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, "
+                         "weights: {safetensors: w.st, tensors: {wg: g, w2: d}}}"),
+                {"model 'm'.weights.tensors", "missing 'wu'"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: geglu, "
+                         "weights: {safetensors: w.st, tensors: {wu: u, w2: d}}}"),
+                {"missing 'wg'"});
+}
+
+TEST(ConfigTest, BiasesComeInPairs) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {safetensors: w.st, tensors: {w1: a, w2: b, b1: c}}}"),
+                {"model 'm'.weights.tensors", "give both b1 and b2"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {safetensors: w.st, tensors: {w1: a, w2: b, b2: c}}}"),
+                {"give both b1 and b2"});
+}
+
+TEST(ConfigTest, RoleNotValidForKind) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "weights: {safetensors: w.st, tensors: {w1: a, w2: b, wg: c}}}"),
+                {"model 'm'.weights.tensors", "unknown key 'wg'", "alpha, b1, b2, w1, w2"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, "
+                         "weights: {safetensors: w.st, tensors: {wg: g, wu: u, w2: d, b1: c}}}"),
+                {"unknown key 'b1'", "w2, wg, wu"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, "
+                         "weights: {safetensors: w.st, tensors: {wg: g, wu: u, w2: d, alpha: p}}}"),
+                {"unknown key 'alpha'"});
+}
+
+TEST(ConfigTest, ServerSettingsErrors) {
+  const std::string models = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}");
+  ExpectInvalid("server: {threads: -1}\n" + models, {"server.threads", "must be >= 0"});
+  ExpectInvalid("server: {threads: many}\n" + models, {"server.threads", "not a valid value"});
+  ExpectInvalid("server: {thread: 2}\n" + models, {"server", "unknown key 'thread'"});
+  ExpectInvalid("server: {max_tokens_per_request: 0}\n" + models, {"server.max_tokens_per_request", "must be positive"});
+  ExpectInvalid("server: {max_queue_requests: -5}\n" + models, {"server.max_queue_requests"});
+  ExpectInvalid("server: {max_message_bytes: 0}\n" + models, {"server.max_message_bytes"});
+  ExpectInvalid("server: {stats_window_seconds: 0.5}\n" + models, {"server.stats_window_seconds", "[1, 3600]"});
+  ExpectInvalid("server: [1, 2]\n" + models, {"server", "must be a mapping"});
+}
+
+TEST(ConfigTest, ServerThreadsZeroMeansAllCores) {
+  auto config = ParseConfig("server: {threads: 0}\n" +
+                                OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.threads, 0);
+}
+
+// A key that is itself a sequence or map cannot be a setting's name; the
+// parser must say so, not throw.
+// A non-scalar key is a config error, not an exception that ends ffn-server.
+TEST(ConfigTest, ComplexKeyIsAnErrorNotAnException) {
+  absl::StatusOr<ServerConfig> config = absl::UnknownError("not run");
+  EXPECT_NO_THROW(config = ParseConfig("? [a, b]\n: 1\nmodels: []\n", ""));
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
+}
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "ffn_config_test_" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir_ + "/conf");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigFileTest, RelativeWeightsResolveAgainstTheFilesFolder) {
+  const std::string path = Write("conf/ffn.yaml", R"(
+models:
+  - name: m
+    d_model: 4
+    d_ff: 8
+    activation: relu
+    weights: {safetensors: ../weights/m.safetensors, tensors: {w1: a, w2: b}}
+)");
+  auto config = LoadConfigFile(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->models[0].safetensors_path,
+            std::filesystem::path(dir_ + "/weights/m.safetensors").lexically_normal().string());
+}
+
+TEST_F(ConfigFileTest, ErrorsNameTheFile) {
+  const std::string path = Write("conf/bad.yaml", "server: {threads: -3}\nmodels: []\n");
+  auto config = LoadConfigFile(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config.status()), HasSubstr(path));
+  EXPECT_THAT(Message(config.status()), HasSubstr("server.threads"));
+}
+
+TEST_F(ConfigFileTest, MissingFileIsNotFound) {
+  auto config = LoadConfigFile(dir_ + "/no_such.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Message(config.status()), HasSubstr("no_such.yaml"));
+}
+
+}  // namespace
+}  // namespace ffn

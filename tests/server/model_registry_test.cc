@@ -1,0 +1,481 @@
+// Tests of ModelRegistry and LoadWeights: safetensors files the test writes
+// (F32 and BF16), random models, what ListModels reports, and errors.
+#include "ffn/server/model_registry.h"
+
+#include <unistd.h>
+
+#include <bit>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ffn/common/safetensors.h"
+#include "ffn/kernels/reference.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ffn {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+constexpr int64_t kDm = 16, kDff = 40;
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+std::vector<float> Values(size_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  FillUniform(seed, RandomStream::kW1, 0.5f, v);
+  return v;
+}
+
+// Rounds to the nearest bf16 (ties to even) and returns its bits.
+uint16_t ToBf16Bits(float f) {
+  uint32_t bits = std::bit_cast<uint32_t>(f);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
+float FromBf16Bits(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+
+class ModelRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "ffn_registry_test_" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir_);
+    w1_ = Values(kDff * kDm, 1);
+    b1_ = Values(kDff, 2);
+    w2_ = Values(kDm * kDff, 3);
+    b2_ = Values(kDm, 4);
+    alpha_ = Values(kDff, 5);
+    wg_ = Values(kDff * kDm, 6);
+    wu_ = Values(kDff * kDm, 7);
+    const absl::Status s = WriteSafetensors(
+        dir_ + "/model.safetensors",
+        {{"fc1.weight", {kDff, kDm}, w1_},
+         {"fc1.bias", {kDff}, b1_},
+         {"fc2.weight", {kDm, kDff}, w2_},
+         {"fc2.bias", {kDm}, b2_},
+         {"act.weight", {kDff}, alpha_},
+         {"act1.weight", {1}, {0.125f}},
+         {"mlp.gate_proj.weight", {kDff, kDm}, wg_},
+         {"mlp.up_proj.weight", {kDff, kDm}, wu_},
+         {"mlp.down_proj.weight", {kDm, kDff}, w2_},
+         {"bad_alpha", {3}, {1, 2, 3}}});
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A config in the test's folder; `models` is the YAML list body.
+  absl::StatusOr<ServerConfig> Config(const std::string& models) {
+    return ParseConfig("server: {max_tokens_per_request: 777}\nmodels:\n" + models, dir_);
+  }
+
+  std::string dir_;
+  std::vector<float> w1_, b1_, w2_, b2_, alpha_, wg_, wu_;
+};
+
+constexpr char kPlainModel[] = R"(
+  - name: plain
+    d_model: 16
+    d_ff: 40
+    activation: prelu
+    max_tokens: 99
+    weights:
+      safetensors: model.safetensors
+      tensors: {w1: fc1.weight, b1: fc1.bias, w2: fc2.weight, b2: fc2.bias, alpha: act.weight}
+)";
+constexpr char kGatedModel[] = R"(
+  - name: gated
+    d_model: 16
+    d_ff: 40
+    activation: swiglu
+    weights:
+      safetensors: model.safetensors
+      tensors: {wg: mlp.gate_proj.weight, wu: mlp.up_proj.weight, w2: mlp.down_proj.weight}
+)";
+constexpr char kRandomModels[] = R"(
+  - {name: rand-plain, d_model: 24, d_ff: 56, activation: gelu, weights: {random: {seed: 77}}}
+  - {name: rand-gated, d_model: 24, d_ff: 56, activation: geglu, weights: {random: {seed: 78}}}
+)";
+
+TEST_F(ModelRegistryTest, LoadsSafetensorsModels) {
+  auto config = Config(std::string(kPlainModel) + kGatedModel);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_EQ((*registry)->models().size(), 2u);
+
+  const Model* plain = (*registry)->Find("plain");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain, (*registry)->models()[0].get());
+  const FfnWeights& pw = plain->block->weights();
+  EXPECT_EQ(pw.kind, FfnKind::kPlain);
+  EXPECT_EQ(pw.d_model, kDm);
+  EXPECT_EQ(pw.d_ff, kDff);
+  EXPECT_TRUE(pw.has_bias);
+  EXPECT_EQ(pw.w1, w1_);
+  EXPECT_EQ(pw.b1, b1_);
+  EXPECT_EQ(pw.w2, w2_);
+  EXPECT_EQ(pw.b2, b2_);
+  EXPECT_EQ(pw.prelu_alpha, alpha_);
+  EXPECT_THAT(std::vector<float>(plain->block->params().prelu_alpha.begin(),
+                                 plain->block->params().prelu_alpha.end()),
+              ElementsAreArray(alpha_));
+  EXPECT_EQ(plain->max_tokens, 99);
+
+  const Model* gated = (*registry)->Find("gated");
+  ASSERT_NE(gated, nullptr);
+  EXPECT_EQ(gated->block->kind(), FfnKind::kGated);
+  EXPECT_EQ(gated->block->weights().w2, w2_);
+  EXPECT_EQ(gated->max_tokens, 777);  // the server's default
+
+  EXPECT_EQ((*registry)->Find("nope"), nullptr);
+  EXPECT_EQ((*registry)->Find(""), nullptr);
+}
+
+// The engine the registry built computes with the file's weights.
+TEST_F(ModelRegistryTest, LoadedBlocksComputeWithTheFileWeights) {
+  auto config = Config(std::string(kPlainModel) + kGatedModel);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+
+  FfnWeights plain;
+  plain.kind = FfnKind::kPlain;
+  plain.d_model = kDm;
+  plain.d_ff = kDff;
+  plain.has_bias = true;
+  plain.w1 = w1_;
+  plain.b1 = b1_;
+  plain.w2 = w2_;
+  plain.b2 = b2_;
+  plain.prelu_alpha = alpha_;
+  FfnWeights gated;
+  gated.kind = FfnKind::kGated;
+  gated.d_model = kDm;
+  gated.d_ff = kDff;
+  gated.wg = wg_;
+  gated.wu = wu_;
+  gated.w2 = w2_;
+
+  std::vector<float> x(3 * kDm);
+  FillUniform(1, RandomStream::kInput, kRandomInputScale, x);
+  std::vector<float> y(3 * kDm);
+  ActivationParams params;
+  params.prelu_alpha = alpha_;
+  ASSERT_TRUE((*registry)->Find("plain")->block->Run(Activation::kPrelu, x.data(), 3, y.data()).ok());
+  EXPECT_TRUE(CompareToReference(y.data(), ReferenceFfn(plain, Activation::kPrelu, params, x.data(), 3))
+                  .within(kFp32CheckTolerance));
+  ASSERT_TRUE((*registry)->Find("gated")->block->Run(Activation::kSwiglu, x.data(), 3, y.data()).ok());
+  EXPECT_TRUE(CompareToReference(y.data(), ReferenceFfn(gated, Activation::kSwiglu, params, x.data(), 3))
+                  .within(kFp32CheckTolerance));
+}
+
+TEST_F(ModelRegistryTest, LoadWeightsReadsGatedTensors) {
+  auto config = Config(kGatedModel);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto weights = LoadWeights(config->models[0]);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  EXPECT_EQ(weights->kind, FfnKind::kGated);
+  EXPECT_FALSE(weights->has_bias);
+  EXPECT_EQ(weights->wg, wg_);
+  EXPECT_EQ(weights->wu, wu_);
+  EXPECT_EQ(weights->w2, w2_);
+  EXPECT_TRUE(weights->w1.empty());
+}
+
+TEST_F(ModelRegistryTest, PlainWithoutBiasesOrAlpha) {
+  auto config = Config(R"(
+  - name: nobias
+    d_model: 16
+    d_ff: 40
+    activation: relu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const Model* m = (*registry)->Find("nobias");
+  ASSERT_NE(m, nullptr);
+  EXPECT_FALSE(m->block->weights().has_bias);
+  EXPECT_TRUE(m->block->weights().b1.empty());
+  EXPECT_EQ(m->block->weights().prelu_alpha, std::vector<float>{0.25f});  // the default
+  EXPECT_FALSE(m->info.has_bias());
+}
+
+TEST_F(ModelRegistryTest, SingleAlpha) {
+  auto config = Config(R"(
+  - name: one-alpha
+    d_model: 16
+    d_ff: 40
+    activation: prelu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight, alpha: act1.weight}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  EXPECT_EQ((*registry)->Find("one-alpha")->block->weights().prelu_alpha, std::vector<float>{0.125f});
+  EXPECT_THAT((*registry)->Find("one-alpha")->info.params().prelu_alpha(), ElementsAreArray({0.125f}));
+}
+
+TEST_F(ModelRegistryTest, ModelInfoDescribesEachModel) {
+  auto config = Config(std::string(kPlainModel) + kGatedModel + kRandomModels);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+
+  std::vector<std::string> plain_names, gated_names;
+  for (Activation a : PlainActivations()) plain_names.emplace_back(ActivationName(a));
+  for (Activation a : GatedActivations()) gated_names.emplace_back(ActivationName(a));
+
+  const v1::ModelInfo& plain = (*registry)->Find("plain")->info;
+  EXPECT_EQ(plain.name(), "plain");
+  EXPECT_EQ(plain.d_model(), kDm);
+  EXPECT_EQ(plain.d_ff(), kDff);
+  EXPECT_EQ(plain.kind(), v1::PLAIN);
+  EXPECT_EQ(plain.default_activation(), "prelu");
+  EXPECT_THAT(plain.activations(), ElementsAreArray(plain_names));
+  EXPECT_EQ(plain.dtype(), v1::FLOAT32);
+  EXPECT_TRUE(plain.has_bias());
+  EXPECT_EQ(plain.max_tokens(), 99);
+  ASSERT_TRUE(plain.has_safetensors());
+  EXPECT_EQ(plain.safetensors().path(), dir_ + "/model.safetensors");
+  EXPECT_EQ(plain.safetensors().tensors().size(), 5u);
+  EXPECT_EQ(plain.safetensors().tensors().at("w1"), "fc1.weight");
+  EXPECT_EQ(plain.safetensors().tensors().at("alpha"), "act.weight");
+  const v1::ActivationParams& params = plain.params();
+  EXPECT_FLOAT_EQ(params.leaky_relu_slope(), 0.01f);
+  EXPECT_FLOAT_EQ(params.rrelu_lower(), 1.0f / 8.0f);
+  EXPECT_FLOAT_EQ(params.rrelu_upper(), 1.0f / 3.0f);
+  EXPECT_FLOAT_EQ(params.rrelu_slope(), ActivationParams().rrelu_slope());
+  EXPECT_FLOAT_EQ(params.elu_alpha(), 1.0f);
+  EXPECT_THAT(params.prelu_alpha(), ElementsAreArray(alpha_));
+
+  const v1::ModelInfo& gated = (*registry)->Find("gated")->info;
+  EXPECT_EQ(gated.kind(), v1::GATED);
+  EXPECT_EQ(gated.default_activation(), "swiglu");
+  EXPECT_THAT(gated.activations(), ElementsAreArray(gated_names));
+  EXPECT_FALSE(gated.has_bias());
+  EXPECT_EQ(gated.params().prelu_alpha_size(), 0);
+  EXPECT_EQ(gated.safetensors().tensors().at("wu"), "mlp.up_proj.weight");
+  EXPECT_EQ(gated.max_tokens(), 777);
+
+  const v1::ModelInfo& rand_plain = (*registry)->Find("rand-plain")->info;
+  ASSERT_TRUE(rand_plain.has_random());
+  EXPECT_EQ(rand_plain.random().seed(), 77u);
+  EXPECT_FALSE(rand_plain.has_safetensors());
+  EXPECT_TRUE(rand_plain.has_bias());
+  EXPECT_EQ(rand_plain.kind(), v1::PLAIN);
+  EXPECT_THAT(rand_plain.params().prelu_alpha(), ElementsAreArray({0.25f}));
+  const v1::ModelInfo& rand_gated = (*registry)->Find("rand-gated")->info;
+  EXPECT_EQ(rand_gated.random().seed(), 78u);
+  EXPECT_EQ(rand_gated.kind(), v1::GATED);
+  EXPECT_FALSE(rand_gated.has_bias());
+}
+
+TEST_F(ModelRegistryTest, RandomModelsUseTheSeededGenerator) {
+  auto config = Config(kRandomModels);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+
+  const FfnWeights want_plain = RandomFfnWeights(FfnKind::kPlain, 24, 56, 77);
+  const FfnWeights& plain = (*registry)->Find("rand-plain")->block->weights();
+  EXPECT_EQ(plain.w1, want_plain.w1);
+  EXPECT_EQ(plain.b1, want_plain.b1);
+  EXPECT_EQ(plain.w2, want_plain.w2);
+  EXPECT_EQ(plain.b2, want_plain.b2);
+  EXPECT_EQ(plain.prelu_alpha, want_plain.prelu_alpha);
+
+  const FfnWeights want_gated = RandomFfnWeights(FfnKind::kGated, 24, 56, 78);
+  auto loaded_gated = LoadWeights(config->models[1]);
+  ASSERT_TRUE(loaded_gated.ok()) << loaded_gated.status();
+  EXPECT_EQ(loaded_gated->wg, want_gated.wg);
+  EXPECT_EQ(loaded_gated->wu, want_gated.wu);
+  EXPECT_EQ(loaded_gated->w2, want_gated.w2);
+  EXPECT_EQ((*registry)->Find("rand-gated")->block->weights().w2, want_gated.w2);
+  // A different seed is a different model.
+  EXPECT_NE(RandomFfnWeights(FfnKind::kGated, 24, 56, 79).wg, want_gated.wg);
+}
+
+TEST_F(ModelRegistryTest, DefaultConfigLoads) {
+  auto config = ParseConfig(DefaultConfigYaml(), "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_NE((*registry)->Find("ffn-768"), nullptr);
+  ASSERT_NE((*registry)->Find("glu-768"), nullptr);
+  EXPECT_EQ((*registry)->Find("ffn-768")->block->d_ff(), 3072);
+  EXPECT_EQ((*registry)->Find("glu-768")->block->kind(), FfnKind::kGated);
+  EXPECT_EQ((*registry)->Find("glu-768")->max_tokens, ServerSettings().max_tokens_per_request);
+}
+
+TEST_F(ModelRegistryTest, MissingFile) {
+  auto config = Config(R"(
+  - name: lost
+    d_model: 16
+    d_ff: 40
+    activation: relu
+    weights: {safetensors: nowhere.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_FALSE(registry.ok());
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Message(registry.status()), HasSubstr("model 'lost'"));
+  EXPECT_THAT(Message(registry.status()), HasSubstr("nowhere.safetensors"));
+}
+
+TEST_F(ModelRegistryTest, MissingTensorInFile) {
+  auto config = Config(R"(
+  - name: typo
+    d_model: 16
+    d_ff: 40
+    activation: relu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weigth}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_FALSE(registry.ok());
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Message(registry.status()), HasSubstr("model 'typo'"));
+  EXPECT_THAT(Message(registry.status()), HasSubstr("weight w2"));
+  EXPECT_THAT(Message(registry.status()), HasSubstr("'fc2.weigth'"));
+
+  // The same for the optional alpha role.
+  auto alpha_config = Config(R"(
+  - name: typo-alpha
+    d_model: 16
+    d_ff: 40
+    activation: prelu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight, alpha: nope}}
+)");
+  ASSERT_TRUE(alpha_config.ok()) << alpha_config.status();
+  auto alpha_registry = ModelRegistry::Load(*alpha_config);
+  ASSERT_FALSE(alpha_registry.ok());
+  EXPECT_EQ(alpha_registry.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Message(alpha_registry.status()), HasSubstr("model 'typo-alpha'"));
+  EXPECT_THAT(Message(alpha_registry.status()), HasSubstr("'nope'"));
+}
+
+TEST_F(ModelRegistryTest, WrongShapeNamesModelRoleAndShape) {
+  // d_model 20 does not match the file's [40, 16] w1.
+  auto config = Config(R"(
+  - name: misfit
+    d_model: 20
+    d_ff: 40
+    activation: relu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc1.weight}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_FALSE(registry.ok());
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message = Message(registry.status());
+  EXPECT_THAT(message, HasSubstr("model 'misfit'"));
+  EXPECT_THAT(message, HasSubstr("weight w2"));
+  EXPECT_THAT(message, HasSubstr("has shape [40, 16], expected [20, 40]"));
+
+  // A transposed w1 (nn.Linear layout is [d_ff, d_model]).
+  auto transposed = Config(R"(
+  - name: transposed
+    d_model: 16
+    d_ff: 40
+    activation: relu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc2.weight, w2: fc2.weight}}
+)");
+  ASSERT_TRUE(transposed.ok()) << transposed.status();
+  auto transposed_registry = ModelRegistry::Load(*transposed);
+  ASSERT_FALSE(transposed_registry.ok());
+  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("model 'transposed'"));
+  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("weight w1"));
+  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("expected [40, 16]"));
+
+  // Alpha must be [1] or [d_ff].
+  auto bad_alpha = Config(R"(
+  - name: bad-alpha
+    d_model: 16
+    d_ff: 40
+    activation: prelu
+    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight, alpha: bad_alpha}}
+)");
+  ASSERT_TRUE(bad_alpha.ok()) << bad_alpha.status();
+  auto bad_alpha_registry = ModelRegistry::Load(*bad_alpha);
+  ASSERT_FALSE(bad_alpha_registry.ok());
+  EXPECT_EQ(bad_alpha_registry.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("model 'bad-alpha'"));
+  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("alpha"));
+  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("d_ff = 40"));
+}
+
+// BF16 tensors (hand-written: WriteSafetensors only writes F32) load as the
+// floats they denote.
+TEST_F(ModelRegistryTest, Bf16TensorsLoad) {
+  std::vector<uint16_t> wg_bits, wu_bits, w2_bits;
+  for (float v : wg_) wg_bits.push_back(ToBf16Bits(v));
+  for (float v : wu_) wu_bits.push_back(ToBf16Bits(v));
+  for (float v : w2_) w2_bits.push_back(ToBf16Bits(v));
+  const size_t matrix_bytes = 2 * kDff * kDm;
+  const std::string json = absl::StrCat(
+      R"({"g":{"dtype":"BF16","shape":[40,16],"data_offsets":[0,)", matrix_bytes, R"(]},)",
+      R"("u":{"dtype":"BF16","shape":[40,16],"data_offsets":[)", matrix_bytes, ",", 2 * matrix_bytes,
+      R"(]},"d":{"dtype":"BF16","shape":[16,40],"data_offsets":[)", 2 * matrix_bytes, ",",
+      3 * matrix_bytes, "]}}");
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+  bytes += json;
+  for (const auto* bits : {&wg_bits, &wu_bits, &w2_bits}) {
+    bytes.append(reinterpret_cast<const char*>(bits->data()), bits->size() * 2);
+  }
+  std::ofstream(dir_ + "/bf16.safetensors", std::ios::binary) << bytes;
+
+  auto config = Config(R"(
+  - name: bf16
+    d_model: 16
+    d_ff: 40
+    activation: geglu
+    weights: {safetensors: bf16.safetensors, tensors: {wg: g, wu: u, w2: d}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto weights = LoadWeights(config->models[0]);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  ASSERT_EQ(weights->wg.size(), wg_.size());
+  size_t changed = 0;
+  for (size_t i = 0; i < wg_.size(); ++i) {
+    EXPECT_EQ(weights->wg[i], FromBf16Bits(wg_bits[i])) << i;
+    EXPECT_EQ(weights->wu[i], FromBf16Bits(wu_bits[i])) << i;
+    EXPECT_EQ(weights->w2[i], FromBf16Bits(w2_bits[i])) << i;
+    EXPECT_NEAR(weights->wg[i], wg_[i], std::abs(wg_[i]) / 256.0f) << i;  // bf16: 8 bits
+    changed += weights->wg[i] != wg_[i];
+  }
+  EXPECT_GT(changed, wg_.size() / 2) << "the test's values should need rounding";
+
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  EXPECT_EQ((*registry)->Find("bf16")->block->weights().w2, weights->w2);
+  EXPECT_EQ((*registry)->Find("bf16")->info.dtype(), v1::FLOAT32);
+}
+
+// LoadWeights names the model in its errors even when called directly.
+TEST_F(ModelRegistryTest, LoadWeightsErrorNamesModel) {
+  ModelConfig mc;
+  mc.name = "direct";
+  mc.d_model = kDm;
+  mc.d_ff = kDff;
+  mc.kind = FfnKind::kPlain;
+  mc.random_weights = false;
+  mc.safetensors_path = dir_ + "/model.safetensors";
+  mc.tensors = {{"w1", "fc1.weight"}, {"w2", "missing"}};
+  auto weights = LoadWeights(mc);
+  ASSERT_FALSE(weights.ok());
+  EXPECT_EQ(weights.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Message(weights.status()), HasSubstr("model 'direct'"));
+}
+
+}  // namespace
+}  // namespace ffn
