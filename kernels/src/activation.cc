@@ -1,5 +1,7 @@
 #include "ffn/kernels/activation.h"
 
+#include "ffn/kernels/epilogue.h"
+
 #include <array>
 #include <cmath>
 
@@ -123,70 +125,14 @@ float ActivationScalar(Activation activation, const ActivationParams& params, fl
 
 void ApplyActivationRows(Activation activation, const ActivationParams& params,
                          float* __restrict data, size_t rows, size_t cols, size_t row_stride) {
-  for (size_t r = 0; r < rows; ++r) {
-    float* row = data + r * row_stride;
-    switch (activation) {
-      case Activation::kRelu:
-        for (size_t j = 0; j < cols; ++j) row[j] = Relu(row[j]);
-        break;
-      case Activation::kLeakyRelu:
-      case Activation::kRrelu: {
-        const float slope = activation == Activation::kRrelu ? params.rrelu_slope()
-                                                             : params.leaky_relu_slope;
-        for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : slope * row[j];
-        break;
-      }
-      case Activation::kPrelu:
-        if (params.prelu_alpha.size() == 1) {
-          const float slope = params.prelu_alpha[0];
-          for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : slope * row[j];
-        } else {
-          const float* alpha = params.prelu_alpha.data();
-          for (size_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : alpha[j] * row[j];
-        }
-        break;
-      case Activation::kSigmoid:
-        for (size_t j = 0; j < cols; ++j) row[j] = Sigmoid(row[j]);
-        break;
-      case Activation::kGelu:
-        for (size_t j = 0; j < cols; ++j) row[j] = Gelu(row[j]);
-        break;
-      case Activation::kGeluTanh:
-        for (size_t j = 0; j < cols; ++j) row[j] = GeluTanh(row[j]);
-        break;
-      case Activation::kSilu:
-        for (size_t j = 0; j < cols; ++j) row[j] = Silu(row[j]);
-        break;
-      default:
-        for (size_t j = 0; j < cols; ++j) row[j] = ActivationScalar(activation, params, row[j], j);
-        break;
-    }
-  }
+  ActiveKernels().bias_act(activation, params, data, row_stride, nullptr, data, row_stride, rows,
+                           cols);
 }
 
 void ApplyGatedRows(Activation activation, const ActivationParams& params, const float* gate,
                     const float* __restrict up, float* out, size_t rows, size_t cols,
                     size_t in_stride, size_t out_stride) {
-  const Activation gate_fn = GateFunction(activation);
-  for (size_t r = 0; r < rows; ++r) {
-    const float* g = gate + r * in_stride;
-    const float* u = up + r * in_stride;
-    float* o = out + r * out_stride;
-    switch (gate_fn) {
-      case Activation::kRelu:
-        for (size_t j = 0; j < cols; ++j) o[j] = Relu(g[j]) * u[j];
-        break;
-      case Activation::kSilu:
-        for (size_t j = 0; j < cols; ++j) o[j] = Silu(g[j]) * u[j];
-        break;
-      case Activation::kGelu:
-        for (size_t j = 0; j < cols; ++j) o[j] = Gelu(g[j]) * u[j];
-        break;
-      default:
-        for (size_t j = 0; j < cols; ++j) o[j] = ActivationScalar(gate_fn, params, g[j], j) * u[j];
-        break;
-    }
-  }
+  ActiveKernels().gated(activation, params, gate, up, in_stride, out, out_stride, rows, cols);
 }
 
 }  // namespace ffn

@@ -1,0 +1,199 @@
+// Vector activation math, written once over the lane operations of
+// simd/avx2.h or simd/avx512.h. No include guard: an ISA translation unit
+// includes it inside that ISA's namespace, after the lane header, as in
+//   namespace ffn::simd_avx512 { #include "simd/activation_math-inl.h" }
+//
+// Every function takes and returns fp32 lanes and calls no libm. Error bounds
+// against the fp64 reference are measured over all 2^32 inputs by
+// bench/activation_accuracy --exhaustive and recorded in docs/ACCURACY.md.
+
+// ---- building blocks ------------------------------------------------------
+
+template <size_t N>
+inline V Horner(const float (&c)[N], V t) {
+  V acc = Set(c[N - 1]);
+  for (size_t k = N - 1; k-- > 0;) acc = MulAdd(acc, t, Set(c[k]));
+  return acc;
+}
+
+// A value carried as an unevaluated sum hi + lo, |lo| <= ulp(hi)/2.
+struct Pair {
+  V hi, lo;
+};
+
+// e^x as a float pair. x > 88.72 gives +inf, x < -103.97 gives 0, NaN gives
+// NaN (lo is then 0); results in the denormal range are rounded once.
+// Cody–Waite reduction x = n·ln2 + r (|r| <= ln2/2, exact in two steps),
+// e^r = 1 + r + r²·P(r) summed as a pair, so that the only error left is
+// the polynomial's (about 0.1 ULP).
+inline Pair ExpPair(V x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693145751953125f;  // 15 bits: n·kLn2Hi is exact
+  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+  // Clamped so n stays small; min/max return their second operand for NaN,
+  // so NaN passes through and makes every result below NaN.
+  const V xc = Min(Set(89.0f), Max(Set(-104.0f), x));
+  const V n = Round(Mul(xc, Set(kLog2e)));
+  V r = NegMulAdd(n, Set(kLn2Hi), xc);
+  r = NegMulAdd(n, Set(kLn2Lo), r);
+  const V h = Mul(Mul(r, r), Horner(poly::kExpPoly, r));  // |h| <= |r|
+  const V s = Add(r, h);
+  const V s_lo = Add(Sub(r, s), h);
+  const V er = Add(Set(1.0f), s);
+  const V er_lo = Add(Add(Sub(Set(1.0f), er), s), s_lo);  // 1 >= |s|
+  return {ScaleByPow2(er, n), ScaleByPow2(er_lo, n)};
+}
+
+inline V Exp(V x) {
+  const Pair e = ExpPair(x);
+  return Add(e.hi, e.lo);
+}
+
+// e^x − 1 without cancellation near 0.
+inline V Expm1(V x) {
+  const V small = MulAdd(Mul(x, x), Horner(poly::kExpm1Poly, x), x);
+  const Pair e = ExpPair(x);
+  const V large = Add(Sub(e.hi, Set(1.0f)), e.lo);  // exact subtraction for x >= -0.69
+  return Select(Lt(Abs(x), Set(0.5f)), small, large);
+}
+
+// (n + n_lo) / (d + d_lo) for float pairs with finite n and 1 <= d <= 2, to
+// about 0.5 ULP beyond the pairs' own error. No division: an approximate
+// reciprocal (12 or 14 bits) and Newton corrections whose residuals are
+// exact by FMA.
+inline V DivPair(V n, V n_lo, V d, V d_lo) {
+  const V inv = ApproxRecip(d);
+  V q = Mul(n, inv);
+  for (int step = 0; step < kRecipNewtonSteps; ++step) {
+    const V residual = Add(NegMulAdd(q, d, n), NegMulAdd(q, d_lo, n_lo));
+    q = MulAdd(residual, inv, q);
+  }
+  return q;
+}
+
+// 1 + E as a pair, for 0 <= E <= 1.
+inline Pair OnePlus(Pair e) {
+  const V d = Add(Set(1.0f), e.hi);
+  return {d, Add(Add(Sub(Set(1.0f), d), e.hi), e.lo)};
+}
+
+// x·σ(s) given E = e^(−|s|) where sign(s) = sign(x), without overflow:
+// x ≥ 0: x / (1 + E); x < 0: x·E / (1 + E). Every intermediate is an exact
+// float pair, so the only errors are E's and the final rounding.
+inline V TimesSigmoidFromExp(V x, Pair e) {
+  const Pair d = OnePlus(e);
+  const M negative = Lt(x, Set(0.0f));
+  const V xe = Mul(x, e.hi);
+  const V xe_lo = MulAdd(x, e.lo, MulSub(x, e.hi, xe));
+  return DivPair(Select(negative, xe, x), Select(negative, xe_lo, Set(0.0f)), d.hi, d.lo);
+}
+
+// ---- activations ------------------------------------------------------------
+
+inline V Relu(V x) { return Select(Gt(x, Set(0.0f)), x, Select(IsNan(x), x, Set(0.0f))); }
+
+inline V LeakyRelu(V x, V slope) { return Select(Gt(x, Set(0.0f)), x, Mul(slope, x)); }
+
+inline V Elu(V x, V alpha) { return Select(Gt(x, Set(0.0f)), x, Mul(alpha, Expm1(x))); }
+
+inline V Sigmoid(V x) {
+  const Pair e = ExpPair(Sub(Set(0.0f), Abs(x)));
+  const Pair d = OnePlus(e);
+  const M negative = Lt(x, Set(0.0f));
+  return DivPair(Select(negative, e.hi, Set(1.0f)), Select(negative, e.lo, Set(0.0f)), d.hi, d.lo);
+}
+
+inline V Silu(V x) {
+  const Pair e = ExpPair(Sub(Set(0.0f), Abs(x)));
+  const V result = TimesSigmoidFromExp(x, e);
+  // Above 88, x·σ(x) rounds to x (this also passes +inf); below −100 it is
+  // under 1e-41: −0 (and never −inf·0).
+  return Select(Gt(x, Set(88.0f)), x, Select(Lt(x, Set(-100.0f)), Set(-0.0f), result));
+}
+
+// tanh: x + x³·P(x²) for |x| < 0.625; otherwise (1 − E)/(1 + E) with
+// E = e^(−2|x|) ≤ 0.29 and the sign of x.
+inline V Tanh(V x) {
+  const V x2 = Mul(x, x);
+  const V small = MulAdd(Mul(x, x2), Horner(poly::kTanhPoly, x2), x);
+  const Pair e = ExpPair(Mul(Set(-2.0f), Abs(x)));
+  const V n = Sub(Set(1.0f), e.hi);
+  const V n_lo = Sub(Sub(Sub(Set(1.0f), n), e.hi), e.lo);  // 1 ≥ E: exact
+  const Pair d = OnePlus(e);
+  const V large = Xor(DivPair(n, n_lo, d.hi, d.lo), SignBit(x));
+  return Select(Lt(Abs(x), Set(poly::kTanhSmallLimit)), small, large);
+}
+
+// gelu_tanh(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³). The exponent −|2u| is
+// carried as a float pair (hi + lo, error-free products by FMA), because its
+// rounding error would be multiplied by |2u| in e^(−|2u|).
+inline V GeluTanh(V x) {
+  constexpr float kKHi = 0.044715f;
+  constexpr float kKLo = static_cast<float>(0.044715 - static_cast<double>(0.044715f));
+  constexpr float kC2Hi = 1.5957691216057308f;  // 2·√(2/π)
+  constexpr float kC2Lo = static_cast<float>(1.5957691216057308 - static_cast<double>(1.5957691216057308f));
+  const V a = Min(Abs(x), Set(12.0f));  // beyond 12, e^(−|2u|) is 0 in float
+  // a² = a2 + a2_lo exactly.
+  const V a2 = Mul(a, a);
+  const V a2_lo = MulSub(a, a, a2);
+  // k·a² = ka2 + ka2_lo.
+  const V ka2 = Mul(Set(kKHi), a2);
+  const V ka2_lo = Add(MulSub(Set(kKHi), a2, ka2), MulAdd(Set(kKHi), a2_lo, Mul(Set(kKLo), a2)));
+  // w = 1 + k·a² = w_hi + w_lo (TwoSum).
+  const V w = Add(Set(1.0f), ka2);
+  const V w_b = Sub(w, Set(1.0f));
+  const V w_lo = Add(Add(Sub(Set(1.0f), Sub(w, w_b)), Sub(ka2, w_b)), ka2_lo);
+  // 2c·a = ca + ca_lo; v = 2c·a·w = v + v_lo.
+  const V ca = Mul(Set(kC2Hi), a);
+  const V ca_lo = MulAdd(Set(kC2Lo), a, MulSub(Set(kC2Hi), a, ca));
+  const V v = Mul(ca, w);
+  const V v_lo = Add(MulSub(ca, w, v), MulAdd(ca, w_lo, Mul(ca_lo, w)));
+  // e^(−v − v_lo) ≈ e^(−v)·(1 − v_lo).
+  const Pair ev = ExpPair(Sub(Set(0.0f), v));
+  const Pair e = {ev.hi, NegMulAdd(ev.hi, v_lo, ev.lo)};
+  const V result = TimesSigmoidFromExp(x, e);
+  // Beyond ±12, gelu_tanh(x) rounds to x or to −0 (this also covers ±inf).
+  return Select(Gt(x, Set(12.0f)), x, Select(Lt(x, Set(-12.0f)), Set(-0.0f), result));
+}
+
+// gelu(x) = x·Φ(x). |x| < 0.5: x/2 + x²·Q(x²). Otherwise with a = |x| and
+// q = Φ(−a) = ½·e^(−a²/2)·S(a), S(a) = erfc(a/√2)·e^(a²/2) from 16 polynomial
+// pieces chosen per lane: x > 0 gives x·(1 − q), x < 0 gives x·q. e^(−a²/2)
+// uses a² as an exact float pair.
+inline V Gelu(V x) {
+  const V x2 = Mul(x, x);
+  const V small = MulAdd(x2, Horner(poly::kGeluSmallPoly, x2), Mul(x, Set(0.5f)));
+
+  const V a = Min(Abs(x), Set(14.0f));
+  const V a2 = Mul(a, a);
+  const V a2_lo = MulSub(a, a, a2);
+  // e^(−a²/2) = ea·(1 − a2_lo/2), as a pair.
+  const Pair ea = ExpPair(Mul(Set(-0.5f), a2));
+  const V e = ea.hi;
+  const V e_lo = NegMulAdd(ea.hi, Mul(Set(0.5f), a2_lo), ea.lo);
+  const Index piece =
+      ToIndex(Min(Floor(Mul(a, Set(1.0f / poly::kGeluTailPieceWidth))), Set(15.0f)));
+  const V t = Sub(a, Lookup16(poly::kGeluTailCentre, piece));
+  constexpr size_t kDegree = sizeof(poly::kGeluTailPoly) / sizeof(poly::kGeluTailPoly[0]) - 1;
+  V acc = Lookup16(poly::kGeluTailPoly[kDegree], piece);
+  for (size_t k = kDegree; k-- > 1;) acc = MulAdd(acc, t, Lookup16(poly::kGeluTailPoly[k], piece));
+  // Last step as a float pair: S = c0 + acc·t = s + s_lo, with c0 = c0_hi + c0_lo
+  // (Fast2Sum holds: |acc·t| < |c0| on every piece).
+  const V c0 = Lookup16(poly::kGeluTailPoly[0], piece);
+  const V at = Mul(acc, t);
+  const V s = Add(c0, at);
+  const V s_lo = Add(Add(Sub(c0, s), at), Add(MulSub(acc, t, at), Lookup16(poly::kGeluTailC0Lo, piece)));
+  // x·q = ½·x·E·S with the products kept as exact pairs, rounded once.
+  const V es = Mul(e, s);
+  const V es_lo = MulAdd(e_lo, s, MulAdd(e, s_lo, MulSub(e, s, es)));
+  const V xq = Mul(x, es);
+  const V xq_lo = MulAdd(x, es_lo, MulSub(x, es, xq));
+  const V half = Set(0.5f);
+  const V negative_tail = Mul(half, Add(xq, xq_lo));
+  const V positive_tail = Sub(x, Mul(half, Add(xq, xq_lo)));
+  const V tail = Select(Gt(x, Set(0.0f)), positive_tail, negative_tail);
+  const V result = Select(Lt(Abs(x), Set(poly::kGeluSmallLimit)), small, tail);
+  // Beyond ±14, x·Φ(x) rounds to x or is under 1e-43: x or −0 (this also
+  // covers ±inf, which the arithmetic above would turn into NaN).
+  return Select(Gt(x, Set(14.0f)), x, Select(Lt(x, Set(-14.0f)), Set(-0.0f), result));
+}
