@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "ffn/kernels/epilogue.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace ffn {
@@ -82,7 +83,8 @@ struct FfnBlock::Impl {
     }
     auto built = std::make_shared<ShapePrimitives>();
     const bool bias = weights.kind == FfnKind::kPlain && weights.has_bias;
-    built->up_pd = MatmulDesc(m, weights.d_model, up_cols(), weights.d_model, bias);
+    // b1 is added by the activation epilogue, b2 by the down matmul.
+    built->up_pd = MatmulDesc(m, weights.d_model, up_cols(), weights.d_model, /*bias=*/false);
     built->down_pd = MatmulDesc(m, weights.d_ff, weights.d_model,
                                 DenseGatedProduct(m) ? weights.d_ff : up_cols(), bias);
     built->up = dnnl::matmul(built->up_pd);
@@ -173,14 +175,13 @@ absl::Status FfnBlock::Run(Activation activation, const float* x, int64_t m, flo
     std::unordered_map<int, memory> up_args = {
         {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, up_w_mem}, {DNNL_ARG_DST, hidden_mem}};
     const bool bias = w.kind == FfnKind::kPlain && w.has_bias;
-    if (bias) {
-      up_args.emplace(DNNL_ARG_BIAS, memory(prims->up_pd.bias_desc(), engine,
-                                            const_cast<float*>(w.b1.data())));
-    }
     prims->up.execute(stream, up_args);
     stream.wait();
 
-    // Activation pass over column tiles of each row, in parallel.
+    // The fused epilogue (b1 + activation, or the gated product) over column
+    // tiles of each row, in parallel, with the kernels of the active ISA.
+    const EpilogueKernels& kernels = ActiveKernels();
+    const float* b1 = bias ? w.b1.data() : nullptr;
     const int64_t d_ff = w.d_ff;
     const int64_t col_tiles = (d_ff + kActivationTileCols - 1) / kActivationTileCols;
     const int64_t tiles = m * col_tiles;
@@ -196,9 +197,10 @@ absl::Status FfnBlock::Run(Activation activation, const float* x, int64_t m, flo
       if (per_channel) params.prelu_alpha = base.prelu_alpha.subspan(static_cast<size_t>(col0));
       if (gated) {
         float* product = dense_product ? hidden_data + m * up_cols + row * d_ff + col0 : gate;
-        ApplyGatedRows(activation, params, gate, gate + d_ff, product, 1, cols, 0, 0);
+        kernels.gated(activation, params, gate, gate + d_ff, 0, product, 0, 1, cols);
       } else {
-        ApplyActivationRows(activation, params, gate, 1, cols, 0);
+        kernels.bias_act(activation, params, gate, 0, b1 != nullptr ? b1 + col0 : nullptr, gate,
+                         0, 1, cols);
       }
     }
 

@@ -111,8 +111,8 @@ inline V Silu(V x) {
   return Select(Gt(x, Set(88.0f)), x, Select(Lt(x, Set(-100.0f)), Set(-0.0f), result));
 }
 
-// tanh: x + x³·P(x²) for |x| < 0.625; otherwise (1 − E)/(1 + E) with
-// E = e^(−2|x|) ≤ 0.29 and the sign of x.
+// tanh: x + x³·P(x²) for |x| < 0.2; otherwise (1 − E)/(1 + E) with
+// E = e^(−2|x|) as a pair (1 − E is then exact) and the sign of x.
 inline V Tanh(V x) {
   const V x2 = Mul(x, x);
   const V small = MulAdd(Mul(x, x2), Horner(poly::kTanhPoly, x2), x);
@@ -156,14 +156,12 @@ inline V GeluTanh(V x) {
   return Select(Gt(x, Set(12.0f)), x, Select(Lt(x, Set(-12.0f)), Set(-0.0f), result));
 }
 
-// gelu(x) = x·Φ(x). |x| < 0.5: x/2 + x²·Q(x²). Otherwise with a = |x| and
-// q = Φ(−a) = ½·e^(−a²/2)·S(a), S(a) = erfc(a/√2)·e^(a²/2) from 16 polynomial
-// pieces chosen per lane: x > 0 gives x·(1 − q), x < 0 gives x·q. e^(−a²/2)
-// uses a² as an exact float pair.
+// gelu(x) = x·Φ(x). With a = |x| and q = Φ(−a) = ½·e^(−a²/2)·S(a), where
+// S(a) = erfc(a/√2)·e^(a²/2) comes from 16 polynomial pieces chosen per lane:
+// x > 0 gives x − x·q, x ≤ 0 gives x·q. Neither cancels (q ≤ ½), so one
+// formula covers every x. e^(−a²/2) takes a² as an exact float pair, and the
+// products are carried as pairs and rounded once.
 inline V Gelu(V x) {
-  const V x2 = Mul(x, x);
-  const V small = MulAdd(x2, Horner(poly::kGeluSmallPoly, x2), Mul(x, Set(0.5f)));
-
   const V a = Min(Abs(x), Set(14.0f));
   const V a2 = Mul(a, a);
   const V a2_lo = MulSub(a, a, a2);
@@ -192,8 +190,7 @@ inline V Gelu(V x) {
   const V negative_tail = Mul(half, Add(xq, xq_lo));
   const V positive_tail = Sub(x, Mul(half, Add(xq, xq_lo)));
   const V tail = Select(Gt(x, Set(0.0f)), positive_tail, negative_tail);
-  const V result = Select(Lt(Abs(x), Set(poly::kGeluSmallLimit)), small, tail);
   // Beyond ±14, x·Φ(x) rounds to x or is under 1e-43: x or −0 (this also
   // covers ±inf, which the arithmetic above would turn into NaN).
-  return Select(Gt(x, Set(14.0f)), x, Select(Lt(x, Set(-14.0f)), Set(-0.0f), result));
+  return Select(Gt(x, Set(14.0f)), x, Select(Lt(x, Set(-14.0f)), Set(-0.0f), tail));
 }

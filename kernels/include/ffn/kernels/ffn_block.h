@@ -3,8 +3,9 @@
 //   plain: y = act(x·W1ᵀ + b1)·W2ᵀ + b2
 //   gated: y = (act(x·Wgᵀ) ⊙ (x·Wuᵀ))·W2ᵀ
 //
-// Matmuls run on oneDNN (f32); the activation runs in ffnserve's own kernels
-// (activation.h) on the first matmul's output. The weights stay in their
+// Matmuls run on oneDNN (f32); b1 and the activation (or the gated product)
+// run in ffnserve's own fused epilogue kernels (epilogue.h) on the first
+// matmul's output, tile by tile. The weights stay in their
 // nn.Linear layout, which oneDNN reads as the transposed operand without a
 // copy; gated models keep Wg and Wu stacked in one [2·d_ff, d_model] matrix
 // so one matmul computes both halves. Matmul primitives are created once per
