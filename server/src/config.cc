@@ -86,7 +86,7 @@ absl::Status ParseWeights(const YAML::Node& node, const std::string& where,
 absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string& where,
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
-                                "max_tokens"},
+                                "max_tokens", "debug_delay_us"},
                          where);
       !s.ok()) {
     return s;
@@ -131,6 +131,12 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (!max_tokens.ok()) return max_tokens.status();
     if (*max_tokens <= 0) return Invalid(at + ".max_tokens", "must be positive");
     model.max_tokens = *max_tokens;
+  }
+  if (node["debug_delay_us"]) {
+    auto delay = Scalar<int64_t>(node["debug_delay_us"], at + ".debug_delay_us");
+    if (!delay.ok()) return delay.status();
+    if (*delay < 0 || *delay > 10'000'000) return Invalid(at + ".debug_delay_us", "must be in [0, 10000000]");
+    model.debug_delay_us = *delay;
   }
   if (auto s = ParseWeights(node["weights"], at + ".weights", base_dir, model); !s.ok()) return s;
   return model;

@@ -1,6 +1,7 @@
 #include "ffn/server/service.h"
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -118,6 +119,9 @@ grpc::ServerUnaryReactor* FfnServiceImpl::Infer(grpc::CallbackServerContext* con
       status = v.model->block->Run(v.activation,
                                    reinterpret_cast<const float*>(request->input().data().data()),
                                    v.tokens, reinterpret_cast<float*>(bytes->data()));
+      if (v.model->config.debug_delay_us > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(v.model->config.debug_delay_us));
+      }
     }
     const auto end = Clock::now();
     if (!status.ok()) {

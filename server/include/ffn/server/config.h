@@ -37,6 +37,9 @@ struct ModelConfig {
   std::string safetensors_path;               // absolute, or relative to the cwd
   std::map<std::string, std::string> tensors;  // role (w1, b1, ...) -> tensor name
   int64_t max_tokens = 0;                      // 0: the server's default
+  // Extra time each engine call of this model takes, for load-test
+  // experiments (a deliberately slow model). 0 in production.
+  int64_t debug_delay_us = 0;
 };
 
 struct ServerSettings {
