@@ -3,24 +3,39 @@
 # packages only. Used by the README, .ci/run and docker/Dockerfile.
 #
 #   scripts/install-deps.sh           build + test dependencies
-#   scripts/install-deps.sh --runtime only the shared libraries ffn-server needs
+#   scripts/install-deps.sh --runtime only the shared libraries ffn-server and
+#                                     ffn-client load (docker/Dockerfile's runtime stage)
+#   scripts/install-deps.sh --docker  what docker/smoke-test.sh needs: a Docker engine,
+#                                     debootstrap, and the compose/nginx/YAML validators
 set -euo pipefail
 
+# The packages of the binaries' direct NEEDED entries (readelf -d); the rest
+# (libgrpc29's c-ares, re2, ssl, zlib; libdnnl2's OpenCL loader) come in as
+# their dependencies. docker/smoke-test.sh checks with ldd inside the image.
 runtime_packages=(
-  libgrpc++1.51 libgrpc29 libprotobuf32 libdnnl2 libspdlog1.10 libfmt9
-  libyaml-cpp0.7 libgomp1 ca-certificates
+  libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 libgomp1
+  libspdlog1.10 libfmt9 libyaml-cpp0.7 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  ca-certificates
 )
 build_packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libdnnl-dev libspdlog-dev libfmt-dev libabsl-dev libcli11-dev libyaml-cpp-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
 )
 
-packages=("${build_packages[@]}")
-if [[ "${1:-}" == "--runtime" ]]; then
-  packages=("${runtime_packages[@]}")
-fi
+# Not in the default list: docker.io starts no daemon here (smoke-test.sh runs
+# a private one), and nginx is only for `nginx -t` on docker/nginx.conf.
+docker_packages=(
+  docker.io debootstrap docker-compose nginx python3-yaml
+)
+
+case "${1:-}" in
+  "") packages=("${build_packages[@]}") ;;
+  --runtime) packages=("${runtime_packages[@]}") ;;
+  --docker) packages=("${docker_packages[@]}") ;;
+  *) echo "usage: $0 [--runtime | --docker]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,31 +1,81 @@
 // ffn-server: serves FFN blocks over gRPC. See README.md for the flags.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "ffn/server/config.h"
 #include "ffn/server/server.h"
 #include "spdlog/spdlog.h"
 
+namespace {
+
+// Flags override the config file; unset flags leave it alone.
+struct Overrides {
+  std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file;
+  int threads = -1, executors = 0, threads_per_executor = 0;
+  int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0;
+
+  void ApplyTo(ffn::ServerSettings& s) const {
+    if (!address.empty()) s.address = address;
+    if (!metrics_address.empty()) s.metrics_address = metrics_address;
+    if (!tls_cert.empty()) s.tls_cert = tls_cert;
+    if (!tls_key.empty()) s.tls_key = tls_key;
+    if (!tls_client_ca.empty()) s.tls_client_ca = tls_client_ca;
+    if (!auth_token_file.empty()) s.auth_token_file = auth_token_file;
+    if (threads >= 0) s.threads = threads;
+    if (executors > 0) s.executors = executors;
+    if (threads_per_executor > 0) s.threads_per_executor = threads_per_executor;
+    if (max_tokens > 0) s.max_tokens_per_request = max_tokens;
+    if (max_batch_tokens > 0) s.batching.max_batch_tokens = max_batch_tokens;
+    if (max_queue_delay_us >= 0) s.batching.max_queue_delay_us = max_queue_delay_us;
+    if (max_queue_tokens > 0) s.batching.max_queue_tokens = max_queue_tokens;
+  }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"ffn-server: transformer FFN blocks over gRPC, on CPU"};
-  std::string config_path, address, log_level = "info", port_file;
-  int threads = -1;
-  int64_t max_tokens = 0;
+  std::string config_path, log_level = "info", port_file;
   double drain_seconds = 10;
+  Overrides o;
   app.add_option("--config", config_path, "YAML config file (default: the embedded models)")
       ->check(CLI::ExistingFile);
-  app.add_option("--address", address, "HOST:PORT to listen on; port 0 picks one "
-                                        "(default 127.0.0.1:50051, or the config's)");
-  app.add_option("--threads", threads, "compute threads for oneDNN (0: all cores)")
+  app.add_option("--address", o.address, "HOST:PORT to listen on; port 0 picks one "
+                                          "(default 127.0.0.1:50051, or the config's)");
+  app.add_option("--threads", o.threads, "compute threads in all (0: all cores)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--max-tokens", max_tokens, "largest tokens per request (default 8192)")
+  app.add_option("--executors", o.executors, "executors, each running one batch at a time (1)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--threads-per-executor", o.threads_per_executor,
+                 "OpenMP threads of each executor (default: threads / executors)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-tokens", o.max_tokens, "largest tokens per request (8192)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-batch-tokens", o.max_batch_tokens, "most tokens in one batch (512)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queue-delay-us", o.max_queue_delay_us,
+                 "how long a small batch may wait for more requests (0)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-queue-tokens", o.max_queue_tokens,
+                 "tokens a variant's queue may hold before RESOURCE_EXHAUSTED (65536)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--metrics-address", o.metrics_address,
+                 "HOST:PORT for Prometheus metrics at /metrics (default: off)");
+  app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: serve TLS");
+  app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", o.tls_client_ca,
+                 "PEM CA: require client certificates it signed (mutual TLS)");
+  app.add_option("--auth-token-file", o.auth_token_file,
+                 "file with the bearer token FfnService calls must carry");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--port-file", port_file, "write the bound port to this file once serving");
-  app.add_option("--drain-timeout", drain_seconds, "seconds to finish calls in flight on SIGTERM")
+  app.add_option("--drain-timeout", drain_seconds,
+                 "seconds to finish accepted calls after SIGTERM/SIGINT (10)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
@@ -38,9 +88,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(config.status().message()));
     return 2;
   }
-  if (!address.empty()) config->server.address = address;
-  if (threads >= 0) config->server.threads = threads;
-  if (max_tokens > 0) config->server.max_tokens_per_request = max_tokens;
+  o.ApplyTo(config->server);
 
   // Signals are taken by sigwait below; block them before any thread starts
   // so no other thread receives them.
@@ -62,7 +110,16 @@ int main(int argc, char** argv) {
   }
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  spdlog::info("{} received: draining (up to {} s)", strsignal(signal_number), drain_seconds);
+  spdlog::info("{} received: draining (up to {} s); a second signal exits at once",
+               strsignal(signal_number), drain_seconds);
+  // The drain runs beside this thread, which keeps listening for a second signal.
+  std::thread watcher([&signals] {
+    int second = 0;
+    sigwait(&signals, &second);
+    spdlog::warn("{} received again: exiting without draining", strsignal(second));
+    std::_Exit(128 + second);
+  });
+  watcher.detach();
   (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
   spdlog::info("stopped");
   return 0;

@@ -1,5 +1,6 @@
 #include "ffn/server/config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -83,10 +84,93 @@ absl::Status ParseWeights(const YAML::Node& node, const std::string& where,
   return absl::OkStatus();
 }
 
+// Reads an integer key into `field` if present, checking [min, max].
+absl::Status ReadInt(const YAML::Node& map, const char* key, const std::string& where,
+                     int64_t min, int64_t max, int64_t& field) {
+  if (!map[key]) return absl::OkStatus();
+  const std::string at = absl::StrCat(where, ".", key);
+  auto v = Scalar<int64_t>(map[key], at);
+  if (!v.ok()) return v.status();
+  if (*v < min || *v > max) return Invalid(at, absl::StrCat("must be in [", min, ", ", max, "]"));
+  field = *v;
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const YAML::Node& map, const char* key, const std::string& where,
+                        std::string& field) {
+  if (!map[key]) return absl::OkStatus();
+  auto v = Scalar<std::string>(map[key], absl::StrCat(where, ".", key));
+  if (!v.ok()) return v.status();
+  field = *v;
+  return absl::OkStatus();
+}
+
+constexpr int64_t kMaxTokensLimit = int64_t{1} << 24;
+
+// The batching keys, shared by server defaults and model overrides.
+absl::Status ParseBatching(const YAML::Node& map, const std::string& where,
+                           BatchingOverrides& out) {
+  struct Key {
+    const char* name;
+    int64_t min, max;
+    std::optional<int64_t>* field;
+  };
+  for (const Key& key : {Key{"max_batch_tokens", 1, kMaxTokensLimit, &out.max_batch_tokens},
+                         Key{"max_queue_delay_us", 0, 10'000'000, &out.max_queue_delay_us},
+                         Key{"max_queue_tokens", 1, int64_t{1} << 30, &out.max_queue_tokens}}) {
+    if (!map[key.name]) continue;
+    int64_t value = 0;
+    if (auto s = ReadInt(map, key.name, where, key.min, key.max, value); !s.ok()) return s;
+    *key.field = value;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
+  if (auto s = CheckKeys(server,
+                         {"address", "threads", "executors", "threads_per_executor",
+                          "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
+                          "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight",
+                          "stats_window_seconds", "metrics_address", "tls_cert", "tls_key",
+                          "tls_client_ca", "auth_token_file"},
+                         "server");
+      !s.ok()) {
+    return s;
+  }
+  int64_t threads = st.threads, executors = st.executors, per_executor = st.threads_per_executor;
+  absl::Status s = ReadString(server, "address", "server", st.address);
+  if (s.ok()) s = ReadInt(server, "threads", "server", 0, 1024, threads);
+  if (s.ok()) s = ReadInt(server, "executors", "server", 1, 64, executors);
+  if (s.ok()) s = ReadInt(server, "threads_per_executor", "server", 0, 1024, per_executor);
+  if (s.ok()) s = ReadInt(server, "max_tokens_per_request", "server", 1, kMaxTokensLimit, st.max_tokens_per_request);
+  if (s.ok()) s = ReadInt(server, "max_message_bytes", "server", 1024, int64_t{1} << 31, st.max_message_bytes);
+  if (s.ok()) s = ReadInt(server, "max_stream_inflight", "server", 1, 1 << 20, st.max_stream_inflight);
+  if (!s.ok()) return s;
+  st.threads = static_cast<int>(threads);
+  st.executors = static_cast<int>(executors);
+  st.threads_per_executor = static_cast<int>(per_executor);
+  BatchingOverrides batching;
+  if (auto b = ParseBatching(server, "server", batching); !b.ok()) return b;
+  st.batching = batching.Over(st.batching);
+  if (server["stats_window_seconds"]) {
+    auto v = Scalar<double>(server["stats_window_seconds"], "server.stats_window_seconds");
+    if (!v.ok()) return v.status();
+    if (*v < 1 || *v > 3600) return Invalid("server.stats_window_seconds", "must be in [1, 3600]");
+    st.stats_window_seconds = *v;
+  }
+  for (auto [key, field] : {std::pair{"metrics_address", &st.metrics_address},
+                            std::pair{"tls_cert", &st.tls_cert}, std::pair{"tls_key", &st.tls_key},
+                            std::pair{"tls_client_ca", &st.tls_client_ca},
+                            std::pair{"auth_token_file", &st.auth_token_file}}) {
+    if (auto r = ReadString(server, key, "server", *field); !r.ok()) return r;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string& where,
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
-                                "max_tokens", "debug_delay_us"},
+                                "max_tokens", "debug_delay_us", "batching"},
                          where);
       !s.ok()) {
     return s;
@@ -132,6 +216,14 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (*max_tokens <= 0) return Invalid(at + ".max_tokens", "must be positive");
     model.max_tokens = *max_tokens;
   }
+  if (const YAML::Node batching = node["batching"]) {
+    if (auto b = CheckKeys(batching, {"max_batch_tokens", "max_queue_delay_us", "max_queue_tokens"},
+                           at + ".batching");
+        !b.ok()) {
+      return b;
+    }
+    if (auto b = ParseBatching(batching, at + ".batching", model.batching); !b.ok()) return b;
+  }
   if (node["debug_delay_us"]) {
     auto delay = Scalar<int64_t>(node["debug_delay_us"], at + ".debug_delay_us");
     if (!delay.ok()) return delay.status();
@@ -155,40 +247,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std
   if (!root.IsMap()) return Invalid("top level", "must be a mapping with server and models");
   if (auto s = CheckKeys(root, {"server", "models"}, "top level"); !s.ok()) return s;
   if (const YAML::Node server = root["server"]) {
-    if (auto s = CheckKeys(server,
-                           {"address", "threads", "max_tokens_per_request", "max_queue_requests",
-                            "max_message_bytes", "stats_window_seconds"},
-                           "server");
-        !s.ok()) {
-      return s;
-    }
-    ServerSettings& st = config.server;
-    if (server["address"]) {
-      auto v = Scalar<std::string>(server["address"], "server.address");
-      if (!v.ok()) return v.status();
-      st.address = *v;
-    }
-    if (server["threads"]) {
-      auto v = Scalar<int>(server["threads"], "server.threads");
-      if (!v.ok()) return v.status();
-      if (*v < 0) return Invalid("server.threads", "must be >= 0 (0: all cores)");
-      st.threads = *v;
-    }
-    for (auto [key, field] : {std::pair{"max_tokens_per_request", &st.max_tokens_per_request},
-                              std::pair{"max_queue_requests", &st.max_queue_requests},
-                              std::pair{"max_message_bytes", &st.max_message_bytes}}) {
-      if (!server[key]) continue;
-      auto v = Scalar<int64_t>(server[key], absl::StrCat("server.", key));
-      if (!v.ok()) return v.status();
-      if (*v <= 0) return Invalid(absl::StrCat("server.", key), "must be positive");
-      *field = *v;
-    }
-    if (server["stats_window_seconds"]) {
-      auto v = Scalar<double>(server["stats_window_seconds"], "server.stats_window_seconds");
-      if (!v.ok()) return v.status();
-      if (*v < 1 || *v > 3600) return Invalid("server.stats_window_seconds", "must be in [1, 3600]");
-      st.stats_window_seconds = *v;
-    }
+    if (auto s = ParseServer(server, config.server); !s.ok()) return s;
   }
   const YAML::Node models = root["models"];
   if (!models || !models.IsSequence() || models.size() == 0) {
@@ -217,6 +276,12 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
                         absl::StrCat(path, ": ", config.status().message()));
   }
   return config;
+}
+
+int ServerSettings::ThreadsPerExecutor(int cores) const {
+  if (threads_per_executor > 0) return threads_per_executor;
+  const int total = threads > 0 ? threads : cores;
+  return std::max(1, total / std::max(1, executors));
 }
 
 const std::string& DefaultConfigYaml() {

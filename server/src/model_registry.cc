@@ -116,6 +116,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     model->config = mc;
     model->block = std::move(*block);
     model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
+    model->batching = mc.batching.Over(config.server.batching);
     model->info = DescribeModel(*model);
     registry->by_name_.emplace(mc.name, model.get());
     registry->models_.push_back(std::move(model));

@@ -2,21 +2,64 @@
 
 #include <sched.h>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
-#include "ffn/server/executor.h"
+#include "ffn/kernels/epilogue.h"
+#include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
+#include "ffn/server/scheduler.h"
 #include "ffn/server/service.h"
 #include "ffn/server/stats.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
+namespace {
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(what, " ", path, ": cannot read"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Insecure, TLS, or mutual TLS, from the settings' PEM files.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerSettings& s) {
+  if (s.tls_cert.empty() && s.tls_key.empty()) {
+    if (!s.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError("tls_client_ca needs tls_cert and tls_key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (s.tls_cert.empty() || s.tls_key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both tls_cert and tls_key");
+  }
+  auto cert = ReadWholeFile(s.tls_cert, "TLS certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadWholeFile(s.tls_key, "TLS key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!s.tls_client_ca.empty()) {
+    auto ca = ReadWholeFile(s.tls_client_ca, "TLS client CA");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
 
 int DefaultThreadCount() {
   cpu_set_t set;
@@ -26,83 +69,138 @@ int DefaultThreadCount() {
 
 struct FfnServer::Impl {
   std::unique_ptr<ModelRegistry> registry;
+  std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ServerStats> stats;
-  std::unique_ptr<Executor> executor;
+  std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FfnServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
-  bool stopped = false;
+  absl::Mutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
 };
 
 FfnServer::FfnServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
+  const ServerSettings& settings = config.server;
   auto impl = std::make_unique<Impl>();
+  auto credentials = Credentials(settings);
+  if (!credentials.ok()) return credentials.status();
+  ServiceOptions service_options;
+  service_options.max_stream_inflight = settings.max_stream_inflight;
+  if (!settings.auth_token_file.empty()) {
+    auto token = ReadWholeFile(settings.auth_token_file, "auth token file");
+    if (!token.ok()) return token.status();
+    service_options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    if (service_options.auth_token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("auth token file ", settings.auth_token_file,
+                                                     " is empty"));
+    }
+    if (settings.tls_cert.empty()) {
+      spdlog::warn("a bearer token without TLS travels in clear text");
+    }
+  }
+
   auto registry = ModelRegistry::Load(config);
   if (!registry.ok()) return registry.status();
   impl->registry = std::move(*registry);
-  const int threads = config.server.threads > 0 ? config.server.threads : DefaultThreadCount();
-  impl->executor = std::make_unique<Executor>(threads, config.server.max_queue_requests);
+  if (!settings.metrics_address.empty()) {
+    const std::string onednn = OneDnnDescription();
+    auto metrics = Metrics::Start(settings.metrics_address, onednn, IsaName(ActiveIsa()));
+    if (!metrics.ok()) return metrics.status();
+    impl->metrics = std::move(*metrics);
+  }
+  impl->stats = std::make_unique<ServerStats>(settings.stats_window_seconds, impl->metrics.get());
+  SchedulerOptions scheduler_options;
+  scheduler_options.executors = settings.executors;
+  scheduler_options.threads_per_executor = settings.ThreadsPerExecutor(DefaultThreadCount());
+  impl->scheduler = std::make_unique<Scheduler>(scheduler_options, *impl->stats);
 
-  // Warm-up on the executor thread, so its OpenMP pool and every model's
-  // one-token primitives exist before the first request.
+  // Warm-up through the real path: every model's primitives are built and
+  // one batch has run before the server reports SERVING.
+  ServerStats warmup_stats(1);
+  Scheduler warmup(scheduler_options, warmup_stats);
   for (const auto& model : impl->registry->models()) {
+    const Model* m = model.get();
+    std::vector<float> x(static_cast<size_t>(m->config.d_model), 0.5f), y(x.size());
     absl::Notification done;
     absl::Status warm;
-    const Model* m = model.get();
-    absl::Status submitted = impl->executor->Submit([m, &warm, &done] {
-      std::vector<float> x(static_cast<size_t>(m->config.d_model), 0.5f);
-      std::vector<float> y(x.size());
-      warm = m->block->Run(m->config.default_activation, x.data(), 1, y.data());
+    InferTask task;
+    task.model = m;
+    task.activation = m->config.default_activation;
+    task.tokens = 1;
+    task.input = x.data();
+    task.output = y.data();
+    task.arrival = std::chrono::steady_clock::now();
+    task.done = [&](const absl::Status& status, const TaskTimings&) {
+      warm = status;
       done.Notify();
-    });
-    if (!submitted.ok()) return submitted;
+    };
+    if (absl::Status s = warmup.Submit(std::move(task)); !s.ok()) return s;
     done.WaitForNotification();
     if (!warm.ok()) {
       return absl::Status(warm.code(), absl::StrCat("warming model '", m->config.name, "': ",
                                                     warm.message()));
     }
-    auto impl_name = m->block->ImplementationFor(1);
-    spdlog::info("model {}: {} d_model={} d_ff={} default={} weights={} matmuls(M=1)={}",
+    auto matmuls = m->block->ImplementationFor(1);
+    spdlog::info("model {}: {} d_model={} d_ff={} default={} weights={} batching: max {} tokens, "
+                 "delay {} us, queue {} tokens; matmuls(M=1)={}",
                  m->config.name, m->config.kind == FfnKind::kGated ? "gated" : "plain",
                  m->config.d_model, m->config.d_ff, ActivationName(m->config.default_activation),
                  m->config.random_weights ? absl::StrCat("random seed ", m->config.seed)
                                           : m->config.safetensors_path,
-                 impl_name.ok() ? *impl_name : impl_name.status().ToString());
+                 m->batching.max_batch_tokens, m->batching.max_queue_delay_us,
+                 m->batching.max_queue_tokens,
+                 matmuls.ok() ? *matmuls : matmuls.status().ToString());
   }
+  warmup.Shutdown();
 
-  impl->stats = std::make_unique<ServerStats>(config.server.stats_window_seconds);
-  impl->service = std::make_unique<FfnServiceImpl>(*impl->registry, *impl->executor, *impl->stats);
-
+  impl->service = std::make_unique<FfnServiceImpl>(*impl->registry, *impl->scheduler,
+                                                   *impl->stats, service_options);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.server.address, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(settings.address, *credentials, &impl->port);
   builder.RegisterService(impl->service.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_message_bytes));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(settings.max_message_bytes));
+  // Tolerate clients' keepalive pings, with or without calls in flight.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
-    impl->executor->Shutdown();
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.server.address, " (in use, or not a valid HOST:PORT)"));
+    impl->scheduler->Shutdown();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", settings.address,
+                                               " (in use, or not a valid HOST:PORT)"));
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("serving {} model(s) on port {} with {} compute thread(s); {}",
-               impl->registry->models().size(), impl->port, threads, OneDnnDescription());
+  spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
+               "kernels {}; {}{}",
+               impl->registry->models().size(), impl->port,
+               settings.tls_cert.empty() ? "" : (settings.tls_client_ca.empty() ? " (TLS)" : " (mutual TLS)"),
+               service_options.auth_token.empty() ? "" : " (bearer token)", scheduler_options.executors,
+               scheduler_options.threads_per_executor, IsaName(ActiveIsa()), OneDnnDescription(),
+               impl->metrics ? absl::StrCat("; metrics on port ", impl->metrics->port()) : "");
   return std::unique_ptr<FfnServer>(new FfnServer(std::move(impl)));
 }
 
 int FfnServer::port() const { return impl_->port; }
+int FfnServer::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 
 void FfnServer::Shutdown(std::chrono::milliseconds drain) {
-  if (impl_->stopped) return;
-  impl_->stopped = true;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
   impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  // No new calls from here on; accepted ones run to completion (the
+  // scheduler keeps computing) until `drain` has passed, then gRPC cancels
+  // them and the scheduler drops them unread.
   impl_->server->Shutdown(std::chrono::system_clock::now() + drain);
-  // Every accepted call was queued; the executor finishes them before it exits.
-  impl_->executor->Shutdown();
+  impl_->scheduler->Shutdown();
   impl_->server->Wait();
 }
 

@@ -1,21 +1,17 @@
 #include "ffn/server/service.h"
 
 #include <chrono>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ffn/server/status.h"
+#include "infer_stream.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t NanosBetween(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
-}
 
 std::string AcceptedActivations(const Model& model) {
   return absl::StrJoin(model.info.activations(), ", ");
@@ -74,89 +70,129 @@ absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
   return v;
 }
 
-grpc::ServerUnaryReactor* FfnServiceImpl::Infer(grpc::CallbackServerContext* context,
-                                                const v1::InferRequest* request,
-                                                v1::InferResponse* response) {
+absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
+  if (options_.auth_token.empty()) return absl::OkStatus();
+  const std::string expected = "Bearer " + options_.auth_token;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string given = it == metadata.end() ? std::string()
+                                                 : std::string(it->second.data(), it->second.size());
+  // Constant time in the token: every byte of `expected` is compared.
+  unsigned char difference = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    difference |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  if (difference != 0) {
+    return absl::UnauthenticatedError(
+        "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'");
+  }
+  return absl::OkStatus();
+}
+
+void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::InferRequest& request,
+                            v1::InferResponse* response,
+                            std::function<void(const absl::Status&)> done) {
   const auto arrival = Clock::now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto validated = ValidateInfer(registry_, *request);
+  auto validated = ValidateInfer(registry_, request);
   if (!validated.ok()) {
-    const Model* model = registry_.Find(request->model());
-    auto activation = ParseActivation(request->activation());
-    if (model != nullptr && (request->activation().empty() ||
+    const Model* model = registry_.Find(request.model());
+    auto activation = ParseActivation(request.activation());
+    const absl::StatusCode code = validated.status().code();
+    if (model != nullptr && (request.activation().empty() ||
                              (activation && IsGated(*activation) ==
                                                 (model->config.kind == FfnKind::kGated)))) {
-      // The variant is known (bad tensor): count it against the variant.
+      // The variant is known (a bad tensor): count it against the variant.
       stats_.RecordError({model->config.name,
-                          request->activation().empty()
+                          request.activation().empty()
                               ? std::string(ActivationName(model->config.default_activation))
-                              : request->activation(),
-                          v1::FLOAT32});
+                              : request.activation(),
+                          v1::FLOAT32},
+                         code);
     } else {
-      stats_.RecordRejected();
+      stats_.RecordRejected(code);
     }
     spdlog::debug("Infer rejected: {}", validated.status().ToString());
-    reactor->Finish(ToGrpcStatus(validated.status()));
-    return reactor;
+    done(validated.status());
+    return;
   }
   const ValidatedInfer v = *validated;
-  const VariantKey key{v.model->config.name, std::string(ActivationName(v.activation)), v1::FLOAT32};
-  absl::Status submitted = executor_.Submit([this, context, request, response, reactor, v, key,
-                                             arrival] {
-    const auto start = Clock::now();
-    absl::Status status;
-    if (context->IsCancelled()) {
-      status = absl::CancelledError("the call was cancelled while queued");
-    } else if (context->deadline() < std::chrono::system_clock::now()) {
-      status = absl::DeadlineExceededError("the deadline passed while the request was queued");
-    } else {
-      v1::Tensor* output = response->mutable_output();
-      output->set_dtype(v1::FLOAT32);
-      output->add_shape(v.tokens);
-      output->add_shape(v.model->config.d_model);
-      std::string* bytes = output->mutable_data();
-      bytes->resize(static_cast<size_t>(v.tokens * v.model->config.d_model) * sizeof(float));
-      status = v.model->block->Run(v.activation,
-                                   reinterpret_cast<const float*>(request->input().data().data()),
-                                   v.tokens, reinterpret_cast<float*>(bytes->data()));
-      if (v.model->config.debug_delay_us > 0) {
-        std::this_thread::sleep_for(std::chrono::microseconds(v.model->config.debug_delay_us));
-      }
-    }
-    const auto end = Clock::now();
+  const VariantKey key{v.model->config.name, ActivationName(v.activation), v1::FLOAT32};
+  v1::Tensor* output = response->mutable_output();
+  output->set_dtype(v1::FLOAT32);
+  output->add_shape(v.tokens);
+  output->add_shape(v.model->config.d_model);
+  std::string* bytes = output->mutable_data();
+  bytes->resize(static_cast<size_t>(v.tokens * v.model->config.d_model) * sizeof(float));
+
+  InferTask task;
+  task.model = v.model;
+  task.activation = v.activation;
+  task.tokens = v.tokens;
+  task.input = reinterpret_cast<const float*>(request.input().data().data());
+  task.output = reinterpret_cast<float*>(bytes->data());
+  task.arrival = arrival;
+  task.deadline = context->deadline();
+  task.cancelled = [context] { return context->IsCancelled(); };
+  task.done = [this, response, key, tokens = v.tokens, done](const absl::Status& status,
+                                                            const TaskTimings& t) {
     if (!status.ok()) {
-      stats_.RecordError(key);
+      stats_.RecordError(key, status.code());
       if (status.code() == absl::StatusCode::kInternal) {
         spdlog::error("Infer {} / {}: {}", key.model, key.activation, status.ToString());
       }
-      response->Clear();
-      reactor->Finish(ToGrpcStatus(status));
+      response->clear_output();
+      done(status);
       return;
     }
-    RequestTimings timings{NanosBetween(arrival, start), NanosBetween(start, end),
-                           NanosBetween(arrival, end)};
-    stats_.RecordSuccess(key, v.tokens, timings, v.model->block->Flops(v.tokens));
+    stats_.RecordSuccess(key, tokens, {t.queue_ns, t.compute_ns, t.total_ns});
     v1::Variant* variant = response->mutable_variant();
     variant->set_model(key.model);
     variant->set_activation(key.activation);
     variant->set_dtype(key.dtype);
-    response->set_queue_us(timings.queue_ns / 1000);
-    response->set_compute_us(timings.compute_ns / 1000);
-    response->set_total_us(timings.total_ns / 1000);
-    spdlog::debug("Infer {} / {}: {} tokens, queue {} us, compute {} us", key.model,
-                  key.activation, v.tokens, timings.queue_ns / 1000, timings.compute_ns / 1000);
-    reactor->Finish(grpc::Status::OK);
-  });
+    response->set_queue_us(t.queue_ns / 1000);
+    response->set_compute_us(t.compute_ns / 1000);
+    response->set_total_us(t.total_ns / 1000);
+    response->set_batch_tokens(t.batch_tokens);
+    spdlog::debug("Infer {} / {}: {} tokens in a batch of {}, queue {} us, compute {} us",
+                  key.model, key.activation, tokens, t.batch_tokens, t.queue_ns / 1000,
+                  t.compute_ns / 1000);
+    done(absl::OkStatus());
+  };
+  absl::Status submitted = scheduler_.Submit(std::move(task));
   if (!submitted.ok()) {
-    stats_.RecordError(key);
-    reactor->Finish(ToGrpcStatus(submitted));
+    stats_.RecordError(key, submitted.code());
+    response->clear_output();
+    done(submitted);
   }
+}
+
+grpc::ServerUnaryReactor* FfnServiceImpl::Infer(grpc::CallbackServerContext* context,
+                                                const v1::InferRequest* request,
+                                                v1::InferResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
+  Submit(context, *request, response,
+         [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); });
   return reactor;
+}
+
+grpc::ServerBidiReactor<v1::InferRequest, v1::InferResponse>* FfnServiceImpl::InferStream(
+    grpc::CallbackServerContext* context) {
+  return new InferStreamReactor(this, context, options_.max_stream_inflight,
+                                Authenticate(*context));
 }
 
 grpc::ServerUnaryReactor* FfnServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                      const v1::ListModelsRequest* /*request*/,
                                                      v1::ListModelsResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   for (const auto& model : registry_.models()) *response->add_models() = model->info;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -166,6 +202,11 @@ grpc::ServerUnaryReactor* FfnServiceImpl::ListModels(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* FfnServiceImpl::GetStats(grpc::CallbackServerContext* context,
                                                    const v1::GetStatsRequest* /*request*/,
                                                    v1::GetStatsResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   *response = stats_.Snapshot();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

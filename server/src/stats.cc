@@ -1,5 +1,7 @@
 #include "ffn/server/stats.h"
 
+#include "ffn/server/metrics.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -16,8 +18,10 @@ void Summarize(const LatencyHistogram& h, v1::LatencySummary* out) {
 
 }  // namespace
 
-ServerStats::ServerStats(double window_seconds)
-    : start_(Clock::now()), window_seconds_(std::max(1, static_cast<int>(std::lround(window_seconds)))) {}
+ServerStats::ServerStats(double window_seconds, Metrics* metrics)
+    : start_(Clock::now()),
+      window_seconds_(std::max(1, static_cast<int>(std::lround(window_seconds)))),
+      metrics_(metrics) {}
 
 int64_t ServerStats::SecondIndex(Clock::time_point t) const {
   return std::chrono::duration_cast<std::chrono::seconds>(t - start_).count();
@@ -31,13 +35,13 @@ ServerStats::Variant& ServerStats::Get(const VariantKey& key) {
 }
 
 void ServerStats::RecordSuccess(const VariantKey& variant, int64_t tokens,
-                                const RequestTimings& timings, double flops) {
+                                const RequestTimings& timings) {
+  if (metrics_ != nullptr) metrics_->OnSuccess(variant, tokens, timings);
   const int64_t now = SecondIndex(Clock::now());
   absl::MutexLock lock(&mu_);
   Variant& v = Get(variant);
   ++v.requests;
   v.tokens += static_cast<uint64_t>(tokens);
-  v.flops += flops;
   v.total.RecordNanos(timings.total_ns);
   v.queue.RecordNanos(timings.queue_ns);
   v.compute.RecordNanos(timings.compute_ns);
@@ -47,14 +51,34 @@ void ServerStats::RecordSuccess(const VariantKey& variant, int64_t tokens,
   slot.tokens += static_cast<uint64_t>(tokens);
 }
 
-void ServerStats::RecordError(const VariantKey& variant) {
+void ServerStats::RecordError(const VariantKey& variant, absl::StatusCode code) {
+  if (metrics_ != nullptr) metrics_->OnError(variant, code);
   absl::MutexLock lock(&mu_);
-  ++Get(variant).errors;
+  Variant& v = Get(variant);
+  ++v.errors;
+  if (code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kCancelled) ++v.expired;
+  if (code == absl::StatusCode::kResourceExhausted) ++v.queue_full;
 }
 
-void ServerStats::RecordRejected() {
+void ServerStats::RecordRejected(absl::StatusCode code) {
+  if (metrics_ != nullptr) metrics_->OnRejected(code);
   absl::MutexLock lock(&mu_);
   ++rejected_;
+}
+
+void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double flops,
+                              int64_t compute_ns) {
+  if (metrics_ != nullptr) metrics_->OnBatch(variant, tokens);
+  absl::MutexLock lock(&mu_);
+  Variant& v = Get(variant);
+  ++v.batches;
+  v.flops += flops;
+  v.batch_compute_ns += compute_ns;
+  v.batch_tokens.RecordNanos(tokens);
+}
+
+void ServerStats::SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens) {
+  if (metrics_ != nullptr) metrics_->SetQueueDepth(variant, requests, tokens);
 }
 
 v1::GetStatsResponse ServerStats::Snapshot() const {
@@ -94,8 +118,19 @@ v1::GetStatsResponse ServerStats::Snapshot() const {
     Summarize(v.total, s->mutable_total());
     Summarize(v.queue, s->mutable_queue());
     Summarize(v.compute, s->mutable_compute());
-    const double compute_seconds = v.compute.MeanMicros() * 1e-6 * static_cast<double>(v.compute.count());
-    if (compute_seconds > 0) s->set_compute_gflops(v.flops / compute_seconds / 1e9);
+    if (v.batch_compute_ns > 0) {
+      s->set_compute_gflops(v.flops / static_cast<double>(v.batch_compute_ns));  // flop/ns = GFLOP/s
+    }
+    s->set_batches(v.batches);
+    s->set_expired(v.expired);
+    s->set_rejected_queue_full(v.queue_full);
+    // The histogram records tokens as if they were nanoseconds.
+    v1::BatchSummary* b = s->mutable_batch_tokens();
+    b->set_mean(v.batch_tokens.MeanMicros() * 1e3);
+    b->set_p50(v.batch_tokens.PercentileMicros(50) * 1e3);
+    b->set_p90(v.batch_tokens.PercentileMicros(90) * 1e3);
+    b->set_p99(v.batch_tokens.PercentileMicros(99) * 1e3);
+    b->set_max(v.batch_tokens.MaxMicros() * 1e3);
   }
   return response;
 }

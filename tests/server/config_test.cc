@@ -67,7 +67,7 @@ server:
   address: "0.0.0.0:6000"
   threads: 4
   max_tokens_per_request: 4096
-  max_queue_requests: 64
+  max_queue_tokens: 64
   max_message_bytes: 1048576
   stats_window_seconds: 30
 models:
@@ -105,7 +105,7 @@ TEST(ConfigTest, ExampleWithSafetensorsAndRandomParses) {
   EXPECT_EQ(s.address, "0.0.0.0:6000");
   EXPECT_EQ(s.threads, 4);
   EXPECT_EQ(s.max_tokens_per_request, 4096);
-  EXPECT_EQ(s.max_queue_requests, 64);
+  EXPECT_EQ(s.batching.max_queue_tokens, 64);
   EXPECT_EQ(s.max_message_bytes, 1048576);
   EXPECT_EQ(s.stats_window_seconds, 30);
   ASSERT_EQ(config->models.size(), 3u);
@@ -310,11 +310,11 @@ TEST(ConfigTest, RoleNotValidForKind) {
 
 TEST(ConfigTest, ServerSettingsErrors) {
   const std::string models = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}");
-  ExpectInvalid("server: {threads: -1}\n" + models, {"server.threads", "must be >= 0"});
+  ExpectInvalid("server: {threads: -1}\n" + models, {"server.threads", "must be in [0, 1024]"});
   ExpectInvalid("server: {threads: many}\n" + models, {"server.threads", "not a valid value"});
   ExpectInvalid("server: {thread: 2}\n" + models, {"server", "unknown key 'thread'"});
-  ExpectInvalid("server: {max_tokens_per_request: 0}\n" + models, {"server.max_tokens_per_request", "must be positive"});
-  ExpectInvalid("server: {max_queue_requests: -5}\n" + models, {"server.max_queue_requests"});
+  ExpectInvalid("server: {max_tokens_per_request: 0}\n" + models, {"server.max_tokens_per_request", "must be in [1,"});
+  ExpectInvalid("server: {max_queue_tokens: -5}\n" + models, {"server.max_queue_tokens"});
   ExpectInvalid("server: {max_message_bytes: 0}\n" + models, {"server.max_message_bytes"});
   ExpectInvalid("server: {stats_window_seconds: 0.5}\n" + models, {"server.stats_window_seconds", "[1, 3600]"});
   ExpectInvalid("server: [1, 2]\n" + models, {"server", "must be a mapping"});

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,31 @@
 #include "ffn/kernels/ffn_weights.h"
 
 namespace ffn {
+
+// Token-level dynamic batching of one variant's queue.
+struct BatchingSettings {
+  // Most tokens (rows) in one engine call. A request larger than this runs
+  // alone; with 1 (or any value below every request's size) every request
+  // runs alone.
+  int64_t max_batch_tokens = 512;
+  // How long a batch below max_batch_tokens may wait for more requests while
+  // an executor is free. 0: an executor takes what is queued at once (under
+  // load, requests still batch while the executors are busy).
+  int64_t max_queue_delay_us = 0;
+  // Tokens a variant's queue may hold; beyond it Infer answers
+  // RESOURCE_EXHAUSTED at once.
+  int64_t max_queue_tokens = 65536;
+};
+
+// Per-model overrides of the server's batching defaults.
+struct BatchingOverrides {
+  std::optional<int64_t> max_batch_tokens, max_queue_delay_us, max_queue_tokens;
+  BatchingSettings Over(const BatchingSettings& defaults) const {
+    return {max_batch_tokens.value_or(defaults.max_batch_tokens),
+            max_queue_delay_us.value_or(defaults.max_queue_delay_us),
+            max_queue_tokens.value_or(defaults.max_queue_tokens)};
+  }
+};
 
 struct ModelConfig {
   std::string name;
@@ -40,15 +66,33 @@ struct ModelConfig {
   // Extra time each engine call of this model takes, for load-test
   // experiments (a deliberately slow model). 0 in production.
   int64_t debug_delay_us = 0;
+  BatchingOverrides batching;
 };
 
 struct ServerSettings {
   std::string address = "127.0.0.1:50051";
-  int threads = 0;                  // oneDNN/OpenMP threads; 0: all cores
+  // Compute threads in all (0: every core the process may use), split evenly
+  // over `executors` unless threads_per_executor is set.
+  int threads = 0;
+  int executors = 1;
+  int threads_per_executor = 0;
   int64_t max_tokens_per_request = 8192;
-  int64_t max_queue_requests = 1024;  // beyond it Infer answers RESOURCE_EXHAUSTED
   int64_t max_message_bytes = 64 << 20;
+  BatchingSettings batching;  // defaults for every model
+  // Requests one InferStream call may have in flight before the server stops
+  // reading from it.
+  int64_t max_stream_inflight = 256;
   double stats_window_seconds = 10;
+  // HOST:PORT of the Prometheus /metrics endpoint; empty: none.
+  std::string metrics_address;
+  // TLS: a PEM certificate chain and key; with a client CA, clients must
+  // present a certificate it signed (mutual TLS).
+  std::string tls_cert, tls_key, tls_client_ca;
+  // A file holding the bearer token FfnService calls must carry; empty: none.
+  std::string auth_token_file;
+
+  // Compute threads of each executor.
+  int ThreadsPerExecutor(int cores) const;
 };
 
 struct ServerConfig {

@@ -19,6 +19,7 @@ struct Model {
   ModelConfig config;
   std::unique_ptr<FfnBlock> block;
   int64_t max_tokens = 0;  // per request
+  BatchingSettings batching;  // the server's defaults with this model's overrides
   v1::ModelInfo info;      // what ListModels reports
 };
 

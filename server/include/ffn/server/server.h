@@ -16,17 +16,20 @@ namespace ffn {
 
 class FfnServer {
  public:
-  // Loads and warms every model (one token through each), then listens on
-  // config.server.address (port 0 picks a free port) with the FfnService,
-  // health checking (SERVING once started) and reflection.
+  // Loads and warms every model (one batch through the scheduler each), then
+  // listens on config.server.address (port 0 picks a free port) with the
+  // FfnService, health checking (SERVING once started), reflection, and the
+  // metrics endpoint if configured. TLS and a bearer token as configured.
   static absl::StatusOr<std::unique_ptr<FfnServer>> Start(const ServerConfig& config);
   ~FfnServer();
 
   // The bound port.
   int port() const;
-  // Turns health NOT_SERVING, stops accepting calls, lets calls in flight
-  // finish for up to `drain` (then cancels them), and stops the executor.
-  // Idempotent.
+  // The metrics endpoint's port; 0 without one.
+  int metrics_port() const;
+  // Turns health NOT_SERVING, stops accepting calls, lets accepted calls
+  // finish for up to `drain` (then cancels them), and stops the executors.
+  // Idempotent and thread-safe.
   void Shutdown(std::chrono::milliseconds drain);
 
  private:

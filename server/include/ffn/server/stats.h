@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "ffn/common/latency_histogram.h"
 #include "ffn/v1/ffn.pb.h"
@@ -34,16 +35,25 @@ struct RequestTimings {
   int64_t total_ns = 0;
 };
 
+class Metrics;
+
 class ServerStats {
  public:
-  explicit ServerStats(double window_seconds);
+  // Also feeds `metrics`, if not null, so every figure has one source.
+  explicit ServerStats(double window_seconds, Metrics* metrics = nullptr);
 
-  void RecordSuccess(const VariantKey& variant, int64_t tokens, const RequestTimings& timings,
-                     double flops) ABSL_LOCKS_EXCLUDED(mu_);
-  // A request whose variant was known but that failed.
-  void RecordError(const VariantKey& variant) ABSL_LOCKS_EXCLUDED(mu_);
+  // A request answered OK.
+  void RecordSuccess(const VariantKey& variant, int64_t tokens, const RequestTimings& timings)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A request whose variant was known but that failed with `code`.
+  void RecordError(const VariantKey& variant, absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
   // A request rejected before its variant was known.
-  void RecordRejected() ABSL_LOCKS_EXCLUDED(mu_);
+  void RecordRejected(absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
+  // One engine call of `tokens` tokens, `flops` flops, `compute_ns` long.
+  void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Current depth of a variant's queue (metrics gauges only).
+  void SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens);
 
   v1::GetStatsResponse Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -58,8 +68,13 @@ class ServerStats {
     uint64_t requests = 0;
     uint64_t tokens = 0;
     uint64_t errors = 0;
+    uint64_t expired = 0;
+    uint64_t queue_full = 0;
+    uint64_t batches = 0;
     double flops = 0;
+    int64_t batch_compute_ns = 0;
     LatencyHistogram total, queue, compute;
+    LatencyHistogram batch_tokens;  // "nanoseconds" = tokens
     std::vector<Second> seconds;  // ring, one slot per second of the window
   };
   Variant& Get(const VariantKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -67,6 +82,7 @@ class ServerStats {
 
   const Clock::time_point start_;
   const int window_seconds_;
+  Metrics* const metrics_;
   mutable absl::Mutex mu_;
   std::map<VariantKey, Variant> variants_ ABSL_GUARDED_BY(mu_);
   uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,0 +1,117 @@
+// Scheduler: per-variant queues, token-level dynamic batching, executors.
+//
+// Every variant (model, activation, dtype) has its own bounded queue. Each
+// executor thread picks the next ready queue in round-robin order (so no
+// variant starves), takes requests from it until their tokens would exceed
+// max_batch_tokens, concatenates their rows along M (an FFN is
+// position-wise: no padding), runs one engine call and slices the answer
+// back into each request's output. A queue is ready when it holds
+// max_batch_tokens tokens, when its oldest request has waited
+// max_queue_delay_us, or at once when that delay is 0.
+//
+//   Scheduler scheduler(options, stats);
+//   RETURN_IF_ERROR(scheduler.Submit(std::move(task)));  // task.done runs later
+//   scheduler.Shutdown();                               // runs what is queued
+#ifndef FFN_SERVER_SCHEDULER_H_
+#define FFN_SERVER_SCHEDULER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "ffn/server/model_registry.h"
+#include "ffn/server/stats.h"
+
+namespace ffn {
+
+// Server-side timings of one request, and the batch it ran in.
+struct TaskTimings {
+  int64_t queue_ns = 0;    // arrival → its batch started computing
+  int64_t compute_ns = 0;  // the batch's engine call
+  int64_t total_ns = 0;    // arrival → its output was written
+  int64_t batch_tokens = 0;
+};
+
+// One request waiting for compute. `input` and `output` ([tokens, d_model]
+// floats) belong to the caller and must stay valid until `done` runs.
+struct InferTask {
+  const Model* model = nullptr;
+  Activation activation = Activation::kRelu;
+  int64_t tokens = 0;
+  const float* input = nullptr;
+  float* output = nullptr;
+  std::chrono::steady_clock::time_point arrival;
+  // The client's deadline; a task still queued past it is not computed.
+  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
+  // True once the client has gone; a cancelled task is not computed.
+  std::function<bool()> cancelled;
+  // Runs exactly once on an executor thread: OK with the output written, or
+  // DEADLINE_EXCEEDED, CANCELLED or the engine's error.
+  std::function<void(const absl::Status&, const TaskTimings&)> done;
+};
+
+struct SchedulerOptions {
+  int executors = 1;
+  int threads_per_executor = 1;  // OpenMP threads of each executor
+};
+
+class Scheduler {
+ public:
+  // Starts the executor threads; reports to `stats`.
+  Scheduler(const SchedulerOptions& options, ServerStats& stats);
+  ~Scheduler();  // Shutdown()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues `task` under its variant. RESOURCE_EXHAUSTED if that queue would
+  // exceed its model's max_queue_tokens, UNAVAILABLE after Shutdown(); the
+  // task is then not queued and `done` never runs.
+  absl::Status Submit(InferTask task) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Tokens and requests waiting in all queues.
+  int64_t queued_tokens() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stops accepting tasks, computes every queued one, joins the executors.
+  // Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Queue {
+    VariantKey key;
+    BatchingSettings batching;
+    std::deque<InferTask> tasks;
+    int64_t tokens = 0;
+  };
+  using Batch = std::vector<InferTask>;
+
+  void ExecutorLoop(int omp_threads);
+  // The next batch to run, or false when shut down and drained.
+  bool NextBatch(Batch& batch) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Ready(const Queue& queue, std::chrono::steady_clock::time_point now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunBatch(Batch& batch);
+  void Finish(InferTask& task, const absl::Status& status, const TaskTimings& timings);
+  void PublishDepth(const Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  ServerStats& stats_;
+  mutable absl::Mutex mu_;
+  absl::CondVar work_;
+  std::map<VariantKey, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
+  std::vector<Queue*> order_ ABSL_GUARDED_BY(mu_);  // round-robin order
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> executors_;
+};
+
+}  // namespace ffn
+
+#endif  // FFN_SERVER_SCHEDULER_H_

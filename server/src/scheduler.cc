@@ -1,0 +1,211 @@
+#include "ffn/server/scheduler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace ffn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t Nanos(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stats_(stats) {
+  for (int i = 0; i < std::max(1, options.executors); ++i) {
+    executors_.emplace_back([this, threads = std::max(1, options.threads_per_executor)] {
+      ExecutorLoop(threads);
+    });
+  }
+}
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+absl::Status Scheduler::Submit(InferTask task) {
+  const VariantKey key{task.model->config.name, ActivationName(task.activation), v1::FLOAT32};
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  auto& slot = queues_[key];
+  if (slot == nullptr) {
+    slot = std::make_unique<Queue>();
+    slot->key = key;
+    slot->batching = task.model->batching;
+    order_.push_back(slot.get());
+  }
+  Queue& queue = *slot;
+  if (queue.tokens + task.tokens > queue.batching.max_queue_tokens && !queue.tasks.empty()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the queue of ", key.model, "/", key.activation, " is full (", queue.tokens,
+        " tokens waiting, limit ", queue.batching.max_queue_tokens,
+        "); retry later, or raise max_queue_tokens"));
+  }
+  queue.tokens += task.tokens;
+  queued_tokens_ += task.tokens;
+  queue.tasks.push_back(std::move(task));
+  PublishDepth(queue);
+  work_.Signal();
+  return absl::OkStatus();
+}
+
+int64_t Scheduler::queued_tokens() const {
+  absl::MutexLock lock(&mu_);
+  return queued_tokens_;
+}
+
+void Scheduler::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    work_.SignalAll();
+  }
+  for (auto& executor : executors_) {
+    if (executor.joinable()) executor.join();
+  }
+}
+
+bool Scheduler::Ready(const Queue& queue, Clock::time_point now) const {
+  if (queue.tasks.empty()) return false;
+  if (stopping_ || queue.tokens >= queue.batching.max_batch_tokens) return true;
+  const auto waited = now - queue.tasks.front().arrival;
+  return waited >= std::chrono::microseconds(queue.batching.max_queue_delay_us);
+}
+
+void Scheduler::PublishDepth(const Queue& queue) {
+  stats_.SetQueueDepth(queue.key, static_cast<int64_t>(queue.tasks.size()), queue.tokens);
+}
+
+bool Scheduler::NextBatch(Batch& batch) {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    const auto now = Clock::now();
+    Queue* chosen = nullptr;
+    auto earliest = Clock::time_point::max();
+    for (size_t i = 0; i < order_.size(); ++i) {
+      Queue* queue = order_[(next_ + i) % order_.size()];
+      if (Ready(*queue, now)) {
+        chosen = queue;
+        next_ = (next_ + i + 1) % order_.size();
+        break;
+      }
+      if (!queue->tasks.empty()) {
+        earliest = std::min(earliest, queue->tasks.front().arrival +
+                                          std::chrono::microseconds(queue->batching.max_queue_delay_us));
+      }
+    }
+    if (chosen != nullptr) {
+      // Whole requests, oldest first, up to max_batch_tokens (at least one).
+      int64_t tokens = 0;
+      while (!chosen->tasks.empty()) {
+        const int64_t next = chosen->tasks.front().tokens;
+        if (!batch.empty() && tokens + next > chosen->batching.max_batch_tokens) break;
+        tokens += next;
+        batch.push_back(std::move(chosen->tasks.front()));
+        chosen->tasks.pop_front();
+      }
+      chosen->tokens -= tokens;
+      queued_tokens_ -= tokens;
+      PublishDepth(*chosen);
+      return true;
+    }
+    if (stopping_) return false;  // nothing queued anywhere
+    if (earliest == Clock::time_point::max()) {
+      work_.Wait(&mu_);
+    } else {
+      work_.WaitWithTimeout(&mu_, absl::Nanoseconds(std::max<int64_t>(0, Nanos(earliest - now))));
+    }
+  }
+}
+
+void Scheduler::ExecutorLoop(int omp_threads) {
+  omp_set_num_threads(omp_threads);
+  Batch batch;
+  while (NextBatch(batch)) {
+    RunBatch(batch);
+    batch.clear();
+  }
+}
+
+void Scheduler::Finish(InferTask& task, const absl::Status& status, const TaskTimings& timings) {
+  task.done(status, timings);
+  task.done = nullptr;  // releases what the callback holds
+}
+
+void Scheduler::RunBatch(Batch& batch) {
+  const auto start = Clock::now();
+  // Drop the requests nobody waits for any more, before any compute.
+  const auto wall_now = std::chrono::system_clock::now();
+  std::vector<InferTask*> live;
+  live.reserve(batch.size());
+  for (InferTask& task : batch) {
+    absl::Status dropped;
+    if (task.cancelled && task.cancelled()) {
+      dropped = absl::CancelledError("the client cancelled the call while it was queued");
+    } else if (task.deadline <= wall_now) {
+      dropped = absl::DeadlineExceededError(absl::StrCat(
+          "the deadline passed while the request was queued (", Nanos(start - task.arrival) / 1000,
+          " us in the queue)"));
+    }
+    if (dropped.ok()) {
+      live.push_back(&task);
+    } else {
+      Finish(task, dropped, {Nanos(start - task.arrival), 0, Nanos(start - task.arrival), 0});
+    }
+  }
+  if (live.empty()) return;
+
+  const Model& model = *live.front()->model;
+  const Activation activation = live.front()->activation;
+  const int64_t d_model = model.config.d_model;
+  int64_t tokens = 0;
+  for (const InferTask* task : live) tokens += task->tokens;
+
+  absl::Status status;
+  if (live.size() == 1) {
+    // One request: the engine reads its bytes and writes its answer in place.
+    status = model.block->Run(activation, live.front()->input, tokens, live.front()->output);
+  } else {
+    thread_local std::vector<float> batch_in, batch_out;
+    const size_t size = static_cast<size_t>(tokens * d_model);
+    if (batch_in.size() < size) {
+      batch_in.resize(size);
+      batch_out.resize(size);
+    }
+    size_t offset = 0;
+    for (const InferTask* task : live) {
+      const size_t n = static_cast<size_t>(task->tokens * d_model);
+      std::memcpy(batch_in.data() + offset, task->input, n * sizeof(float));
+      offset += n;
+    }
+    status = model.block->Run(activation, batch_in.data(), tokens, batch_out.data());
+    if (status.ok()) {
+      offset = 0;
+      for (InferTask* task : live) {
+        const size_t n = static_cast<size_t>(task->tokens * d_model);
+        std::memcpy(task->output, batch_out.data() + offset, n * sizeof(float));
+        offset += n;
+      }
+    }
+  }
+  if (model.config.debug_delay_us > 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(model.config.debug_delay_us));
+  }
+  const auto end = Clock::now();
+  if (status.ok()) {
+    stats_.RecordBatch(VariantKey{model.config.name, ActivationName(activation), v1::FLOAT32}, tokens,
+                       model.block->Flops(tokens), Nanos(end - start));
+  }
+  for (InferTask* task : live) {
+    Finish(*task, status,
+           {Nanos(start - task->arrival), Nanos(end - start), Nanos(end - task->arrival), tokens});
+  }
+}
+
+}  // namespace ffn
