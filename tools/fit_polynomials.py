@@ -77,6 +77,16 @@ def fit_tanh(limit):
     print(f"constexpr float kTanhPoly[] = {{{fmt(c)}}};")
 
 
+def fit_gelu_small(limit, degree):
+    # gelu(x) on |x| <= limit, as 0.5x + x^2 * Q(x^2), Q(y) = erf(sqrt(y/2)) / (2 sqrt(y)).
+    x = np.linspace(1e-3, limit, 20001)
+    y = x * x
+    target = np.array([0.5 * math.erf(v / math.sqrt(2)) / v for v in x])
+    c = report(f"gelu: (gelu(x) - x/2) / x^2 in x^2, |x| <= {limit}", lawson_fit(y, target, degree), y, target)
+    print(f"constexpr float kGeluSmallLimit = {limit}f;")
+    print(f"constexpr float kGeluSmallPoly[] = {{{fmt(c)}}};")
+
+
 def erfcx_scaled(a):
     # S(a) = erfc(a / sqrt2) * exp(a^2 / 2), evaluated without overflow.
     import mpmath
@@ -125,4 +135,5 @@ if __name__ == "__main__":
     fit_exp()
     fit_expm1()
     fit_tanh(0.2)
+    fit_gelu_small(0.25, 4)
     fit_gelu_tail(0.0, 7)

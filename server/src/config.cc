@@ -207,7 +207,9 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
   if (node["dtype"]) {
     auto dtype = Scalar<std::string>(node["dtype"], at + ".dtype");
     if (!dtype.ok()) return dtype.status();
-    if (*dtype != "f32") return Invalid(at + ".dtype", "'" + *dtype + "' is not supported (f32)");
+    if (*dtype != "f32" && *dtype != "bf16") {
+      return Invalid(at + ".dtype", "'" + *dtype + "' is not one of f32, bf16");
+    }
     model.dtype = *dtype;
   }
   if (node["max_tokens"]) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "ffn/kernels/epilogue.h"
 
 namespace ffn {
 namespace {
@@ -17,7 +18,30 @@ int64_t Nanos(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
 }
 
+// Copies `n` values between dtypes (bf16 → f32 exactly, f32 → bf16 rounded
+// to nearest even).
+void CopyConverting(const void* from, DataType from_type, void* to, DataType to_type, size_t n) {
+  if (from_type == to_type) {
+    std::memcpy(to, from, n * ElementBytes(from_type));
+  } else if (from_type == DataType::kBf16) {
+    const auto* in = static_cast<const uint16_t*>(from);
+    auto* out = static_cast<float*>(to);
+    for (size_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(in[i]);
+  } else {
+    const auto* in = static_cast<const float*>(from);
+    auto* out = static_cast<uint16_t*>(to);
+    for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(in[i]);
+  }
+}
+
 }  // namespace
+
+VariantKey VariantFor(const Model& model, Activation activation, DataType compute) {
+  return {model.config.name, ActivationName(activation),
+          compute == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32};
+}
+
+size_t ElementBytes(DataType type) { return type == DataType::kBf16 ? 2 : 4; }
 
 Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stats_(stats) {
   for (int i = 0; i < std::max(1, options.executors); ++i) {
@@ -30,7 +54,7 @@ Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stat
 Scheduler::~Scheduler() { Shutdown(); }
 
 absl::Status Scheduler::Submit(InferTask task) {
-  const VariantKey key{task.model->config.name, ActivationName(task.activation), v1::FLOAT32};
+  const VariantKey key = VariantFor(*task.model, task.activation, task.compute);
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   auto& slot = queues_[key];
@@ -163,6 +187,7 @@ void Scheduler::RunBatch(Batch& batch) {
 
   const Model& model = *live.front()->model;
   const Activation activation = live.front()->activation;
+  const DataType compute = live.front()->compute;
   const int64_t d_model = model.config.d_model;
   int64_t tokens = 0;
   for (const InferTask* task : live) tokens += task->tokens;
@@ -170,8 +195,12 @@ void Scheduler::RunBatch(Batch& batch) {
   absl::Status status;
   if (live.size() == 1) {
     // One request: the engine reads its bytes and writes its answer in place.
-    status = model.block->Run(activation, live.front()->input, tokens, live.front()->output);
+    const InferTask& task = *live.front();
+    status = model.block->Run(
+        {activation, compute, task.input, task.input_type, tokens, task.output, task.output_type});
   } else {
+    // Rows of every request stacked in fp32 (bf16 inputs widen exactly); the
+    // engine converts to the compute dtype once for the whole batch.
     thread_local std::vector<float> batch_in, batch_out;
     const size_t size = static_cast<size_t>(tokens * d_model);
     if (batch_in.size() < size) {
@@ -181,15 +210,16 @@ void Scheduler::RunBatch(Batch& batch) {
     size_t offset = 0;
     for (const InferTask* task : live) {
       const size_t n = static_cast<size_t>(task->tokens * d_model);
-      std::memcpy(batch_in.data() + offset, task->input, n * sizeof(float));
+      CopyConverting(task->input, task->input_type, batch_in.data() + offset, DataType::kF32, n);
       offset += n;
     }
-    status = model.block->Run(activation, batch_in.data(), tokens, batch_out.data());
+    status = model.block->Run({activation, compute, batch_in.data(), DataType::kF32, tokens,
+                               batch_out.data(), DataType::kF32});
     if (status.ok()) {
       offset = 0;
       for (InferTask* task : live) {
         const size_t n = static_cast<size_t>(task->tokens * d_model);
-        std::memcpy(task->output, batch_out.data() + offset, n * sizeof(float));
+        CopyConverting(batch_out.data() + offset, DataType::kF32, task->output, task->output_type, n);
         offset += n;
       }
     }
@@ -199,7 +229,7 @@ void Scheduler::RunBatch(Batch& batch) {
   }
   const auto end = Clock::now();
   if (status.ok()) {
-    stats_.RecordBatch(VariantKey{model.config.name, ActivationName(activation), v1::FLOAT32}, tokens,
+    stats_.RecordBatch(VariantFor(model, activation, compute), tokens,
                        model.block->Flops(tokens), Nanos(end - start));
   }
   for (InferTask* task : live) {

@@ -44,10 +44,21 @@ absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
     v.activation = *activation;
   }
   const v1::Tensor& input = request.input();
-  if (input.dtype() != v1::FLOAT32) {
+  if (input.dtype() != v1::FLOAT32 && input.dtype() != v1::BFLOAT16) {
     return absl::InvalidArgumentError(absl::StrCat("input dtype ", v1::DType_Name(input.dtype()),
-                                                   " is not served by model '", model.config.name,
-                                                   "'; send FLOAT32"));
+                                                   " is not served; send FLOAT32 or BFLOAT16"));
+  }
+  v.input_type = input.dtype() == v1::BFLOAT16 ? DataType::kBf16 : DataType::kF32;
+  switch (request.compute_dtype()) {
+    case v1::DTYPE_UNSPECIFIED:
+      v.compute = model.config.dtype == "bf16" ? DataType::kBf16 : DataType::kF32;
+      break;
+    case v1::FLOAT32: v.compute = DataType::kF32; break;
+    case v1::BFLOAT16: v.compute = DataType::kBf16; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compute_dtype ", static_cast<int>(request.compute_dtype()),
+          " is not FLOAT32, BFLOAT16 or DTYPE_UNSPECIFIED (the model's default)"));
   }
   const int64_t d_model = model.config.d_model;
   if (input.shape_size() != 2 || input.shape(1) != d_model) {
@@ -61,11 +72,12 @@ absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
                                                    " tokens; model '", model.config.name,
                                                    "' accepts 1 to ", model.max_tokens));
   }
-  const uint64_t expected_bytes = static_cast<uint64_t>(v.tokens * d_model) * sizeof(float);
+  const uint64_t expected_bytes =
+      static_cast<uint64_t>(v.tokens * d_model) * ElementBytes(v.input_type);
   if (input.data().size() != expected_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input data has ", input.data().size(), " bytes; shape [", v.tokens, ", ", d_model,
-        "] of FLOAT32 needs ", expected_bytes));
+        "] of ", v1::DType_Name(input.dtype()), " needs ", expected_bytes));
   }
   return v;
 }
@@ -106,7 +118,11 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
                           request.activation().empty()
                               ? std::string(ActivationName(model->config.default_activation))
                               : request.activation(),
-                          v1::FLOAT32},
+                          request.compute_dtype() == v1::BFLOAT16 ||
+                                  (request.compute_dtype() == v1::DTYPE_UNSPECIFIED &&
+                                   model->config.dtype == "bf16")
+                              ? v1::BFLOAT16
+                              : v1::FLOAT32},
                          code);
     } else {
       stats_.RecordRejected(code);
@@ -116,20 +132,24 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
     return;
   }
   const ValidatedInfer v = *validated;
-  const VariantKey key{v.model->config.name, ActivationName(v.activation), v1::FLOAT32};
+  const VariantKey key = VariantFor(*v.model, v.activation, v.compute);
   v1::Tensor* output = response->mutable_output();
-  output->set_dtype(v1::FLOAT32);
+  output->set_dtype(request.input().dtype());
   output->add_shape(v.tokens);
   output->add_shape(v.model->config.d_model);
   std::string* bytes = output->mutable_data();
-  bytes->resize(static_cast<size_t>(v.tokens * v.model->config.d_model) * sizeof(float));
+  bytes->resize(static_cast<size_t>(v.tokens * v.model->config.d_model) *
+                ElementBytes(v.input_type));
 
   InferTask task;
   task.model = v.model;
   task.activation = v.activation;
   task.tokens = v.tokens;
-  task.input = reinterpret_cast<const float*>(request.input().data().data());
-  task.output = reinterpret_cast<float*>(bytes->data());
+  task.compute = v.compute;
+  task.input = request.input().data().data();
+  task.input_type = v.input_type;
+  task.output = bytes->data();
+  task.output_type = v.input_type;
   task.arrival = arrival;
   task.deadline = context->deadline();
   task.cancelled = [context] { return context->IsCancelled(); };

@@ -228,9 +228,12 @@ TEST(ConfigTest, DimensionsMustBePositiveAndBounded) {
                 {"model 'm'.d_model", "not a valid value"});
 }
 
-TEST(ConfigTest, OnlyF32Dtype) {
-  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, dtype: bf16, weights: {random: {}}}"),
-                {"model 'm'.dtype", "'bf16' is not supported"});
+TEST(ConfigTest, DtypeIsF32OrBf16) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, dtype: f16, weights: {random: {}}}"),
+                {"model 'm'.dtype", "'f16' is not one of f32, bf16"});
+  auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, dtype: bf16, weights: {random: {}}}"), "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->models[0].dtype, "bf16");
 }
 
 TEST(ConfigTest, MaxTokensMustBePositive) {

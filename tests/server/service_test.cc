@@ -174,9 +174,16 @@ TEST_F(ServiceTest, BadActivationsAreInvalidArgument) {
 }
 
 TEST_F(ServiceTest, BadTensorsAreInvalidArgument) {
+  // A BFLOAT16 input is 2 bytes per value: 4-byte data does not fit its shape.
   v1::InferRequest bf16 = Request("plain", 1, 32);
   bf16.mutable_input()->set_dtype(v1::BFLOAT16);
-  ExpectError(bf16, grpc::StatusCode::INVALID_ARGUMENT, "send FLOAT32");
+  ExpectError(bf16, grpc::StatusCode::INVALID_ARGUMENT, "of BFLOAT16 needs 64");
+  v1::InferRequest f16 = Request("plain", 1, 32);
+  f16.mutable_input()->set_dtype(static_cast<v1::DType>(7));
+  ExpectError(f16, grpc::StatusCode::INVALID_ARGUMENT, "send FLOAT32 or BFLOAT16");
+  v1::InferRequest compute = Request("plain", 1, 32);
+  compute.set_compute_dtype(static_cast<v1::DType>(9));
+  ExpectError(compute, grpc::StatusCode::INVALID_ARGUMENT, "compute_dtype 9");
   v1::InferRequest unspecified = Request("plain", 1, 32);
   unspecified.mutable_input()->set_dtype(v1::DTYPE_UNSPECIFIED);
   ExpectError(unspecified, grpc::StatusCode::INVALID_ARGUMENT, "DTYPE_UNSPECIFIED");

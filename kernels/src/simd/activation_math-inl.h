@@ -9,6 +9,9 @@
 
 // ---- building blocks ------------------------------------------------------
 
+// |a| with the sign of `sign`.
+inline V CopySign(V a, V sign) { return Xor(Abs(a), SignBit(sign)); }
+
 template <size_t N>
 inline V Horner(const float (&c)[N], V t) {
   V acc = Set(c[N - 1]);
@@ -21,12 +24,16 @@ struct Pair {
   V hi, lo;
 };
 
-// e^x as a float pair. x > 88.72 gives +inf, x < -103.97 gives 0, NaN gives
-// NaN (lo is then 0); results in the denormal range are rounded once.
+// e^x = (hi + lo)·2^n with hi + lo in [0.7, 1.42] and integral n, before
+// scaling: callers that multiply e^x by something large scale last, so a
+// product that is normal is never rounded through a subnormal e^x.
 // Cody–Waite reduction x = n·ln2 + r (|r| <= ln2/2, exact in two steps),
 // e^r = 1 + r + r²·P(r) summed as a pair, so that the only error left is
-// the polynomial's (about 0.1 ULP).
-inline Pair ExpPair(V x) {
+// the polynomial's (about 0.1 ULP). NaN gives NaN.
+struct ExpParts {
+  V hi, lo, n;
+};
+inline ExpParts ExpReduced(V x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693145751953125f;  // 15 bits: n·kLn2Hi is exact
   constexpr float kLn2Lo = 1.42860682030941723212e-6f;
@@ -41,7 +48,14 @@ inline Pair ExpPair(V x) {
   const V s_lo = Add(Sub(r, s), h);
   const V er = Add(Set(1.0f), s);
   const V er_lo = Add(Add(Sub(Set(1.0f), er), s), s_lo);  // 1 >= |s|
-  return {ScaleByPow2(er, n), ScaleByPow2(er_lo, n)};
+  return {er, er_lo, n};
+}
+
+// e^x as a float pair, scaled: x > 88.72 gives +inf, x < -103.97 gives 0;
+// results in the denormal range are rounded once.
+inline Pair ExpPair(V x) {
+  const ExpParts e = ExpReduced(x);
+  return {ScaleByPow2(e.hi, e.n), ScaleByPow2(e.lo, e.n)};
 }
 
 inline V Exp(V x) {
@@ -54,7 +68,8 @@ inline V Expm1(V x) {
   const V small = MulAdd(Mul(x, x), Horner(poly::kExpm1Poly, x), x);
   const Pair e = ExpPair(x);
   const V large = Add(Sub(e.hi, Set(1.0f)), e.lo);  // exact subtraction for x >= -0.69
-  return Select(Lt(Abs(x), Set(0.5f)), small, large);
+  // e^x − 1 has the sign of x; this also keeps −0 (which x + x²·P(x) loses).
+  return CopySign(Select(Lt(Abs(x), Set(0.5f)), small, large), x);
 }
 
 // (n + n_lo) / (d + d_lo) for float pairs with finite n and 1 <= d <= 2, to
@@ -77,15 +92,17 @@ inline Pair OnePlus(Pair e) {
   return {d, Add(Add(Sub(Set(1.0f), d), e.hi), e.lo)};
 }
 
-// x·σ(s) given E = e^(−|s|) where sign(s) = sign(x), without overflow:
-// x ≥ 0: x / (1 + E); x < 0: x·E / (1 + E). Every intermediate is an exact
-// float pair, so the only errors are E's and the final rounding.
-inline V TimesSigmoidFromExp(V x, Pair e) {
-  const Pair d = OnePlus(e);
+// x·σ(s) given E = e^(−|s|) = (hi + lo)·2^n where sign(s) = sign(x),
+// without overflow: x ≥ 0: x / (1 + E); x < 0: x·E / (1 + E), the latter
+// computed on the unscaled parts and scaled last. Every intermediate is an
+// exact float pair, so the only errors are E's and the final rounding.
+inline V TimesSigmoidFromExp(V x, const ExpParts& e) {
+  const Pair d = OnePlus({ScaleByPow2(e.hi, e.n), ScaleByPow2(e.lo, e.n)});
   const M negative = Lt(x, Set(0.0f));
   const V xe = Mul(x, e.hi);
   const V xe_lo = MulAdd(x, e.lo, MulSub(x, e.hi, xe));
-  return DivPair(Select(negative, xe, x), Select(negative, xe_lo, Set(0.0f)), d.hi, d.lo);
+  const V q = DivPair(Select(negative, xe, x), Select(negative, xe_lo, Set(0.0f)), d.hi, d.lo);
+  return ScaleByPow2(q, Select(negative, e.n, Set(0.0f)));
 }
 
 // ---- activations ------------------------------------------------------------
@@ -104,11 +121,12 @@ inline V Sigmoid(V x) {
 }
 
 inline V Silu(V x) {
-  const Pair e = ExpPair(Sub(Set(0.0f), Abs(x)));
-  const V result = TimesSigmoidFromExp(x, e);
+  const V result = TimesSigmoidFromExp(x, ExpReduced(Sub(Set(0.0f), Abs(x))));
   // Above 88, x·σ(x) rounds to x (this also passes +inf); below −100 it is
-  // under 1e-41: −0 (and never −inf·0).
-  return Select(Gt(x, Set(88.0f)), x, Select(Lt(x, Set(-100.0f)), Set(-0.0f), result));
+  // under 1e-41: −0 (and never −inf·0). The result has the sign of x, which
+  // keeps the sign of zeros.
+  const V special = Select(Lt(x, Set(-100.0f)), Set(-0.0f), x);
+  return CopySign(Select(Or(Gt(x, Set(88.0f)), Lt(x, Set(-100.0f))), special, result), x);
 }
 
 // tanh: x + x³·P(x²) for |x| < 0.2; otherwise (1 − E)/(1 + E) with
@@ -121,7 +139,8 @@ inline V Tanh(V x) {
   const V n_lo = Sub(Sub(Sub(Set(1.0f), n), e.hi), e.lo);  // 1 ≥ E: exact
   const Pair d = OnePlus(e);
   const V large = Xor(DivPair(n, n_lo, d.hi, d.lo), SignBit(x));
-  return Select(Lt(Abs(x), Set(poly::kTanhSmallLimit)), small, large);
+  // tanh has the sign of x; this also keeps −0 (which the FMA would lose).
+  return CopySign(Select(Lt(Abs(x), Set(poly::kTanhSmallLimit)), small, large), x);
 }
 
 // gelu_tanh(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³). The exponent −|2u| is
@@ -149,24 +168,27 @@ inline V GeluTanh(V x) {
   const V v = Mul(ca, w);
   const V v_lo = Add(MulSub(ca, w, v), MulAdd(ca, w_lo, Mul(ca_lo, w)));
   // e^(−v − v_lo) ≈ e^(−v)·(1 − v_lo).
-  const Pair ev = ExpPair(Sub(Set(0.0f), v));
-  const Pair e = {ev.hi, NegMulAdd(ev.hi, v_lo, ev.lo)};
+  ExpParts e = ExpReduced(Sub(Set(0.0f), v));
+  e.lo = NegMulAdd(e.hi, v_lo, e.lo);
   const V result = TimesSigmoidFromExp(x, e);
   // Beyond ±12, gelu_tanh(x) rounds to x or to −0 (this also covers ±inf).
-  return Select(Gt(x, Set(12.0f)), x, Select(Lt(x, Set(-12.0f)), Set(-0.0f), result));
+  // The result has the sign of x, which keeps the sign of zeros.
+  const V special = Select(Lt(x, Set(-12.0f)), Set(-0.0f), x);
+  return CopySign(Select(Or(Gt(x, Set(12.0f)), Lt(x, Set(-12.0f))), special, result), x);
 }
 
 // gelu(x) = x·Φ(x). With a = |x| and q = Φ(−a) = ½·e^(−a²/2)·S(a), where
 // S(a) = erfc(a/√2)·e^(a²/2) comes from 16 polynomial pieces chosen per lane:
-// x > 0 gives x − x·q, x ≤ 0 gives x·q. Neither cancels (q ≤ ½), so one
-// formula covers every x. e^(−a²/2) takes a² as an exact float pair, and the
-// products are carried as pairs and rounded once.
+// x > 0 gives x − x·q, x ≤ 0 gives x·q. Neither cancels (q ≤ ½), so this
+// covers every x; below |x| = 0.25 a short polynomial is closer still.
+// e^(−a²/2) takes a² as an exact float pair, and the products are carried as
+// pairs and rounded once.
 inline V Gelu(V x) {
   const V a = Min(Abs(x), Set(14.0f));
   const V a2 = Mul(a, a);
   const V a2_lo = MulSub(a, a, a2);
-  // e^(−a²/2) = ea·(1 − a2_lo/2), as a pair.
-  const Pair ea = ExpPair(Mul(Set(-0.5f), a2));
+  // e^(−a²/2) = (e + e_lo)·2^n: the reduced parts, with a² as an exact pair.
+  const ExpParts ea = ExpReduced(Mul(Set(-0.5f), a2));
   const V e = ea.hi;
   const V e_lo = NegMulAdd(ea.hi, Mul(Set(0.5f), a2_lo), ea.lo);
   const Index piece =
@@ -186,11 +208,15 @@ inline V Gelu(V x) {
   const V es_lo = MulAdd(e_lo, s, MulAdd(e, s_lo, MulSub(e, s, es)));
   const V xq = Mul(x, es);
   const V xq_lo = MulAdd(x, es_lo, MulSub(x, es, xq));
-  const V half = Set(0.5f);
-  const V negative_tail = Mul(half, Add(xq, xq_lo));
-  const V positive_tail = Sub(x, Mul(half, Add(xq, xq_lo)));
-  const V tail = Select(Gt(x, Set(0.0f)), positive_tail, negative_tail);
+  // x·q scaled last, so a normal result is never rounded through a subnormal.
+  const V xq_scaled = ScaleByPow2(Mul(Set(0.5f), Add(xq, xq_lo)), ea.n);
+  const V tail = Select(Gt(x, Set(0.0f)), Sub(x, xq_scaled), xq_scaled);
+  // |x| < 0.25: x/2 + x²·Q(x²), closer than the tail's pieces.
+  const V small = MulAdd(Mul(x, x), Horner(poly::kGeluSmallPoly, Mul(x, x)), Mul(Set(0.5f), x));
+  const V result = Select(Lt(a, Set(poly::kGeluSmallLimit)), small, tail);
   // Beyond ±14, x·Φ(x) rounds to x or is under 1e-43: x or −0 (this also
-  // covers ±inf, which the arithmetic above would turn into NaN).
-  return Select(Gt(x, Set(14.0f)), x, Select(Lt(x, Set(-14.0f)), Set(-0.0f), tail));
+  // covers ±inf, which the arithmetic above would turn into NaN). The result
+  // has the sign of x, which keeps the sign of zeros and of tiny results.
+  const V special = Select(Lt(x, Set(-14.0f)), Set(-0.0f), x);
+  return CopySign(Select(Or(Gt(x, Set(14.0f)), Lt(x, Set(-14.0f))), special, result), x);
 }

@@ -73,6 +73,7 @@ inline V Floor(V a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_F
 inline M Lt(V a, V b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
 inline M Le(V a, V b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
 inline M Gt(V a, V b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+inline M IsZero(V a) { return {_mm256_cmp_ps(a.v, _mm256_setzero_ps(), _CMP_EQ_OQ)}; }  // ±0
 inline M IsNan(V a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
 inline M Or(M a, M b) { return {_mm256_or_ps(a.m, b.m)}; }
 // mask ? yes : no, per lane.

@@ -63,6 +63,7 @@ inline V Floor(V a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEG_INF | 
 inline M Lt(V a, V b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
 inline M Le(V a, V b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
 inline M Gt(V a, V b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)}; }
+inline M IsZero(V a) { return {_mm512_cmp_ps_mask(a.v, _mm512_setzero_ps(), _CMP_EQ_OQ)}; }  // ±0
 inline M IsNan(V a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
 inline M Or(M a, M b) { return {static_cast<__mmask16>(a.m | b.m)}; }
 // mask ? yes : no, per lane.

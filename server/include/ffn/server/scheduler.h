@@ -41,13 +41,16 @@ struct TaskTimings {
 };
 
 // One request waiting for compute. `input` and `output` ([tokens, d_model]
-// floats) belong to the caller and must stay valid until `done` runs.
+// of their types) belong to the caller and must stay valid until `done` runs.
 struct InferTask {
   const Model* model = nullptr;
   Activation activation = Activation::kRelu;
+  DataType compute = DataType::kF32;
   int64_t tokens = 0;
-  const float* input = nullptr;
-  float* output = nullptr;
+  const void* input = nullptr;
+  DataType input_type = DataType::kF32;
+  void* output = nullptr;
+  DataType output_type = DataType::kF32;
   std::chrono::steady_clock::time_point arrival;
   // The client's deadline; a task still queued past it is not computed.
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
@@ -57,6 +60,10 @@ struct InferTask {
   // DEADLINE_EXCEEDED, CANCELLED or the engine's error.
   std::function<void(const absl::Status&, const TaskTimings&)> done;
 };
+
+// The variant a task belongs to: (model, activation, compute dtype).
+VariantKey VariantFor(const Model& model, Activation activation, DataType compute);
+size_t ElementBytes(DataType type);
 
 struct SchedulerOptions {
   int executors = 1;

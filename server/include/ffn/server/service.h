@@ -23,13 +23,16 @@ struct ValidatedInfer {
   const Model* model = nullptr;
   Activation activation = Activation::kRelu;
   int64_t tokens = 0;
+  DataType input_type = DataType::kF32;  // also the output's
+  DataType compute = DataType::kF32;
 };
 
 // Checks an InferRequest against the registry. NOT_FOUND for an unknown
 // model; INVALID_ARGUMENT for an unknown activation or one of the wrong kind,
-// a dtype other than the model's, a shape other than [tokens, d_model], a
-// byte count not matching the shape, or tokens outside [1, max_tokens]. The
-// message names what was expected.
+// an input dtype other than FLOAT32 or BFLOAT16, an unknown compute_dtype, a
+// shape other than [tokens, d_model], a byte count not matching shape and
+// dtype, or tokens outside [1, max_tokens]. The message names what was
+// expected.
 absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
                                              const v1::InferRequest& request);
 
