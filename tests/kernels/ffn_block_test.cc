@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "ffn/kernels/epilogue.h"
 #include "ffn/kernels/ffn_weights.h"
 #include "ffn/kernels/reference.h"
 #include "gmock/gmock.h"
@@ -363,6 +364,61 @@ class ScaledErrorReporter : public ::testing::EmptyTestEventListener {
   ::testing::UnitTest::GetInstance()->listeners().Append(new ScaledErrorReporter);
   return true;
 }();
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// bf16 compute, every activation, f32 and bf16 inputs and outputs, against
+// the fp64 reference of the fp32 model: within kBf16CheckTolerance (bf16
+// rounds inputs, weights and the activated block to 8 significant bits).
+class Bf16FfnBlockTest : public ::testing::TestWithParam<Activation> {};
+
+TEST_P(Bf16FfnBlockTest, MatchesReferenceWithinBf16Tolerance) {
+  const Activation a = GetParam();
+  const FfnKind kind = IsGated(a) ? FfnKind::kGated : FfnKind::kPlain;
+  const FfnWeights weights = RandomFfnWeights(kind, 96, 200, 71);
+  auto block = FfnBlock::Create(weights);
+  ASSERT_TRUE(block.ok()) << block.status();
+  ActivationParams params;
+  params.prelu_alpha = weights.prelu_alpha;
+  for (int64_t m : {1, 5, 64, 300}) {
+    std::vector<float> x(static_cast<size_t>(m * 96));
+    FillUniform(static_cast<uint64_t>(m), RandomStream::kInput, kRandomInputScale, x);
+    const std::vector<double> expected = ReferenceFfn(weights, a, params, x.data(), m);
+    // f32 in, f32 out.
+    std::vector<float> y(x.size());
+    ASSERT_TRUE((*block)->Run({a, DataType::kBf16, x.data(), DataType::kF32, m, y.data(), DataType::kF32}).ok());
+    ReferenceComparison c = CompareToReference(y.data(), expected);
+    EXPECT_TRUE(c.within(kBf16CheckTolerance)) << ActivationName(a) << " m=" << m << ": " << c.max_scaled_error;
+    EXPECT_GT(c.max_scaled_error, kFp32CheckTolerance) << "bf16 compute should not be as exact as f32";
+    // bf16 in and out: the input rounded to bf16 first, the output rounded once.
+    std::vector<uint16_t> x16(x.size()), y16(x.size());
+    std::vector<float> x_rounded(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x16[i] = FloatToBf16(x[i]);
+      x_rounded[i] = Bf16ToFloat(x16[i]);
+    }
+    ASSERT_TRUE((*block)->Run({a, DataType::kBf16, x16.data(), DataType::kBf16, m, y16.data(), DataType::kBf16}).ok());
+    const std::vector<double> expected16 = ReferenceFfn(weights, a, params, x_rounded.data(), m);
+    std::vector<float> y_widened(y16.size());
+    for (size_t i = 0; i < y16.size(); ++i) y_widened[i] = Bf16ToFloat(y16[i]);
+    c = CompareToReference(y_widened.data(), expected16);
+    EXPECT_TRUE(c.within(kBf16CheckTolerance)) << ActivationName(a) << " bf16 io m=" << m << ": " << c.max_scaled_error;
+    // f32 compute with a bf16 input: as exact as f32 on the rounded input.
+    std::vector<float> y32(x.size());
+    ASSERT_TRUE((*block)->Run({a, DataType::kF32, x16.data(), DataType::kBf16, m, y32.data(), DataType::kF32}).ok());
+    c = CompareToReference(y32.data(), expected16);
+    EXPECT_TRUE(c.within(kFp32CheckTolerance)) << ActivationName(a) << " f32 compute, bf16 in: " << c.max_scaled_error;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Bf16FfnBlockTest, ::testing::ValuesIn(AllActivations()),
+                         [](const ::testing::TestParamInfo<Activation>& info) {
+                           return std::string(ActivationName(info.param));
+                         });
 
 }  // namespace
 }  // namespace ffn

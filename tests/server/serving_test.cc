@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ffn/kernels/epilogue.h"
 #include "ffn/kernels/ffn_weights.h"
 #include "ffn/kernels/reference.h"
 #include "ffn/server/config.h"
@@ -370,6 +371,60 @@ TEST(StartupTest, BadSecuritySettingsAreClearErrors) {
   config->server.tls_key.clear();
   config->server.tls_client_ca = "/x.pem";
   EXPECT_FALSE(FfnServer::Start(*config).ok());
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+TEST(Bf16ServingTest, Bf16InputsAndComputeAreServedAndCountedApart) {
+  auto server = StartServer("");
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::FfnService::NewStub(Channel(server->port()));
+  const FfnWeights w = RandomFfnWeights(FfnKind::kPlain, 32, 80, 11);
+  ActivationParams params;
+  params.prelu_alpha = w.prelu_alpha;
+  // A bf16 input of 3 tokens.
+  std::vector<float> x(3 * 32);
+  FillUniform(4, RandomStream::kInput, kRandomInputScale, x);
+  std::vector<uint16_t> x16(x.size());
+  std::vector<float> x_rounded(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    x16[i] = FloatToBf16(x[i]);
+    x_rounded[i] = Bf16ToFloat(x16[i]);
+  }
+  const std::vector<double> expected = ReferenceFfn(w, Activation::kSilu, params, x_rounded.data(), 3);
+  for (v1::DType compute : {v1::BFLOAT16, v1::FLOAT32}) {
+    v1::InferRequest request;
+    request.set_model("plain");
+    request.set_activation("silu");
+    request.set_compute_dtype(compute);
+    request.mutable_input()->set_dtype(v1::BFLOAT16);
+    request.mutable_input()->add_shape(3);
+    request.mutable_input()->add_shape(32);
+    request.mutable_input()->set_data(x16.data(), x16.size() * 2);
+    grpc::ClientContext context;
+    v1::InferResponse response;
+    ASSERT_TRUE(stub->Infer(&context, request, &response).ok());
+    ASSERT_EQ(response.output().dtype(), v1::BFLOAT16);
+    ASSERT_EQ(response.output().data().size(), x.size() * 2);
+    EXPECT_EQ(response.variant().dtype(), compute);
+    std::vector<uint16_t> y16(x.size());
+    std::memcpy(y16.data(), response.output().data().data(), y16.size() * 2);
+    std::vector<float> y(y16.size());
+    for (size_t i = 0; i < y.size(); ++i) y[i] = Bf16ToFloat(y16[i]);
+    // The output is bf16 either way, so both answers carry bf16 rounding.
+    EXPECT_TRUE(CompareToReference(y.data(), expected).within(kBf16CheckTolerance));
+  }
+  grpc::ClientContext context;
+  v1::GetStatsResponse stats;
+  ASSERT_TRUE(stub->GetStats(&context, {}, &stats).ok());
+  int silu_variants = 0;
+  for (const auto& v : stats.variants()) silu_variants += v.variant().activation() == "silu";
+  EXPECT_EQ(silu_variants, 2) << "f32 and bf16 compute are separate variants";
+  server->Shutdown(std::chrono::seconds(1));
 }
 
 }  // namespace
