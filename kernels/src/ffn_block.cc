@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -64,6 +65,30 @@ std::vector<uint16_t> ToBf16(const float* values, size_t n) {
   std::vector<uint16_t> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(values[i]);
   return out;
+}
+
+// out[r] = norm(x[r]) for `rows` rows of `cols`, with double sums.
+void NormRows(const FfnWeights& w, const float* x, float* out, int64_t rows, int64_t cols) {
+  const bool layer = w.norm == NormKind::kLayerNorm;
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * cols;
+    float* o = out + r * cols;
+    double sum = 0, square = 0;
+    for (int64_t k = 0; k < cols; ++k) {
+      sum += in[k];
+      square += static_cast<double>(in[k]) * in[k];
+    }
+    const double mean = sum / static_cast<double>(cols);
+    const double mean_square = square / static_cast<double>(cols);
+    const double variance = layer ? std::max(0.0, mean_square - mean * mean) : mean_square;
+    const float scale = static_cast<float>(1.0 / std::sqrt(variance + w.norm_eps));
+    const float shift = layer ? static_cast<float>(mean) : 0.0f;
+    for (int64_t k = 0; k < cols; ++k) {
+      const float normed = (in[k] - shift) * scale * w.norm_gamma[static_cast<size_t>(k)];
+      o[k] = layer ? normed + w.norm_beta[static_cast<size_t>(k)] : normed;
+    }
+  }
 }
 
 struct ShapePrimitives {
@@ -197,7 +222,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
   const bool dense_product = !bf16 && impl_->DenseGatedProduct(m);
   // Per-thread scratch reused across calls. OpenMP workers have their own
   // thread_locals: they must use the pointers taken here.
-  thread_local std::vector<float> hidden, x_f32, y_f32;
+  thread_local std::vector<float> hidden, x_f32, y_f32, x_in_f32, x_normed;
   thread_local std::vector<uint16_t> x_bf16, act_bf16;
   const size_t hidden_size = static_cast<size_t>(m * (up_cols + (dense_product ? d_ff : 0)));
   if (hidden.size() < hidden_size) hidden.resize(hidden_size);
@@ -212,9 +237,30 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
     auto prims = impl_->Primitives(m, run.compute);
     dnnl::engine& engine = CpuEngine();
     dnnl::stream stream(engine);
-    // The source in the compute type.
+    const size_t io_size = static_cast<size_t>(m * d_model);
+    // Pre-norm and residual read the input in f32.
     const void* x = run.x;
-    if (run.x_type != run.compute) {
+    DataType x_type = run.x_type;
+    const float* x_original = nullptr;
+    if (w.norm != NormKind::kNone || w.residual) {
+      if (run.x_type == DataType::kBf16) {
+        if (x_in_f32.size() < io_size) x_in_f32.resize(io_size);
+        Convert(stream, run.x, DataType::kBf16, x_in_f32.data(), DataType::kF32, m, d_model);
+        stream.wait();
+        x_original = x_in_f32.data();
+      } else {
+        x_original = static_cast<const float*>(run.x);
+      }
+      x = x_original;
+      x_type = DataType::kF32;
+      if (w.norm != NormKind::kNone) {
+        if (x_normed.size() < io_size) x_normed.resize(io_size);
+        NormRows(w, x_original, x_normed.data(), m, d_model);
+        x = x_normed.data();
+      }
+    }
+    // The source in the compute type.
+    if (x_type != run.compute) {
       void* converted;
       if (bf16) {
         if (x_bf16.size() < static_cast<size_t>(m * d_model)) x_bf16.resize(static_cast<size_t>(m * d_model));
@@ -223,7 +269,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         if (x_f32.size() < static_cast<size_t>(m * d_model)) x_f32.resize(static_cast<size_t>(m * d_model));
         converted = x_f32.data();
       }
-      Convert(stream, run.x, run.x_type, converted, run.compute, m, d_model);
+      Convert(stream, x, x_type, converted, run.compute, m, d_model);
       x = converted;
     }
     const void* up_weights = bf16 ? static_cast<const void*>(impl_->w_up_bf16.data())
@@ -289,6 +335,12 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
                                               const_cast<float*>(w.b2.data())));
     }
     prims->down.execute(stream, down_args);
+    if (w.residual) {
+      stream.wait();
+      const int64_t n = m * d_model;
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) y_out[i] += x_original[i];
+    }
     if (run.y_type == DataType::kBf16) {
       Convert(stream, y_out, DataType::kF32, run.y, DataType::kBf16, m, d_model);
     }

@@ -47,6 +47,29 @@ FfnWeights RandomFfnWeights(FfnKind kind, int64_t d_model, int64_t d_ff, uint64_
   return w;
 }
 
+const char* NormName(NormKind norm) {
+  switch (norm) {
+    case NormKind::kNone: return "none";
+    case NormKind::kLayerNorm: return "layernorm";
+    case NormKind::kRmsNorm: return "rmsnorm";
+  }
+  return "none";
+}
+
+void AddRandomNorm(FfnWeights& weights, NormKind norm, uint64_t seed) {
+  weights.norm = norm;
+  weights.norm_gamma.clear();
+  weights.norm_beta.clear();
+  if (norm == NormKind::kNone) return;
+  weights.norm_gamma.resize(static_cast<size_t>(weights.d_model));
+  FillUniform(seed, RandomStream::kNormGamma, 0.1f, weights.norm_gamma);
+  for (float& g : weights.norm_gamma) g += 1.0f;
+  if (norm == NormKind::kLayerNorm) {
+    weights.norm_beta.resize(static_cast<size_t>(weights.d_model));
+    FillUniform(seed, RandomStream::kNormBeta, 0.1f, weights.norm_beta);
+  }
+}
+
 absl::Status FfnWeights::Validate() const {
   if (d_model <= 0 || d_ff <= 0) {
     return absl::InvalidArgumentError(
@@ -73,6 +96,11 @@ absl::Status FfnWeights::Validate() const {
   } else {
     if (s.ok()) s = check("wg", wg, matrix);
     if (s.ok()) s = check("wu", wu, matrix);
+  }
+  if (s.ok() && norm != NormKind::kNone) {
+    s = check("norm_weight", norm_gamma, static_cast<size_t>(d_model));
+    if (s.ok() && norm == NormKind::kLayerNorm) s = check("norm_bias", norm_beta, static_cast<size_t>(d_model));
+    if (s.ok() && !(norm_eps > 0.0f)) s = absl::InvalidArgumentError("norm eps must be positive");
   }
   return s;
 }

@@ -52,8 +52,27 @@ std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
   const int64_t dm = w.d_model, dff = w.d_ff;
   std::vector<double> y(static_cast<size_t>(m * dm));
   std::vector<double> h(static_cast<size_t>(dff));
+  std::vector<double> normed(static_cast<size_t>(dm));
   for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * dm;
+    const float* x_row = x + r * dm;
+    // The FFN's input: the row, or its norm.
+    std::vector<double> xr(x_row, x_row + dm);
+    if (w.norm != NormKind::kNone) {
+      double mean = 0, square = 0;
+      for (double v : xr) {
+        mean += v;
+        square += v * v;
+      }
+      mean /= static_cast<double>(dm);
+      square /= static_cast<double>(dm);
+      const bool layer = w.norm == NormKind::kLayerNorm;
+      const double scale = 1.0 / std::sqrt((layer ? square - mean * mean : square) + w.norm_eps);
+      for (int64_t k = 0; k < dm; ++k) {
+        normed[k] = ((layer ? xr[k] - mean : xr[k]) * scale) * w.norm_gamma[k] +
+                    (layer ? w.norm_beta[k] : 0.0);
+      }
+      xr = normed;
+    }
     for (int64_t j = 0; j < dff; ++j) {
       if (w.kind == FfnKind::kPlain) {
         double acc = w.has_bias ? w.b1[j] : 0.0;
@@ -75,7 +94,7 @@ std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
       double acc = (w.kind == FfnKind::kPlain && w.has_bias) ? w.b2[i] : 0.0;
       const float* wrow = w.w2.data() + i * dff;
       for (int64_t j = 0; j < dff; ++j) acc += static_cast<double>(wrow[j]) * h[j];
-      y[r * dm + i] = acc;
+      y[r * dm + i] = acc + (w.residual ? static_cast<double>(x_row[i]) : 0.0);
     }
   }
   return y;

@@ -62,9 +62,10 @@ absl::Status ParseWeights(const YAML::Node& node, const std::string& where,
   if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
   model.random_weights = false;
   model.safetensors_path = p.lexically_normal().string();
-  const std::set<std::string> roles = model.kind == FfnKind::kPlain
-                                          ? std::set<std::string>{"w1", "b1", "w2", "b2", "alpha"}
-                                          : std::set<std::string>{"wg", "wu", "w2"};
+  const std::set<std::string> roles =
+      model.kind == FfnKind::kPlain
+          ? std::set<std::string>{"w1", "b1", "w2", "b2", "alpha", "norm_weight", "norm_bias"}
+          : std::set<std::string>{"wg", "wu", "w2", "norm_weight", "norm_bias"};
   if (!node["tensors"]) return Invalid(where, "safetensors needs tensors: {role: name, ...}");
   if (auto s = CheckKeys(node["tensors"], roles, where + ".tensors"); !s.ok()) return s;
   for (const auto& kv : node["tensors"]) {
@@ -80,6 +81,16 @@ absl::Status ParseWeights(const YAML::Node& node, const std::string& where,
   }
   if (model.tensors.contains("b1") != model.tensors.contains("b2")) {
     return Invalid(where + ".tensors", "give both b1 and b2, or neither");
+  }
+  const bool needs_gamma = model.norm != NormKind::kNone;
+  const bool needs_beta = model.norm == NormKind::kLayerNorm;
+  if (model.tensors.contains("norm_weight") != needs_gamma) {
+    return Invalid(where + ".tensors", needs_gamma ? "the norm needs 'norm_weight'"
+                                                   : "'norm_weight' given but the model has no norm");
+  }
+  if (model.tensors.contains("norm_bias") != needs_beta) {
+    return Invalid(where + ".tensors", needs_beta ? "layernorm needs 'norm_bias'"
+                                                  : "'norm_bias' needs norm: layernorm");
   }
   return absl::OkStatus();
 }
@@ -170,7 +181,8 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
 absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string& where,
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
-                                "max_tokens", "debug_delay_us", "batching"},
+                                "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
+                                "residual"},
                          where);
       !s.ok()) {
     return s;
@@ -217,6 +229,28 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (!max_tokens.ok()) return max_tokens.status();
     if (*max_tokens <= 0) return Invalid(at + ".max_tokens", "must be positive");
     model.max_tokens = *max_tokens;
+  }
+  if (node["norm"]) {
+    auto norm = Scalar<std::string>(node["norm"], at + ".norm");
+    if (!norm.ok()) return norm.status();
+    if (*norm == "layernorm") {
+      model.norm = NormKind::kLayerNorm;
+    } else if (*norm == "rmsnorm") {
+      model.norm = NormKind::kRmsNorm;
+    } else if (*norm != "none") {
+      return Invalid(at + ".norm", "'" + *norm + "' is not one of none, layernorm, rmsnorm");
+    }
+  }
+  if (node["norm_eps"]) {
+    auto eps = Scalar<float>(node["norm_eps"], at + ".norm_eps");
+    if (!eps.ok()) return eps.status();
+    if (!(*eps > 0.0f && *eps < 1.0f)) return Invalid(at + ".norm_eps", "must be in (0, 1)");
+    model.norm_eps = *eps;
+  }
+  if (node["residual"]) {
+    auto residual = Scalar<bool>(node["residual"], at + ".residual");
+    if (!residual.ok()) return residual.status();
+    model.residual = *residual;
   }
   if (const YAML::Node batching = node["batching"]) {
     if (auto b = CheckKeys(batching, {"max_batch_tokens", "max_queue_delay_us", "max_queue_tokens"},

@@ -57,6 +57,11 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (s.ok()) s = read("wg", {dff, dm}, w.wg);
     if (s.ok()) s = read("wu", {dff, dm}, w.wu);
   }
+  if (s.ok() && config.norm != NormKind::kNone) {
+    w.norm = config.norm;
+    s = read("norm_weight", {dm}, w.norm_gamma);
+    if (s.ok() && config.norm == NormKind::kLayerNorm) s = read("norm_bias", {dm}, w.norm_beta);
+  }
   if (!s.ok()) return s;
   if (w.prelu_alpha.empty()) w.prelu_alpha = {0.25f};
   return w;
@@ -95,15 +100,25 @@ v1::ModelInfo DescribeModel(const Model& model) {
     for (float a : w.prelu_alpha) params->add_prelu_alpha(a);
   }
   info.set_max_tokens(model.max_tokens);
+  info.set_norm(NormName(w.norm));
+  info.set_norm_eps(w.norm_eps);
+  info.set_residual(w.residual);
   return info;
 }
 
 }  // namespace
 
 absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
-  if (config.random_weights) return RandomFfnWeights(config.kind, config.d_model, config.d_ff, config.seed);
-  auto weights = ReadSafetensorsWeights(config);
-  if (!weights.ok()) return WithModel(config, weights.status());
+  absl::StatusOr<FfnWeights> weights;
+  if (config.random_weights) {
+    weights = RandomFfnWeights(config.kind, config.d_model, config.d_ff, config.seed);
+    AddRandomNorm(*weights, config.norm, config.seed);
+  } else {
+    weights = ReadSafetensorsWeights(config);
+    if (!weights.ok()) return WithModel(config, weights.status());
+  }
+  weights->norm_eps = config.norm_eps;
+  weights->residual = config.residual;
   return weights;
 }
 

@@ -422,3 +422,61 @@ INSTANTIATE_TEST_SUITE_P(All, Bf16FfnBlockTest, ::testing::ValuesIn(AllActivatio
 
 }  // namespace
 }  // namespace ffn
+
+namespace ffn {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The whole sub-layer y = x + FFN(norm(x)): every norm with and without the
+// residual, plain and gated, f32 and bf16 compute, against the fp64 reference.
+TEST(FfnBlockSubLayerTest, NormAndResidualMatchTheReference) {
+  for (FfnKind kind : {FfnKind::kPlain, FfnKind::kGated}) {
+    for (NormKind norm : {NormKind::kNone, NormKind::kLayerNorm, NormKind::kRmsNorm}) {
+      for (bool residual : {false, true}) {
+        FfnWeights weights = RandomFfnWeights(kind, 64, 128, 81);
+        AddRandomNorm(weights, norm, 82);
+        weights.norm_eps = 1e-5f;
+        weights.residual = residual;
+        auto block = FfnBlock::Create(weights);
+        ASSERT_TRUE(block.ok()) << block.status();
+        const Activation a = kind == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
+        ActivationParams params;
+        params.prelu_alpha = weights.prelu_alpha;
+        for (int64_t m : {1, 5, 64}) {
+          // Inputs off-centre and scaled, so the norm has work to do.
+          std::vector<float> x(static_cast<size_t>(m * 64));
+          FillUniform(static_cast<uint64_t>(m), RandomStream::kInput, 3.0f, x);
+          for (float& v : x) v += 0.7f;
+          const std::vector<double> expected = ReferenceFfn(weights, a, params, x.data(), m);
+          const std::string what = std::string(NormName(norm)) + (residual ? " + residual" : "") +
+                                   (kind == FfnKind::kGated ? " gated" : " plain") +
+                                   " m=" + std::to_string(m);
+          for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+            std::vector<float> y(x.size());
+            ASSERT_TRUE((*block)->Run({a, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32}).ok());
+            const ReferenceComparison c = CompareToReference(y.data(), expected);
+            EXPECT_TRUE(c.within(compute == DataType::kF32 ? kFp32CheckTolerance : kBf16CheckTolerance))
+                << what << " " << DataTypeName(compute) << ": " << c.max_scaled_error;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(FfnBlockSubLayerTest, NormWeightsAreValidated) {
+  FfnWeights weights = RandomFfnWeights(FfnKind::kPlain, 16, 32, 1);
+  AddRandomNorm(weights, NormKind::kLayerNorm, 1);
+  weights.norm_beta.pop_back();
+  auto block = FfnBlock::Create(weights);
+  ASSERT_FALSE(block.ok());
+  EXPECT_THAT(std::string(block.status().message()), HasSubstr("norm_bias"));
+  weights = RandomFfnWeights(FfnKind::kPlain, 16, 32, 1);
+  AddRandomNorm(weights, NormKind::kRmsNorm, 1);
+  weights.norm_eps = 0;
+  EXPECT_FALSE(FfnBlock::Create(weights).ok());
+}
+
+}  // namespace
+}  // namespace ffn

@@ -388,3 +388,38 @@ TEST_F(ConfigFileTest, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace ffn
+
+namespace ffn {
+namespace {
+
+TEST(ConfigNormTest, NormAndResidualParse) {
+  auto config = ParseConfig(R"(
+models:
+  - {name: m, d_model: 8, d_ff: 16, activation: swiglu, norm: rmsnorm, norm_eps: 1e-6,
+     residual: true, weights: {random: {seed: 3}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->models[0].norm, NormKind::kRmsNorm);
+  EXPECT_FLOAT_EQ(config->models[0].norm_eps, 1e-6f);
+  EXPECT_TRUE(config->models[0].residual);
+}
+
+TEST(ConfigNormTest, BadNormSettingsAreErrors) {
+  auto error = [](const std::string& model) {
+    auto config = ParseConfig("models:\n  - " + model + "\n", "");
+    return config.ok() ? std::string("parsed") : std::string(config.status().message());
+  };
+  const std::string base = "{name: m, d_model: 8, d_ff: 16, activation: relu, ";
+  EXPECT_NE(error(base + "norm: batchnorm, weights: {random: {}}}").find("not one of none, layernorm, rmsnorm"), std::string::npos);
+  EXPECT_NE(error(base + "norm: rmsnorm, norm_eps: 0, weights: {random: {}}}").find("norm_eps"), std::string::npos);
+  EXPECT_NE(error(base + "residual: maybe, weights: {random: {}}}").find("residual"), std::string::npos);
+  EXPECT_NE(error(base + "norm: layernorm, weights: {safetensors: f.st, tensors: {w1: a, w2: b, norm_weight: g}}}")
+                .find("layernorm needs 'norm_bias'"),
+            std::string::npos);
+  EXPECT_NE(error(base + "weights: {safetensors: f.st, tensors: {w1: a, w2: b, norm_weight: g}}}")
+                .find("'norm_weight' given but the model has no norm"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace ffn

@@ -429,3 +429,44 @@ TEST(Bf16ServingTest, Bf16InputsAndComputeAreServedAndCountedApart) {
 
 }  // namespace
 }  // namespace ffn
+
+namespace ffn {
+namespace {
+
+TEST(SubLayerServingTest, NormAndResidualModelAnswersCorrectly) {
+  auto config = ParseConfig(R"(
+server: {address: "127.0.0.1:0"}
+models:
+  - {name: sub, d_model: 32, d_ff: 64, activation: silu, norm: layernorm, residual: true,
+     weights: {random: {seed: 21}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto server = FfnServer::Start(*config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::FfnService::NewStub(Channel((*server)->port()));
+  grpc::ClientContext list_context;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(stub->ListModels(&list_context, {}, &models).ok());
+  EXPECT_EQ(models.models(0).norm(), "layernorm");
+  EXPECT_TRUE(models.models(0).residual());
+  EXPECT_FLOAT_EQ(models.models(0).norm_eps(), 1e-5f);
+
+  const v1::InferRequest request = Request("sub", 4, 32, "silu", 8);
+  grpc::ClientContext context;
+  v1::InferResponse response;
+  ASSERT_TRUE(stub->Infer(&context, request, &response).ok());
+  FfnWeights w = RandomFfnWeights(FfnKind::kPlain, 32, 64, 21);
+  AddRandomNorm(w, NormKind::kLayerNorm, 21);
+  w.residual = true;
+  ActivationParams params;
+  params.prelu_alpha = w.prelu_alpha;
+  const auto expected = ReferenceFfn(w, Activation::kSilu, params,
+                                     reinterpret_cast<const float*>(request.input().data().data()), 4);
+  std::vector<float> y(expected.size());
+  std::memcpy(y.data(), response.output().data().data(), y.size() * sizeof(float));
+  EXPECT_TRUE(CompareToReference(y.data(), expected).within(kFp32CheckTolerance));
+  (*server)->Shutdown(std::chrono::seconds(1));
+}
+
+}  // namespace
+}  // namespace ffn

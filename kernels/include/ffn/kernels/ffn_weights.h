@@ -23,6 +23,12 @@ namespace ffn {
 
 enum class FfnKind { kPlain, kGated };
 
+// Optional pre-norm of a transformer FFN sub-layer, y = x + FFN(norm(x)):
+//   layernorm: (x − mean) / √(var + eps) · gamma + beta   (var: biased)
+//   rmsnorm:   x / √(mean(x²) + eps) · gamma
+enum class NormKind { kNone, kLayerNorm, kRmsNorm };
+const char* NormName(NormKind norm);  // "none", "layernorm", "rmsnorm"
+
 struct FfnWeights {
   FfnKind kind = FfnKind::kPlain;
   int64_t d_model = 0;
@@ -32,6 +38,11 @@ struct FfnWeights {
   std::vector<float> wg, wu;         // gated
   std::vector<float> w2;             // both
   std::vector<float> prelu_alpha;    // plain: 1 or d_ff slopes; empty means {0.25}
+  NormKind norm = NormKind::kNone;
+  float norm_eps = 1e-5f;
+  std::vector<float> norm_gamma;     // [d_model] with a norm
+  std::vector<float> norm_beta;      // [d_model] with layernorm
+  bool residual = false;             // y = x + FFN(...)
 
   // OK if every tensor present has the size its role needs. INVALID_ARGUMENT
   // naming the tensor otherwise.
@@ -40,7 +51,7 @@ struct FfnWeights {
 
 // Generator streams: each tensor of a random model draws from its own stream.
 enum class RandomStream : uint64_t {
-  kW1 = 1, kB1 = 2, kW2 = 3, kB2 = 4, kWg = 5, kWu = 6,
+  kW1 = 1, kB1 = 2, kW2 = 3, kB2 = 4, kWg = 5, kWu = 6, kNormGamma = 7, kNormBeta = 8,
   kInput = 100,  // the clients' seeded request inputs
 };
 
@@ -51,6 +62,10 @@ void FillUniform(uint64_t seed, RandomStream stream, float scale, std::span<floa
 // a = √(3 / fan_in); biases U(-1/√fan_in, 1/√fan_in) as PyTorch's default;
 // prelu_alpha {0.25}. Plain models have biases; gated ones do not.
 FfnWeights RandomFfnWeights(FfnKind kind, int64_t d_model, int64_t d_ff, uint64_t seed);
+
+// Adds a random pre-norm to `weights`: gamma = 1 + 0.1·U(-1, 1) (stream 7),
+// beta = 0.1·U(-1, 1) (stream 8, layernorm only).
+void AddRandomNorm(FfnWeights& weights, NormKind norm, uint64_t seed);
 
 // The scale of random request inputs: U(-√3, √3) has unit variance.
 inline constexpr float kRandomInputScale = 1.7320508f;

@@ -67,6 +67,10 @@ struct ModelConfig {
   // experiments (a deliberately slow model). 0 in production.
   int64_t debug_delay_us = 0;
   BatchingOverrides batching;
+  // Optional pre-norm and residual add: y = x + FFN(norm(x)).
+  NormKind norm = NormKind::kNone;
+  float norm_eps = 1e-5f;
+  bool residual = false;
 };
 
 struct ServerSettings {
