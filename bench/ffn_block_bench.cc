@@ -1,47 +1,141 @@
-// FfnBlock throughput: GFLOP/s and tokens/s of one engine call, per
-// activation and token count, on the embedded default shapes.
+// FfnBlock speed: one engine call per iteration, for the default shapes and
+// LLaMA-7B's FFN, every activation, f32 and bf16 compute, M = 1 … 512, next
+// to the machine's measured limits (a large oneDNN matmul of each dtype, and
+// memcpy bandwidth), and to the two matmuls alone ("identity": no epilogue),
+// so the activation's cost is visible.
 //
-//   build/bench/ffn_block_bench --benchmark_filter='ffn-768/gelu'
+//   build/bench/ffn_block_bench --benchmark_filter='ffn-768/gelu/'
+//       --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //
-// Set OMP_NUM_THREADS to choose the thread count (default: all cores).
+// Counters: GFLOP/s; pct_peak (of the same dtype's measured matmul peak);
+// for M <= 8, weight_GBps (weight bytes streamed per second) and pct_copy
+// (of the measured memcpy bandwidth). OMP_NUM_THREADS sets the threads.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "oneapi/dnnl/dnnl.hpp"
 
 namespace ffn {
 namespace {
 
-const FfnBlock& Block(FfnKind kind) {
-  static std::unique_ptr<FfnBlock> plain = *FfnBlock::Create(RandomFfnWeights(FfnKind::kPlain, 768, 3072, 1));
-  static std::unique_ptr<FfnBlock> gated = *FfnBlock::Create(RandomFfnWeights(FfnKind::kGated, 768, 2048, 2));
-  return kind == FfnKind::kPlain ? *plain : *gated;
+struct Shape {
+  const char* name;
+  FfnKind kind;
+  int64_t d_model, d_ff;
+  uint64_t seed;
+};
+constexpr Shape kShapes[] = {
+    {"ffn-768", FfnKind::kPlain, 768, 3072, 1},
+    {"glu-768", FfnKind::kGated, 768, 2048, 2},
+    {"llama-7b", FfnKind::kGated, 4096, 11008, 3},
+};
+
+const FfnBlock& Block(const Shape& shape) {
+  static std::unique_ptr<FfnBlock> blocks[std::size(kShapes)];
+  const size_t i = static_cast<size_t>(&shape - kShapes);
+  if (blocks[i] == nullptr) {
+    blocks[i] = *FfnBlock::Create(RandomFfnWeights(shape.kind, shape.d_model, shape.d_ff, shape.seed));
+  }
+  return *blocks[i];
 }
 
-void BM_FfnBlock(benchmark::State& state, Activation activation) {
-  const FfnBlock& block = Block(IsGated(activation) ? FfnKind::kGated : FfnKind::kPlain);
+// The best of a few runs of a 2048³ oneDNN matmul of `type`, in GFLOP/s.
+double MatmulPeakGflops(DataType type) {
+  using dnnl::memory;
+  static double cached[2] = {0, 0};
+  double& peak = cached[type == DataType::kBf16];
+  if (peak > 0) return peak;
+  const int64_t n = 2048;
+  const auto dt = type == DataType::kBf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  memory::desc a({n, n}, dt, memory::format_tag::ab);
+  memory::desc b({n, n}, dt, memory::format_tag::any);
+  memory::desc c({n, n}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine);
+  dnnl::matmul matmul(pd);
+  memory am(a, engine), bm(pd.weights_desc(), engine), cm(c, engine);
+  std::memset(am.get_data_handle(), 0, a.get_size());
+  std::memset(bm.get_data_handle(), 0, pd.weights_desc().get_size());
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    matmul.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    stream.wait();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    peak = std::max(peak, 2.0 * n * n * n / s / 1e9);
+  }
+  return peak;
+}
+
+// memcpy of 256 MiB, best of a few, in GB/s of bytes read + written.
+double CopyGBps() {
+  static double cached = 0;
+  if (cached > 0) return cached;
+  const size_t bytes = size_t{256} << 20;
+  std::vector<char> from(bytes, 1), to(bytes, 0);
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    std::memcpy(to.data(), from.data(), bytes);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    cached = std::max(cached, 2.0 * bytes / s / 1e9);
+  }
+  benchmark::DoNotOptimize(to.data());
+  return cached;
+}
+
+void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activation, DataType compute,
+                 bool identity) {
+  const FfnBlock& block = Block(*shape);
   const int64_t m = state.range(0);
   std::vector<float> x(static_cast<size_t>(m * block.d_model()));
   std::vector<float> y(x.size());
   FillUniform(3, RandomStream::kInput, kRandomInputScale, x);
+  FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+  run.skip_epilogue_for_timing = identity;
   for (auto _ : state) {
-    absl::Status s = block.Run(activation, x.data(), m, y.data());
+    absl::Status s = block.Run(run);
     if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(block.Flops(m) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(m), benchmark::Counter::kIsIterationInvariantRate);
+  const double flops = block.Flops(m);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(m), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_GFLOPs"] = MatmulPeakGflops(compute);
+  if (m <= 8) {
+    const double weight_bytes = flops / (2.0 * m) * (compute == DataType::kBf16 ? 2.0 : 4.0);
+    state.counters["weight_GBps"] =
+        benchmark::Counter(weight_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["copy_GBps"] = CopyGBps();
+  }
 }
 
 int Register() {
-  for (Activation a : AllActivations()) {
-    const std::string name = std::string(IsGated(a) ? "glu-768/" : "ffn-768/") + ActivationName(a);
-    benchmark::RegisterBenchmark(name.c_str(), BM_FfnBlock, a)
-        ->Arg(1)->Arg(32)->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (const Shape& shape : kShapes) {
+    std::vector<std::pair<std::string, Activation>> runs;
+    const auto activations = shape.kind == FfnKind::kGated ? GatedActivations() : PlainActivations();
+    for (Activation a : activations) {
+      if (std::string(shape.name) == "llama-7b" && a != Activation::kSwiglu && a != Activation::kGeglu) continue;
+      runs.emplace_back(ActivationName(a), a);
+    }
+    runs.emplace_back("identity", activations.front());
+    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+      for (const auto& [name, activation] : runs) {
+        const std::string label =
+            std::string(shape.name) + "/" + name + "/" + DataTypeName(compute);
+        auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
+                                               compute, name == "identity");
+        b->Arg(1)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
+    }
   }
   return 0;
 }

@@ -53,6 +53,9 @@ struct FfnRun {
   int64_t m = 0;
   void* y = nullptr;
   DataType y_type = DataType::kF32;
+  // Benchmarks only: skip the epilogue (bias, activation, gated product) to
+  // time the two matmuls alone. The answer is then meaningless.
+  bool skip_epilogue_for_timing = false;
 };
 
 class FfnBlock {
