@@ -192,6 +192,18 @@ double FfnBlock::Flops(int64_t m) const {
   return per_token * static_cast<double>(m);
 }
 
+absl::Status FfnBlock::Prepare(int64_t max_m) const {
+  try {
+    for (int64_t m = 1; m <= max_m; ++m) {
+      impl_->Primitives(m, DataType::kF32);
+      impl_->Primitives(m, DataType::kBf16);
+    }
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN cannot build the FFN matmuls: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute) const {
   try {
     auto p = impl_->Primitives(m, compute);

@@ -1,5 +1,7 @@
 #include "ffn/server/model_registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "ffn/common/safetensors.h"
 
@@ -129,6 +131,14 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     if (!weights.ok()) return weights.status();
     auto block = FfnBlock::Create(std::move(*weights));
     if (!block.ok()) return WithModel(mc, block.status());
+    // Small batches are the common ones: their matmuls are built before the
+    // first request rather than during it (larger ones on first use).
+    constexpr int64_t kPreparedTokens = 32;
+    const BatchingSettings batching = mc.batching.Over(config.server.batching);
+    if (absl::Status s = (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens));
+        !s.ok()) {
+      return WithModel(mc, s);
+    }
     auto model = std::make_unique<Model>();
     model->config = mc;
     model->block = std::move(*block);

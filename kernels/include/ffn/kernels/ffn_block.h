@@ -85,6 +85,10 @@ class FfnBlock {
   int64_t d_ff() const { return weights().d_ff; }
   // Multiply-add count × 2 for m tokens.
   double Flops(int64_t m) const;
+  // Builds the primitives for every token count in [1, max_m] and both
+  // compute dtypes now (about 1 ms per count), so requests of those sizes
+  // never pay for it. INTERNAL if oneDNN fails.
+  absl::Status Prepare(int64_t max_m) const;
   // oneDNN's implementation names for the two matmuls at m tokens, e.g.
   // "brg:avx512_core / brg:avx512_core".
   absl::StatusOr<std::string> ImplementationFor(int64_t m,
