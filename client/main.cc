@@ -1,14 +1,20 @@
 // ffn-client: lists models, sends checked Infer calls, drives load tests and
-// shows a server's statistics. Flags map to the options of libffn_client.
+// sweeps, and shows a server's statistics. Flags map to the options of libffn_client.
 #include <fstream>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "ffn/client/client.h"
+#include "ffn/client/csv.h"
 #include "ffn/client/format.h"
 #include "ffn/client/infer.h"
 #include "ffn/client/load.h"
+#include "ffn/client/plot.h"
 #include "ffn/client/report.h"
+#include "ffn/client/sweep.h"
 
 namespace {
 
@@ -50,21 +56,90 @@ int RunInfer(const Connection& connection, ffn::client::InferOptions options) {
   options.timeout_seconds = connection.timeout_seconds;
   auto outcome = ffn::client::RunInfer(*connection.Stub(), options);
   if (!outcome.ok()) return Fail(outcome.status());
-  std::cout << ffn::client::InferSummary(*outcome, ffn::kFp32CheckTolerance);
-  if (outcome->comparison && !outcome->comparison->within(ffn::kFp32CheckTolerance)) {
+  // The tolerance of the compute dtype that ran (the variant's dtype).
+  const double tolerance = outcome->response.variant().dtype() == ffn::v1::BFLOAT16
+                               ? ffn::kBf16CheckTolerance
+                               : ffn::kFp32CheckTolerance;
+  std::cout << ffn::client::InferSummary(*outcome, tolerance);
+  if (outcome->comparison && !outcome->comparison->within(tolerance)) {
     std::cerr << "error: the answer is outside the fp32 tolerance of the fp64 reference\n";
     return kExitFailed;
   }
   return 0;
 }
 
-int RunLoad(const Connection& connection, ffn::client::LoadOptions options,
-            const std::string& json_path) {
-  options.target = connection.target;
-  options.timeout_seconds = connection.timeout_seconds;
-  std::cerr << "load: " << options.target << ", variants " << options.variants << ", "
-            << options.concurrency << " worker(s), " << options.warmup_seconds << " s warmup + "
-            << options.duration_seconds << " s\n";
+// Writes `text` to `path`; UNAVAILABLE naming the file if it cannot.
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) return absl::UnavailableError("cannot write " + path);
+  return absl::OkStatus();
+}
+
+// Flags shared by `load` and `sweep`: where to send and what.
+struct LoadFlags {
+  ffn::client::LoadOptions options;
+  std::string arrival = "constant";
+  std::string json_path;
+  std::string csv_path;
+};
+
+void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
+  command
+      ->add_option("--target", flags.options.targets,
+                   "server HOST:PORT, or any gRPC target (ipv4:A:P1,A:P2); repeat for several "
+                   "targets, which calls visit in turn")
+      ->capture_default_str()
+      ->allow_extra_args(false);
+  command
+      ->add_option("--lb-policy", flags.options.lb_policy,
+                   "how one channel spreads calls over a target's addresses")
+      ->check(CLI::IsMember({"round_robin", "pick_first"}));
+  command->add_option("--timeout", flags.options.timeout_seconds, "per-call deadline in seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--connections", flags.options.connections, "channels per target")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command
+      ->add_option("--variants", flags.options.variants,
+                   "all, or a comma list of ACTIVATION, MODEL:ACTIVATION, MODEL, each with an "
+                   "optional =WEIGHT (relu=3,gelu)")
+      ->capture_default_str();
+  command
+      ->add_option("--tokens", flags.options.tokens,
+                   "tokens per request: N, LOW-HIGH (uniform), or a weighted list "
+                   "1=50,16=30,64-128=20")
+      ->capture_default_str();
+  command->add_option("--seed", flags.options.seed, "seed of inputs, sizes and arrivals")
+      ->capture_default_str();
+  command->add_option("--arrival", flags.arrival, "open loop arrivals")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"constant", "poisson"}));
+  command
+      ->add_option("--max-outstanding", flags.options.max_outstanding,
+                   "open loop: calls in flight at most; later calls wait (and count as late)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--warmup", flags.options.warmup_seconds, "seconds of load before measuring")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--json", flags.json_path, "also write the report as JSON to this file");
+  command->add_option("--csv", flags.csv_path, "also write the report as CSV to this file");
+}
+
+int RunLoad(LoadFlags flags) {
+  ffn::client::LoadOptions& options = flags.options;
+  options.arrival = *ffn::client::ParseArrival(flags.arrival);
+  const std::string mode =
+      options.OpenLoop() ? absl::StrFormat("open loop %g req/s (%s)", options.rate, flags.arrival)
+                         : absl::StrFormat("closed loop of %d", options.concurrency);
+  const std::string length = options.requests > 0
+                                 ? absl::StrFormat("%d requests", options.requests)
+                                 : absl::StrFormat("%g s", options.duration_seconds);
+  std::cerr << absl::StrFormat("load: %s, variants %s, %s, %g s warmup + %s\n",
+                               absl::StrJoin(options.targets, " "), options.variants, mode,
+                               options.warmup_seconds, length);
   auto result = ffn::client::RunLoad(options);
   // Before any load: INVALID_ARGUMENT means the flags asked for something
   // this server cannot serve (unknown variant, too many tokens).
@@ -74,15 +149,75 @@ int RunLoad(const Connection& connection, ffn::client::LoadOptions options,
   }
   std::cout << ffn::client::LoadTable(*result);
   std::cerr << ffn::client::LoadErrors(*result);
-  if (!json_path.empty()) {
-    std::ofstream out(json_path);
-    out << ffn::client::LoadJson(*result).dump(2) << "\n";
-    if (!out) return Fail(absl::UnavailableError("cannot write " + json_path));
+  if (!flags.json_path.empty()) {
+    auto s = WriteFile(flags.json_path, ffn::client::LoadJson(*result).dump(2) + "\n");
+    if (!s.ok()) return Fail(s);
+  }
+  if (!flags.csv_path.empty()) {
+    if (auto s = WriteFile(flags.csv_path, ffn::client::LoadCsv(*result)); !s.ok()) return Fail(s);
   }
   if (result->Failed()) {
     std::cerr << "error: " << result->Total().errors << " request(s) failed, "
               << result->Total().requests << " succeeded\n";
     return kExitFailed;
+  }
+  return 0;
+}
+
+struct SweepFlags {
+  LoadFlags load;
+  std::string concurrency_range;
+  std::string rate_range;
+  std::string plot_path = "sweep.svg";
+  int max_windows = 10;
+  double stability_percent = 10;
+  double stop_p99_ms = 0;
+};
+
+int RunSweep(SweepFlags flags) {
+  ffn::client::SweepOptions options;
+  options.load = flags.load.options;
+  options.load.arrival = *ffn::client::ParseArrival(flags.load.arrival);
+  options.window_seconds = flags.load.options.duration_seconds;
+  const bool over_rate = !flags.rate_range.empty();
+  options.over = over_rate ? ffn::client::SweepOver::kRate : ffn::client::SweepOver::kConcurrency;
+  options.range = over_rate ? flags.rate_range : flags.concurrency_range;
+  options.max_windows = flags.max_windows;
+  options.stability_percent = flags.stability_percent;
+  options.stop_p99_ms = flags.stop_p99_ms;
+  if (flags.load.csv_path.empty()) flags.load.csv_path = "sweep.csv";
+  std::cerr << absl::StrFormat("sweep: %s, variants %s, %s %s, windows of %g s\n",
+                               absl::StrJoin(options.load.targets, " "), options.load.variants,
+                               over_rate ? "rate" : "concurrency", options.range,
+                               options.window_seconds);
+  auto steps = ffn::client::RunSweep(
+      options, [](const std::string& line) { std::cerr << "sweep: " << line << "\n"; });
+  if (!steps.ok()) {
+    const bool usage = steps.status().code() == absl::StatusCode::kInvalidArgument;
+    return Fail(steps.status(), usage ? kExitUsage : kExitFailed);
+  }
+  for (const ffn::client::SweepStep& step : *steps) {
+    std::cout << (over_rate ? absl::StrFormat("== rate %g req/s", step.value)
+                            : absl::StrFormat("== concurrency %g", step.value))
+              << (step.stable ? "" : " (not stable)") << " ==\n"
+              << ffn::client::LoadTable(step.result);
+  }
+  if (auto s = WriteFile(flags.load.csv_path, ffn::client::SweepCsv(*steps)); !s.ok()) {
+    return Fail(s);
+  }
+  std::cerr << "sweep: wrote " << flags.load.csv_path << "\n";
+  if (!flags.load.json_path.empty()) {
+    auto s =
+        WriteFile(flags.load.json_path, ffn::client::SweepJson(options, *steps).dump(2) + "\n");
+    if (!s.ok()) return Fail(s);
+  }
+  if (flags.plot_path != "none") {
+    const std::string title =
+        absl::StrFormat("ffn-client sweep over %s %s: %s", over_rate ? "rate" : "concurrency",
+                        options.range, options.load.variants);
+    if (auto s = ffn::client::PlotSweep(*steps, flags.plot_path, title); !s.ok()) return Fail(s);
+    std::cerr << "sweep: wrote " << flags.plot_path << " (gnuplot script " << flags.plot_path
+              << ".gp)\n";
   }
   return 0;
 }
@@ -97,7 +232,10 @@ int RunStats(const Connection& connection, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ffn-client: calls an ffn-server (models, infer, load, stats)"};
+  // Debian's Abseil checks every Mutex acquisition (gRPC's included) for lock
+  // cycles; that bookkeeping costs a load generator a few % of its CPU.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  CLI::App app{"ffn-client: calls an ffn-server (models, infer, load, sweep, stats)"};
   app.require_subcommand(1);
   app.footer("Exit status: 0 on success, 1 if a call or check failed, 2 for usage errors.");
   Connection connection;
@@ -119,39 +257,83 @@ int main(int argc, char** argv) {
   infer->add_option("--weights", infer_options.weights_override,
                     "local safetensors file for --check (default: the path the server reports)");
 
-  CLI::App* load = app.add_subcommand("load", "closed-loop load test over model variants");
-  ffn::client::LoadOptions load_options;
-  std::string load_json_path;
-  load->add_option("--concurrency", load_options.concurrency, "workers, one call in flight each")
+  CLI::App* load =
+      app.add_subcommand("load", "load test: closed loop (--concurrency) or open loop (--rate)");
+  LoadFlags load_flags;
+  AddLoadTargetFlags(load, load_flags);
+  CLI::Option* load_concurrency =
+      load->add_option("--concurrency", load_flags.options.concurrency,
+                       "closed loop: calls in flight, each answer sending the next")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+  load->add_option("--rate", load_flags.options.rate,
+                   "open loop: requests/s on schedule, latency from each intended send time")
+      ->check(CLI::PositiveNumber)
+      ->excludes(load_concurrency);
+  CLI::Option* load_duration =
+      load->add_option("--duration", load_flags.options.duration_seconds, "measured seconds")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+  load->add_option("--requests", load_flags.options.requests,
+                   "measure this many requests instead of a duration")
+      ->check(CLI::PositiveNumber)
+      ->excludes(load_duration);
+  load->footer(
+      "Closed loop: latency is each call's round trip. Open loop: latency runs from each "
+      "call's intended send time (coordinated-omission free, as wrk2), and the report says how "
+      "far the client fell behind its schedule.\n"
+      "Exit status: 0 if every request succeeded; 1 if any request failed (or none completed) "
+      "or no target answered ListModels; the report (and --json/--csv) is written in either "
+      "case. 2 for usage errors, including variants or tokens the server cannot serve.");
+
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "load tests over a range of concurrencies or rates, then a CSV and a picture");
+  SweepFlags sweep_flags;
+  sweep_flags.load.options.duration_seconds = 2;
+  AddLoadTargetFlags(sweep, sweep_flags.load);
+  CLI::Option* sweep_concurrency =
+      sweep->add_option("--concurrency", sweep_flags.concurrency_range,
+                        "closed loop over START:END:STEP, STEP xF or +N (1:64:x2)");
+  sweep
+      ->add_option("--rate", sweep_flags.rate_range,
+                   "open loop over START:END:STEP requests/s (100:5000:+500)")
+      ->excludes(sweep_concurrency);
+  sweep
+      ->add_option("--window", sweep_flags.load.options.duration_seconds,
+                   "seconds per measurement window")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  load->add_option("--connections", load_options.connections, "channels shared round-robin")
+  sweep->add_option("--max-windows", sweep_flags.max_windows, "windows per step at most (>= 3)")
+      ->capture_default_str()
+      ->check(CLI::Range(3, 1000));
+  sweep
+      ->add_option("--stability", sweep_flags.stability_percent,
+                   "a step is stable when 3 windows' throughput and mean latency lie within "
+                   "this % of their mean")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  load->add_option("--duration", load_options.duration_seconds, "measured seconds")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  load->add_option("--warmup", load_options.warmup_seconds, "seconds before measuring")
+  sweep
+      ->add_option("--stop-p99-ms", sweep_flags.stop_p99_ms,
+                   "end the sweep after a step whose p99 exceeds this (0: never)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  load->add_option("--variants", load_options.variants,
-                   "all, or a comma list of ACTIVATION, MODEL:ACTIVATION, MODEL")
+  sweep
+      ->add_option("--plot", sweep_flags.plot_path,
+                   "picture of latency percentiles against throughput: FILE.svg or FILE.png, "
+                   "or none")
       ->capture_default_str();
-  load->add_option("--tokens", load_options.tokens, "tokens per request")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  load->add_option("--seed", load_options.seed, "seed of the inputs")->capture_default_str();
-  load->add_option("--json", load_json_path, "also write the report as JSON to this file");
-  load->footer(
-      "Exit status: 0 if every request succeeded; 1 if any request failed (or none "
-      "completed) or listing the models failed; 2 for usage errors, including "
-      "variants or tokens the server cannot serve.");
+  sweep->footer(
+      "Writes --csv (default sweep.csv): one line per step and variant, TOTAL and target. "
+      "The picture is drawn by gnuplot, which must be on PATH (Debian: apt-get install "
+      "gnuplot-nox); its script is kept as FILE.gp. Each step starts a fresh load with its own "
+      "warmup and runs windows until 3 agree within --stability % (or --max-windows).\n"
+      "Exit status: 0 on success; 1 if the load or the picture failed; 2 for usage errors.");
 
   CLI::App* stats = app.add_subcommand("stats", "the server's per-variant statistics");
   bool stats_json = false;
   stats->add_flag("--json", stats_json, "print the GetStats answer as JSON");
 
-  for (CLI::App* command : {models, infer, load, stats}) AddConnectionFlags(command, connection);
+  for (CLI::App* command : {models, infer, stats}) AddConnectionFlags(command, connection);
 
   try {
     app.parse(argc, argv);
@@ -161,6 +343,13 @@ int main(int argc, char** argv) {
   }
   if (models->parsed()) return RunModels(connection, models_json);
   if (infer->parsed()) return RunInfer(connection, infer_options);
-  if (load->parsed()) return RunLoad(connection, load_options, load_json_path);
+  if (load->parsed()) return RunLoad(load_flags);
+  if (sweep->parsed()) {
+    if (sweep_flags.concurrency_range.empty() == sweep_flags.rate_range.empty()) {
+      std::cerr << "error: sweep needs exactly one of --concurrency RANGE and --rate RANGE\n";
+      return kExitUsage;
+    }
+    return RunSweep(sweep_flags);
+  }
   return RunStats(connection, stats_json);
 }

@@ -58,6 +58,12 @@ class SafetensorsReader {
 
 absl::Status ReadSafetensors(const SafetensorsReader& reader, FfnWeights& w) {
   const int64_t dm = w.d_model, dff = w.d_ff;
+  if (w.norm != NormKind::kNone) {
+    if (auto s = reader.Read("norm_weight", {dm}, w.norm_gamma); !s.ok()) return s;
+    if (w.norm == NormKind::kLayerNorm) {
+      if (auto s = reader.Read("norm_bias", {dm}, w.norm_beta); !s.ok()) return s;
+    }
+  }
   if (auto s = reader.Read("w2", {dm, dff}, w.w2); !s.ok()) return s;
   if (w.kind == FfnKind::kGated) {
     if (auto s = reader.Read("wg", {dff, dm}, w.wg); !s.ok()) return s;
@@ -71,6 +77,13 @@ absl::Status ReadSafetensors(const SafetensorsReader& reader, FfnWeights& w) {
   }
   if (reader.Has("alpha")) return reader.ReadAlpha(dff, w.prelu_alpha);
   return absl::OkStatus();
+}
+
+// The model's pre-norm, as ListModels reports it ("" from older servers).
+NormKind NormFromInfo(const v1::ModelInfo& info) {
+  if (info.norm() == "layernorm") return NormKind::kLayerNorm;
+  if (info.norm() == "rmsnorm") return NormKind::kRmsNorm;
+  return NormKind::kNone;
 }
 
 absl::StatusOr<FfnWeights> BuildWeights(const v1::ModelInfo& info,
@@ -91,6 +104,9 @@ absl::StatusOr<FfnWeights> BuildWeights(const v1::ModelInfo& info,
     FfnWeights w = RandomFfnWeights(kind, info.d_model(), info.d_ff(), info.random().seed());
     const auto& alpha = info.params().prelu_alpha();
     if (kind == FfnKind::kPlain && !alpha.empty()) w.prelu_alpha.assign(alpha.begin(), alpha.end());
+    AddRandomNorm(w, NormFromInfo(info), info.random().seed());
+    w.norm_eps = info.norm_eps();
+    w.residual = info.residual();
     return w;
   }
   if (!info.has_safetensors()) return absl::InvalidArgumentError("reports no weight source");
@@ -101,6 +117,9 @@ absl::StatusOr<FfnWeights> BuildWeights(const v1::ModelInfo& info,
   w.kind = kind;
   w.d_model = info.d_model();
   w.d_ff = info.d_ff();
+  w.norm = NormFromInfo(info);
+  w.norm_eps = info.norm_eps();
+  w.residual = info.residual();
   if (auto s = ReadSafetensors(SafetensorsReader(**file, info.safetensors()), w); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(path, ": ", std::string(s.message())));
   }

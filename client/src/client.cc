@@ -10,13 +10,15 @@
 
 namespace ffn::client {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index,
+                                           const std::string& lb_policy) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Without a local pool, channels with equal arguments share one connection.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt("ffn.channel_index", channel_index);
+  if (!lb_policy.empty()) args.SetLoadBalancingPolicyName(lb_policy);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 

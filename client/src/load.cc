@@ -1,119 +1,80 @@
 #include "ffn/client/load.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <map>
-#include <memory>
-#include <thread>
 
-#include "absl/strings/str_cat.h"
-#include "ffn/client/client.h"
-#include "ffn/client/request.h"
+#include "load_driver.h"
+#include "load_plan.h"
+#include "recorder.h"
 
 namespace ffn::client {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Calls that finish in [start, end) are counted.
-struct Window {
-  Clock::time_point start;
-  Clock::time_point end;
-};
-
-// What every worker reads; nothing in it changes during the run except the
-// counter that deals out variants.
-struct Plan {
-  std::vector<v1::InferRequest> requests;  // one per variant
-  Window window;
-  double timeout_seconds = 0;
-  std::atomic<uint64_t> next_variant{0};
-};
-
-absl::Status ValidateOptions(const LoadOptions& o) {
-  if (o.concurrency < 1) return absl::InvalidArgumentError("concurrency must be at least 1");
-  if (o.connections < 1) return absl::InvalidArgumentError("connections must be at least 1");
-  if (o.tokens < 1) return absl::InvalidArgumentError("tokens must be at least 1");
-  if (!(o.duration_seconds > 0)) return absl::InvalidArgumentError("duration must be positive");
-  if (!(o.warmup_seconds >= 0)) return absl::InvalidArgumentError("warmup must be >= 0");
-  if (!(o.timeout_seconds > 0)) return absl::InvalidArgumentError("timeout must be positive");
-  return absl::OkStatus();
-}
-
-// One request per variant; each model's input is drawn once. Workers share
-// these requests read-only (serializing a const message is thread-safe).
-absl::StatusOr<std::vector<v1::InferRequest>> BuildRequests(
-    const std::vector<VariantSpec>& variants, const std::vector<v1::ModelInfo>& models,
-    int64_t tokens, uint64_t seed) {
-  std::vector<v1::InferRequest> requests;
-  std::map<std::string, std::vector<float>> inputs;
-  for (const VariantSpec& variant : variants) {
-    auto model = FindModel(models, variant.model);
-    if (!model.ok()) return model.status();
-    if (auto s = CheckTokens(*model, tokens); !s.ok()) return s;
-    auto [it, inserted] = inputs.try_emplace(variant.model);
-    if (inserted) it->second = RandomInput(tokens, model->d_model(), seed);
-    requests.push_back(MakeInferRequest(variant.model, variant.activation, it->second, tokens));
-  }
-  return requests;
-}
-
-void Record(const grpc::Status& status, const v1::InferResponse& response, int64_t latency_ns,
-            VariantLoad& load) {
-  if (status.ok()) {
-    ++load.requests;
-    load.latency.RecordNanos(latency_ns);
-    load.server_queue_us_sum += static_cast<double>(response.queue_us());
-    load.server_compute_us_sum += static_cast<double>(response.compute_us());
-    return;
-  }
-  ++load.errors;
-  const std::string code = StatusCodeName(static_cast<absl::StatusCode>(status.error_code()));
-  if (load.errors_by_code[code]++ == 0) load.first_error_by_code[code] = status.error_message();
-}
-
-// One closed-loop worker: a call at a time until a call finishes past the
-// window. Calls are cut off 1 s after the window so none outlives the run by
-// much; such calls finish outside the window and are not counted.
-std::vector<VariantLoad> RunWorker(v1::FfnService::StubInterface& stub, Plan& plan,
-                                   const std::vector<VariantSpec>& variants) {
-  std::vector<VariantLoad> loads(variants.size());
-  for (size_t i = 0; i < variants.size(); ++i) loads[i].variant = variants[i];
-  const auto cutoff = plan.window.end + std::chrono::seconds(1);
-  while (true) {
-    const size_t v = plan.next_variant.fetch_add(1, std::memory_order_relaxed) % variants.size();
-    const Clock::time_point start = Clock::now();
-    const double left_seconds = std::chrono::duration<double>(cutoff - start).count();
-    grpc::ClientContext context;
-    SetTimeout(context, std::min(plan.timeout_seconds, left_seconds));
-    v1::InferResponse response;
-    const grpc::Status status = stub.Infer(&context, plan.requests[v], &response);
-    const Clock::time_point finish = Clock::now();
-    if (finish >= plan.window.end) break;
-    if (finish < plan.window.start) continue;
-    Record(status, response,
-           std::chrono::duration_cast<std::chrono::nanoseconds>(finish - start).count(), loads[v]);
-  }
-  return loads;
-}
 
 Clock::duration Seconds(double seconds) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// The earlier of two times in seconds where -1 means "none".
+double EarlierKnown(double a, double b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return std::min(a, b);
+}
+
 }  // namespace
 
-void VariantLoad::Merge(const VariantLoad& other) {
+void CallStats::RecordOk(int64_t latency_ns, int64_t send_to_answer_ns, int64_t call_tokens,
+                         double call_flops, const ServerFigures& server) {
+  ++requests;
+  tokens += static_cast<uint64_t>(call_tokens);
+  flops += call_flops;
+  latency.RecordNanos(latency_ns);
+  send_to_answer.RecordNanos(send_to_answer_ns);
+  server_queue_us_sum += static_cast<double>(server.queue_us);
+  server_compute_us_sum += static_cast<double>(server.compute_us);
+  server_total_us_sum += static_cast<double>(server.total_us);
+  server_batch_tokens_sum += static_cast<double>(server.batch_tokens);
+}
+
+void CallStats::RecordError(const std::string& code, const std::string& message) {
+  ++errors;
+  if (errors_by_code[code]++ == 0) first_error_by_code[code] = message;
+}
+
+void CallStats::Merge(const CallStats& other) {
   requests += other.requests;
   errors += other.errors;
   for (const auto& [code, count] : other.errors_by_code) errors_by_code[code] += count;
   for (const auto& [code, message] : other.first_error_by_code) {
     first_error_by_code.try_emplace(code, message);
   }
+  tokens += other.tokens;
+  flops += other.flops;
   latency.Merge(other.latency);
+  send_to_answer.Merge(other.send_to_answer);
   server_queue_us_sum += other.server_queue_us_sum;
   server_compute_us_sum += other.server_compute_us_sum;
+  server_total_us_sum += other.server_total_us_sum;
+  server_batch_tokens_sum += other.server_batch_tokens_sum;
+}
+
+void TargetLoad::Merge(const TargetLoad& other) {
+  CallStats::Merge(other);
+  for (const auto& [peer, count] : other.ok_by_peer) ok_by_peer[peer] += count;
+  last_ok_seconds = std::max(last_ok_seconds, other.last_ok_seconds);
+  first_error_seconds = EarlierKnown(first_error_seconds, other.first_error_seconds);
+  last_error_seconds = std::max(last_error_seconds, other.last_error_seconds);
+}
+
+void OpenLoopStats::Merge(const OpenLoopStats& other) {
+  scheduled += other.scheduled;
+  late_sends += other.late_sends;
+  waited_for_outstanding += other.waited_for_outstanding;
+  send_lag.Merge(other.send_lag);
 }
 
 VariantLoad LoadResult::Total() const {
@@ -128,43 +89,107 @@ bool LoadResult::Failed() const {
   return total.errors > 0 || total.requests == 0;
 }
 
+void LoadResult::Merge(const LoadResult& other) {
+  measured_seconds += other.measured_seconds;
+  for (size_t i = 0; i < variants.size() && i < other.variants.size(); ++i) {
+    variants[i].Merge(other.variants[i]);
+  }
+  for (size_t i = 0; i < targets.size() && i < other.targets.size(); ++i) {
+    targets[i].Merge(other.targets[i]);
+  }
+  open_loop.Merge(other.open_loop);
+}
+
+// One run: the plan, the recorder and the driver, stopped before they go.
+struct WindowedLoad::Impl {
+  std::unique_ptr<LoadPlan> plan;
+  std::unique_ptr<Recorder> recorder;
+  std::unique_ptr<LoadDriver> driver;  // declared last: stops first
+
+  ~Impl() {
+    if (driver) driver->Stop();
+  }
+
+  // The result of window w, once complete.
+  LoadResult Window(int w) {
+    driver->WaitForWindow(w);
+    WindowData data = recorder->Take(w);
+    LoadResult result;
+    result.options = plan->options;
+    const Clock::time_point start = recorder->WindowStart(w);
+    const Clock::time_point end = recorder->WindowEnd(w);
+    const bool endless = end == Clock::time_point::max();
+    const double answered_seconds =
+        data.last_done > start ? SecondsBetween(start, data.last_done) : 0.0;
+    if (!plan->options.OpenLoop()) {
+      result.measured_seconds = endless ? answered_seconds : SecondsBetween(start, end);
+    } else {
+      const double scheduled_seconds =
+          endless ? static_cast<double>(plan->options.requests) / plan->options.rate
+                  : SecondsBetween(start, end);
+      result.measured_seconds = std::max(scheduled_seconds, answered_seconds);
+    }
+    result.variants = std::move(data.variants);
+    result.targets = std::move(data.targets);
+    result.open_loop = std::move(data.open_loop);
+    return result;
+  }
+};
+
+namespace {
+
+// Builds the plan and starts sending. `window_length` max(): one endless
+// window, ended by options.requests.
+absl::StatusOr<std::unique_ptr<WindowedLoad::Impl>> Begin(const LoadOptions& options,
+                                                          Clock::duration window_length,
+                                                          bool stop_after_first_window) {
+  auto plan = BuildLoadPlan(options);
+  if (!plan.ok()) return plan.status();
+  auto impl = std::make_unique<WindowedLoad::Impl>();
+  impl->plan = std::move(*plan);
+  DriverTiming timing;
+  timing.run_start = Clock::now();
+  const Clock::time_point measure_start = timing.run_start + Seconds(options.warmup_seconds);
+  const bool endless = window_length == Clock::duration::max();
+  if (stop_after_first_window && !endless) timing.stop_sending = measure_start + window_length;
+  if (options.OpenLoop() && endless) timing.measured_calls = options.requests;
+  const uint64_t closed_limit = !options.OpenLoop() && endless ? options.requests : 0;
+  impl->recorder = std::make_unique<Recorder>(*impl->plan, timing.run_start, measure_start,
+                                              window_length, closed_limit);
+  impl->driver = options.OpenLoop() ? MakeOpenLoop(*impl->plan, *impl->recorder, timing)
+                                    : MakeClosedLoop(*impl->plan, *impl->recorder, timing);
+  impl->driver->Start();
+  return impl;
+}
+
+}  // namespace
+
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
-  if (auto s = ValidateOptions(options); !s.ok()) return s;
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < options.connections; ++i) channels.push_back(MakeChannel(options.target, i));
-
-  auto models = ListModels(*v1::FfnService::NewStub(channels[0]), options.timeout_seconds);
-  if (!models.ok()) return models.status();
-  auto variants = SelectVariants(options.variants, *models);
-  if (!variants.ok()) return variants.status();
-  Plan plan;
-  auto requests = BuildRequests(*variants, *models, options.tokens, options.seed);
-  if (!requests.ok()) return requests.status();
-  plan.requests = std::move(*requests);
-  plan.timeout_seconds = options.timeout_seconds;
-
-  std::vector<std::unique_ptr<v1::FfnService::Stub>> stubs;
-  for (int i = 0; i < options.concurrency; ++i) {
-    stubs.push_back(v1::FfnService::NewStub(channels[static_cast<size_t>(i) % channels.size()]));
-  }
-  std::vector<std::vector<VariantLoad>> per_worker(stubs.size());
-  plan.window.start = Clock::now() + Seconds(options.warmup_seconds);
-  plan.window.end = plan.window.start + Seconds(options.duration_seconds);
-  std::vector<std::thread> workers;
-  for (size_t i = 0; i < stubs.size(); ++i) {
-    workers.emplace_back([&, i] { per_worker[i] = RunWorker(*stubs[i], plan, *variants); });
-  }
-  for (std::thread& worker : workers) worker.join();
-
-  LoadResult result;
-  result.options = options;
-  result.measured_seconds =
-      std::chrono::duration<double>(plan.window.end - plan.window.start).count();
-  result.variants = std::move(per_worker[0]);
-  for (size_t i = 1; i < per_worker.size(); ++i) {
-    for (size_t v = 0; v < result.variants.size(); ++v) result.variants[v].Merge(per_worker[i][v]);
-  }
+  const Clock::duration window =
+      options.requests > 0 ? Clock::duration::max() : Seconds(options.duration_seconds);
+  auto impl = Begin(options, window, /*stop_after_first_window=*/true);
+  if (!impl.ok()) return impl.status();
+  LoadResult result = (*impl)->Window(0);
+  (*impl)->driver->Stop();
   return result;
 }
+
+absl::StatusOr<std::unique_ptr<WindowedLoad>> WindowedLoad::Start(const LoadOptions& options,
+                                                                  double window_seconds) {
+  if (!(window_seconds > 0)) return absl::InvalidArgumentError("window must be positive");
+  LoadOptions windowed = options;
+  windowed.requests = 0;
+  auto impl = Begin(windowed, Seconds(window_seconds), /*stop_after_first_window=*/false);
+  if (!impl.ok()) return impl.status();
+  return std::unique_ptr<WindowedLoad>(new WindowedLoad(std::move(*impl)));
+}
+
+WindowedLoad::WindowedLoad(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+WindowedLoad::~WindowedLoad() { Stop(); }
+
+LoadResult WindowedLoad::NextWindow() { return impl_->Window(next_window_++); }
+
+void WindowedLoad::Stop() { impl_->driver->Stop(); }
 
 }  // namespace ffn::client

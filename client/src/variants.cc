@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -95,6 +96,37 @@ absl::StatusOr<std::vector<VariantSpec>> SelectVariants(const std::string& spec,
   if (unique.empty())
     return absl::InvalidArgumentError(absl::StrCat("no variants; ", Offered(models)));
   return unique;
+}
+
+absl::StatusOr<std::vector<WeightedVariant>> SelectWeightedVariants(
+    const std::string& spec, const std::vector<v1::ModelInfo>& models) {
+  constexpr uint64_t kMaxWeight = 10000;
+  std::vector<WeightedVariant> out;
+  for (absl::string_view piece : absl::StrSplit(spec, ',')) {
+    std::string entry(absl::StripAsciiWhitespace(piece));
+    uint64_t weight = 1;
+    const size_t equals = entry.rfind('=');
+    if (equals != std::string::npos) {
+      const std::string text(absl::StripAsciiWhitespace(entry.substr(equals + 1)));
+      if (!absl::SimpleAtoi(text, &weight) || weight < 1 || weight > kMaxWeight) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "variant entry '", entry, "': the weight must be an integer from 1 to ", kMaxWeight));
+      }
+      entry = std::string(absl::StripAsciiWhitespace(entry.substr(0, equals)));
+    }
+    auto selected = SelectVariants(entry, models);
+    if (!selected.ok()) return selected.status();
+    for (VariantSpec& v : *selected) {
+      auto same = std::find_if(out.begin(), out.end(),
+                               [&](const WeightedVariant& w) { return w.variant == v; });
+      if (same != out.end()) {
+        same->weight += weight;
+      } else {
+        out.push_back({std::move(v), weight});
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace ffn::client

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 #include "ffn/client/request.h"
 #include "ffn/common/safetensors.h"
@@ -98,7 +99,8 @@ TEST(CompareAnswerTest, RejectsWrongShapesAndNames) {
 class SafetensorsWeightsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = ::testing::TempDir() + "/check_test_plain.safetensors";
+    // One file per process: CTest runs these tests in parallel processes.
+    path_ = ::testing::TempDir() + "/check_test_plain_" + std::to_string(::getpid()) + ".safetensors";
     w1_ = Values(kDFf * kDModel, 1);
     b1_ = Values(kDFf, 2);
     w2_ = Values(kDModel * kDFf, 3);

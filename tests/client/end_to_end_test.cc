@@ -11,6 +11,7 @@
 #include "ffn/server/config.h"
 #include "ffn/server/server.h"
 #include "gtest/gtest.h"
+#include "test_server.h"
 
 namespace ffn::client {
 namespace {
@@ -29,15 +30,6 @@ models:
     activation: swiglu
     weights: {random: {seed: 4}}
 )";
-
-std::unique_ptr<FfnServer> StartServer(const std::string& yaml, const std::string& base_dir) {
-  auto config = ParseConfig(yaml, base_dir);
-  EXPECT_TRUE(config.ok()) << config.status();
-  if (!config.ok()) return nullptr;
-  auto server = FfnServer::Start(*config);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? std::move(*server) : nullptr;
-}
 
 class EndToEndTest : public ::testing::Test {
  protected:
@@ -59,12 +51,12 @@ FfnServer* EndToEndTest::server_ = nullptr;
 
 TEST_F(EndToEndTest, LoadOverAllVariantsReachesEveryVariantWithoutErrors) {
   LoadOptions options;
-  options.target = Target();
+  options.targets = {Target()};
   options.concurrency = 2;
   options.duration_seconds = 1;
   options.warmup_seconds = 0.1;
   options.variants = "all";
-  options.tokens = 2;
+  options.tokens = "2";
   auto result = RunLoad(options);
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->variants.size(), 10u + 4u);
@@ -79,15 +71,23 @@ TEST_F(EndToEndTest, LoadOverAllVariantsReachesEveryVariantWithoutErrors) {
 
 TEST_F(EndToEndTest, LoadRejectsBadVariantsAndOptions) {
   LoadOptions options;
-  options.target = Target();
+  options.targets = {Target()};
   options.duration_seconds = 0.1;
   options.variants = "plain-32:swiglu";
   EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
   options.variants = "all";
-  options.tokens = 9000;
+  options.tokens = "9000";
   EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
-  options.tokens = 1;
+  options.tokens = "1-9000";  // the largest size counts
+  EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.tokens = "1";
   options.concurrency = 0;
+  EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.concurrency = 1;
+  options.lb_policy = "random";
+  EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.lb_policy = "";
+  options.targets = {};
   EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

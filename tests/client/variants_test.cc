@@ -87,5 +87,37 @@ TEST(SelectVariantsTest, NoModelsIsAnError) {
   EXPECT_EQ(SelectVariants("all", {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SelectWeightedVariantsTest, WeightsApplyToEveryVariantAnEntryNames) {
+  auto mix = SelectWeightedVariants("relu=3, glu-768:swiglu, tiny:gelu=2", FakeModels());
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->size(), 4u);
+  EXPECT_EQ((*mix)[0].variant, (VariantSpec{"ffn-768", "relu"}));
+  EXPECT_EQ((*mix)[0].weight, 3u);
+  EXPECT_EQ((*mix)[1].variant, (VariantSpec{"tiny", "relu"}));
+  EXPECT_EQ((*mix)[1].weight, 3u);
+  EXPECT_EQ((*mix)[2].variant, (VariantSpec{"glu-768", "swiglu"}));
+  EXPECT_EQ((*mix)[2].weight, 1u);
+  EXPECT_EQ((*mix)[3].weight, 2u);
+}
+
+TEST(SelectWeightedVariantsTest, AllTakesAWeightAndRepeatsAddUp) {
+  auto mix = SelectWeightedVariants("all=2,tiny:gelu=5", FakeModels());
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->size(), kPlain.size() + kGated.size() + 2);
+  for (const WeightedVariant& w : *mix) {
+    const bool boosted = w.variant == VariantSpec{"tiny", "gelu"};
+    EXPECT_EQ(w.weight, boosted ? 7u : 2u) << w.variant.Name();
+  }
+}
+
+TEST(SelectWeightedVariantsTest, RejectsBadWeightsAndNames) {
+  for (const char* spec : {"relu=0", "relu=-1", "relu=x", "relu=1.5", "relu=", "relu=10001",
+                           "nope=2", "=3", "relu,,gelu"}) {
+    EXPECT_EQ(SelectWeightedVariants(spec, FakeModels()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << spec;
+  }
+}
+
 }  // namespace
 }  // namespace ffn::client

@@ -20,12 +20,16 @@
 
 namespace ffn::client {
 
-// An insecure channel to `target` (HOST:PORT) that accepts answers up to
+// An insecure channel to `target` (HOST:PORT, or any gRPC target such as
+// "ipv4:127.0.0.1:5001,127.0.0.1:5002") that accepts answers up to
 // kMaxMessageBytes, the server's default limit. Each call returns a channel
 // with its own TCP connection (a local subchannel pool): `channel_index` only
-// distinguishes them in channelz. Never fails; connecting happens on the first
-// call.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index = 0);
+// distinguishes them in channelz. A non-empty `lb_policy` ("pick_first",
+// "round_robin") sets how the channel spreads calls over the addresses the
+// target resolves to (the grpc.lb_policy_name channel argument). Never fails;
+// connecting happens on the first call.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index = 0,
+                                           const std::string& lb_policy = "");
 inline constexpr int kMaxMessageBytes = 64 << 20;
 
 // gRPC codes and absl codes are the same numbers; the message is kept.

@@ -7,9 +7,11 @@
 //   "gelu,glu-768:swiglu"    a comma-separated list of the above
 //
 //   ASSIGN_OR_RETURN(auto variants, ffn::client::SelectVariants("gelu,glu-768", models));
+//   ASSIGN_OR_RETURN(auto mix, ffn::client::SelectWeightedVariants("gelu=3,glu-768", models));
 #ifndef FFN_CLIENT_VARIANTS_H_
 #define FFN_CLIENT_VARIANTS_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,21 @@ struct VariantSpec {
 // the server offers.
 absl::StatusOr<std::vector<VariantSpec>> SelectVariants(const std::string& spec,
                                                         const std::vector<v1::ModelInfo>& models);
+
+// A variant and its share of a load test's calls.
+struct WeightedVariant {
+  VariantSpec variant;
+  uint64_t weight = 1;
+};
+
+// SelectVariants with weights: any entry (including "all") may end in "=W",
+// a positive integer weight (default 1) given to every variant the entry
+// names. "relu=3,gelu" sends relu three times as often as gelu on each
+// model. A pair named by several entries gets the sum of their weights.
+// INVALID_ARGUMENT as SelectVariants, or for a weight that is not a positive
+// integer up to 10000.
+absl::StatusOr<std::vector<WeightedVariant>> SelectWeightedVariants(
+    const std::string& spec, const std::vector<v1::ModelInfo>& models);
 
 }  // namespace ffn::client
 

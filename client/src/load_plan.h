@@ -1,0 +1,65 @@
+// Internal to the load generator: everything a run reads and never changes
+// once it starts — channels and stubs, the variants with their weights, the
+// token distribution, one input per model — and how call number n is dealt.
+#ifndef FFN_CLIENT_SRC_LOAD_PLAN_H_
+#define FFN_CLIENT_SRC_LOAD_PLAN_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ffn/client/load.h"
+#include "ffn/client/request_mix.h"
+#include "ffn/v1/ffn.grpc.pb.h"
+#include "grpcpp/channel.h"
+
+namespace ffn::client {
+
+using Clock = std::chrono::steady_clock;
+
+// One channel to one target, with its stub.
+struct Endpoint {
+  size_t target = 0;  // index into options.targets
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::FfnService::Stub> stub;
+};
+
+// What call number n carries and where it goes.
+struct CallDeal {
+  size_t variant = 0;
+  size_t endpoint = 0;
+  int64_t tokens = 1;
+};
+
+struct LoadPlan {
+  LoadOptions options;
+  std::vector<VariantSpec> variants;
+  std::vector<double> flops_per_token;  // per variant
+  std::vector<int64_t> d_model;         // per variant
+  WeightedCycle variant_cycle;
+  TokenDistribution tokens;
+  std::map<std::string, std::vector<float>> inputs;  // per model: tokens.Max() rows
+  // targets × connections channels; endpoint e serves target e % targets, so
+  // consecutive calls go to consecutive targets.
+  std::vector<Endpoint> endpoints;
+
+  // Call n goes to endpoint n % E and carries variant cycle[n / E]: every
+  // target sees the whole variant mix, whatever E and the cycle's length.
+  // Its tokens come from MixBits(seed, n).
+  CallDeal Deal(uint64_t n) const;
+  // The Infer request of a deal: the first `tokens` rows of its model's input.
+  v1::InferRequest MakeRequest(const CallDeal& deal) const;
+};
+
+// Validates the options, makes the channels, lists the models (first target
+// that answers), selects the variants and builds the inputs. Errors as
+// RunLoad's.
+absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& options);
+
+}  // namespace ffn::client
+
+#endif  // FFN_CLIENT_SRC_LOAD_PLAN_H_

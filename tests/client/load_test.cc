@@ -1,0 +1,278 @@
+// The load generator against real in-process servers: open loop against a
+// deliberately slow server, exact request counts, several targets (one of
+// which dies), load-balancing policies, and reports of a real run.
+#include "ffn/client/load.h"
+
+#include <chrono>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "ffn/client/csv.h"
+#include "ffn/client/report.h"
+#include "gtest/gtest.h"
+#include "test_server.h"
+
+namespace ffn::client {
+namespace {
+
+// One model whose every engine call sleeps 20 ms, one request per batch:
+// the server answers at most 50 requests/s.
+constexpr char kSlowConfig[] = R"(
+server: {address: "127.0.0.1:0", threads: 1}
+models:
+  - name: slow
+    d_model: 8
+    d_ff: 16
+    activation: relu
+    debug_delay_us: 20000
+    batching: {max_batch_tokens: 1}
+    weights: {random: {seed: 1}}
+)";
+constexpr double kSlowServiceMs = 20;
+
+class SlowServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = StartServer(kSlowConfig);
+    ASSERT_NE(server_, nullptr);
+    options_.targets = {TargetOf(*server_)};
+    options_.warmup_seconds = 0;
+    options_.duration_seconds = 1;
+  }
+
+  std::unique_ptr<FfnServer> server_;
+  LoadOptions options_;
+};
+
+// Open loop at 100 req/s against a server that serves 50/s, with at most one
+// call in flight: the client can only send when the previous answer comes
+// back, so call i goes out ~20·i ms but was due at 10·i ms. Measured from
+// the intended send time the last calls waited ~1 s; measured from the
+// actual send (perf_analyzer's way) every call looks like ~20 ms. The p99
+// must show the stall, so this test fails if latency were taken from the
+// actual send.
+TEST_F(SlowServerTest, OpenLoopLatencyCountsFromTheIntendedSendTime) {
+  options_.rate = 100;
+  options_.max_outstanding = 1;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const VariantLoad total = result->Total();
+  EXPECT_EQ(total.errors, 0u);
+  EXPECT_EQ(total.requests, 100u);
+  EXPECT_EQ(result->open_loop.scheduled, 100u);
+  const double p99_ms = total.latency.PercentileMicros(99) / 1e3;
+  EXPECT_GT(p99_ms, 500) << "the stall is hidden";
+  // The same calls timed from their actual send: only the service time
+  // (give or take a scheduling hiccup on a busy machine).
+  EXPECT_LT(total.send_to_answer.PercentileMicros(50) / 1e3, 3 * kSlowServiceMs);
+  EXPECT_LT(total.send_to_answer.PercentileMicros(99) / 1e3, p99_ms / 4);
+  // The report says how far the client fell behind, and why.
+  EXPECT_GT(result->open_loop.send_lag.MaxMicros() / 1e3, 500);
+  EXPECT_GT(result->open_loop.late_sends, 90u);
+  EXPECT_GT(result->open_loop.waited_for_outstanding, 90u);
+  EXPECT_EQ(LoadNotes(*result).size(), 2u);
+  // Served at the server's pace, not the offered rate.
+  EXPECT_LT(LoadRows(*result).back().requests_per_second, 60);
+}
+
+// With room for every call, the open loop keeps its schedule while the
+// server falls behind: the queue builds up on the server, and the latency
+// from the intended send shows it.
+TEST_F(SlowServerTest, OpenLoopKeepsSendingWhileTheServerStalls) {
+  options_.rate = 100;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const VariantLoad total = result->Total();
+  EXPECT_EQ(total.errors, 0u);
+  EXPECT_EQ(total.requests, 100u);
+  EXPECT_EQ(result->open_loop.waited_for_outstanding, 0u);
+  EXPECT_LT(result->open_loop.send_lag.MaxMicros() / 1e3, 250) << "the sends stalled";
+  EXPECT_GT(total.latency.PercentileMicros(99) / 1e3, 500);
+  EXPECT_GT(total.server_queue_us_sum / static_cast<double>(total.requests) / 1e3, 200);
+  // It waited for the calls scheduled in the window: ~2 s to serve 100.
+  EXPECT_GT(result->measured_seconds, 1.6);
+}
+
+// A closed loop never has more than `concurrency` calls waiting, so the same
+// slow server looks healthy: latency near the 20 ms service time (p99 is the
+// worst of ~50 calls, so it gets room for a scheduling hiccup, and still
+// stays far below the open loop's ~1 s).
+TEST_F(SlowServerTest, ClosedLoopDoesNotSeeTheStall) {
+  options_.concurrency = 1;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const VariantLoad total = result->Total();
+  EXPECT_EQ(total.errors, 0u);
+  EXPECT_GE(total.requests, 30u);
+  EXPECT_LE(total.requests, 51u);
+  EXPECT_GE(total.latency.PercentileMicros(50) / 1e3, kSlowServiceMs);
+  EXPECT_LT(total.latency.PercentileMicros(90) / 1e3, 3 * kSlowServiceMs);
+  EXPECT_LT(total.latency.PercentileMicros(99) / 1e3, 20 * kSlowServiceMs);
+}
+
+class TinyServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = StartServer(kTinyConfig).release(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    options_.targets = {TargetOf(*server_)};
+    options_.warmup_seconds = 0.1;
+    options_.duration_seconds = 0.5;
+  }
+
+  static FfnServer* server_;
+  LoadOptions options_;
+};
+FfnServer* TinyServerTest::server_ = nullptr;
+
+TEST_F(TinyServerTest, RequestsModeCountsExactly) {
+  options_.requests = 500;
+  options_.concurrency = 4;
+  auto closed = RunLoad(options_);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(closed->Total().requests + closed->Total().errors, 500u);
+  EXPECT_GT(closed->measured_seconds, 0);
+
+  options_.rate = 2000;
+  options_.requests = 300;
+  auto open = RunLoad(options_);
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(open->Total().requests + open->Total().errors, 300u);
+  EXPECT_EQ(open->open_loop.scheduled, 300u);
+  EXPECT_GE(open->measured_seconds, 300 / 2000.0);
+}
+
+// Weighted variants are dealt exactly by weight; token sizes follow the
+// distribution; the JSON and CSV of the run hold the figures of its rows.
+TEST_F(TinyServerTest, MixedRunReportsAgree) {
+  options_.rate = 4000;
+  options_.requests = 400;
+  options_.warmup_seconds = 0;
+  options_.variants = "tiny:relu=3,tiny-glu:swiglu";
+  options_.tokens = "1-4";
+  options_.arrival = Arrival::kPoisson;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->variants.size(), 2u);
+  EXPECT_EQ(result->variants[0].requests + result->variants[0].errors, 300u);
+  EXPECT_EQ(result->variants[1].requests + result->variants[1].errors, 100u);
+  const VariantLoad total = result->Total();
+  EXPECT_GE(total.tokens, total.requests);
+  EXPECT_LE(total.tokens, 4 * total.requests);
+  EXPECT_NEAR(static_cast<double>(total.tokens) / static_cast<double>(total.requests), 2.5, 0.4);
+  EXPECT_GT(total.flops, 0);
+
+  const std::vector<LoadRow> rows = LoadRows(*result);
+  const nlohmann::json json = nlohmann::json::parse(LoadJson(*result).dump());
+  EXPECT_EQ(json["config"]["mode"].get<std::string>(), "open");
+  EXPECT_EQ(json["config"]["arrival"].get<std::string>(), "poisson");
+  EXPECT_EQ(json["open_loop"]["scheduled"].get<uint64_t>(), 400u);
+  std::istringstream csv(LoadCsv(*result));
+  std::string line;
+  std::getline(csv, line);
+  const std::vector<std::string> header = absl::StrSplit(line, ',');
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const nlohmann::json& row = r + 1 == rows.size() ? json["total"] : json["variants"][r];
+    ASSERT_TRUE(std::getline(csv, line));
+    const std::vector<std::string> cells = absl::StrSplit(line, ',');
+    EXPECT_EQ(cells[1], rows[r].variant);
+    for (const auto& [name, value] : RowFigures(rows[r])) {
+      EXPECT_DOUBLE_EQ(row[name].get<double>(), value.get<double>()) << name;
+      const size_t column = std::find(header.begin(), header.end(), name) - header.begin();
+      ASSERT_LT(column, cells.size()) << name;
+      EXPECT_EQ(std::stod(cells[column]), value.get<double>()) << name;
+    }
+  }
+  // The table names every variant.
+  const std::string table = LoadTable(*result);
+  EXPECT_NE(table.find("tiny/relu"), std::string::npos) << table;
+  EXPECT_NE(table.find("tiny-glu/swiglu"), std::string::npos) << table;
+}
+
+// Three targets, calls round-robin; one dies mid-run. The run carries on
+// with the other two, counts the dead one's failures, and says so.
+TEST(MultiTargetTest, ADyingTargetIsCountedAndTheOthersCarryOn) {
+  std::vector<std::unique_ptr<FfnServer>> servers;
+  LoadOptions options;
+  options.targets.clear();
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(StartServer(kTinyConfig));
+    ASSERT_NE(servers.back(), nullptr);
+    options.targets.push_back(TargetOf(*servers.back()));
+  }
+  options.concurrency = 3;
+  options.warmup_seconds = 0.1;
+  options.duration_seconds = 1.5;
+  options.variants = "tiny:relu";
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    servers[2]->Shutdown(std::chrono::milliseconds(0));
+    servers[2].reset();
+  });
+  auto result = RunLoad(options);
+  killer.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->targets.size(), 3u);
+  for (int i = 0; i < 2; ++i) {
+    const TargetLoad& t = result->targets[static_cast<size_t>(i)];
+    EXPECT_EQ(t.target, options.targets[static_cast<size_t>(i)]);
+    EXPECT_GT(t.requests, 100u) << t.target;
+    EXPECT_EQ(t.errors, 0u) << t.target;
+    EXPECT_GT(t.last_ok_seconds, 1.4) << t.target;  // answered to the end
+  }
+  const TargetLoad& dead = result->targets[2];
+  EXPECT_GT(dead.requests, 0u);
+  EXPECT_GT(dead.errors, 0u);
+  EXPECT_GT(dead.errors_by_code.count("UNAVAILABLE"), 0u);
+  EXPECT_LT(dead.last_ok_seconds, dead.last_error_seconds);
+  EXPECT_TRUE(result->Failed());
+
+  const nlohmann::json json = LoadJson(*result);
+  ASSERT_EQ(json["targets"].size(), 3u);
+  EXPECT_EQ(json["targets"][2]["target"].get<std::string>(), options.targets[2]);
+  EXPECT_GT(json["targets"][2]["errors_by_code"]["UNAVAILABLE"].get<uint64_t>(), 0u);
+  EXPECT_EQ(json["targets"][0]["errors"].get<uint64_t>(), 0u);
+  bool noted = false;
+  for (const auto& note : json["notes"]) {
+    noted |= note.get<std::string>().find(options.targets[2] + " stopped answering") !=
+             std::string::npos;
+  }
+  EXPECT_TRUE(noted) << json["notes"].dump();
+}
+
+// One target naming two replicas: round_robin spreads one channel's calls
+// over both, pick_first sends them all to one.
+TEST(LbPolicyTest, RoundRobinSpreadsAChannelOverReplicas) {
+  auto a = StartServer(kTinyConfig), b = StartServer(kTinyConfig);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  LoadOptions options;
+  options.targets = {"ipv4:" + TargetOf(*a) + "," + TargetOf(*b)};
+  options.concurrency = 2;
+  options.warmup_seconds = 0.1;
+  options.duration_seconds = 0.5;
+  options.variants = "tiny:relu";
+  options.lb_policy = "round_robin";
+  auto spread = RunLoad(options);
+  ASSERT_TRUE(spread.ok()) << spread.status();
+  ASSERT_EQ(spread->targets.size(), 1u);
+  const auto& peers = spread->targets[0].ok_by_peer;
+  ASSERT_EQ(peers.size(), 2u);
+  for (const auto& [peer, count] : peers) EXPECT_GT(count, 10u) << peer;
+
+  options.lb_policy = "pick_first";
+  auto first = RunLoad(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->targets[0].ok_by_peer.size(), 1u);
+}
+
+}  // namespace
+}  // namespace ffn::client
