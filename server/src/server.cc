@@ -203,6 +203,16 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
   impl_->server->Shutdown(std::chrono::system_clock::now() + drain);
   impl_->scheduler->Shutdown();
   impl_->server->Wait();
+  // What the server accepted, and how it ended: an operator (and the drain
+  // test) can check that no accepted request failed.
+  const v1::GetStatsResponse stats = impl_->stats->Snapshot();
+  uint64_t answered = 0, failed = 0;
+  for (const auto& v : stats.variants()) {
+    answered += v.requests();
+    failed += v.errors();
+  }
+  spdlog::info("drained: {} requests answered OK since start, {} failed, {} rejected", answered,
+               failed, stats.rejected_requests());
 }
 
 }  // namespace ffn

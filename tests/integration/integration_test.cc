@@ -1,7 +1,12 @@
 // The real ffn-server binary on a free loopback port, driven by the real
 // ffn-client binary.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
@@ -9,6 +14,7 @@
 #include "ffn/common/safetensors.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/v1/ffn.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "process.h"
 
@@ -175,6 +181,67 @@ TEST(ServerProcessTest, ClientReportsAnUnreachableServer) {
   CommandResult r = RunClient({"models", "--target", "127.0.0.1:1", "--timeout", "3"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.output, "UNAVAILABLE") || Contains(r.output, "DEADLINE_EXCEEDED")) << r.output;
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// SIGTERM while clients keep sending: every call the server accepted is
+// answered OK (its own count, logged after the drain, says 0 failed); calls
+// that arrive after the drain began are refused by gRPC (UNAVAILABLE, or
+// CANCELLED for calls gRPC had received but not yet handed to the service),
+// and the server exits 0.
+TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedRequest) {
+  ServerProcess server({"--threads", "2", "--drain-timeout", "20"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  auto channel = grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
+  auto stub = v1::FfnService::NewStub(channel);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, unavailable{0}, other{0};
+  std::mutex mu;
+  std::string other_messages;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      v1::InferRequest request;
+      request.set_model(c % 2 ? "glu-768" : "ffn-768");
+      request.mutable_input()->set_dtype(v1::FLOAT32);
+      request.mutable_input()->add_shape(4);
+      request.mutable_input()->add_shape(768);
+      std::vector<float> x(4 * 768, 0.25f);
+      request.mutable_input()->set_data(x.data(), x.size() * sizeof(float));
+      while (!stop) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        v1::InferResponse response;
+        const grpc::Status status = stub->Infer(&context, request, &response);
+        if (status.ok()) {
+          ++ok;
+        } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                   status.error_code() == grpc::StatusCode::CANCELLED) {
+          ++unavailable;
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        } else {
+          ++other;
+          std::lock_guard<std::mutex> lock(mu);
+          other_messages += status.error_message() + "\n";
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const int ok_before = ok.load();
+  EXPECT_EQ(server.Stop(SIGTERM, 60), 0) << server.Log();
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_GT(ok_before, 0);
+  EXPECT_EQ(other.load(), 0) << other_messages;
+  const std::string log = server.Log();
+  EXPECT_NE(log.find(" 0 failed, 0 rejected"), std::string::npos) << log;
+  EXPECT_GT(unavailable.load(), 0) << "clients kept sending after the server stopped";
 }
 
 }  // namespace

@@ -416,8 +416,8 @@ TEST_P(Bf16FfnBlockTest, MatchesReferenceWithinBf16Tolerance) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Bf16FfnBlockTest, ::testing::ValuesIn(AllActivations()),
-                         [](const ::testing::TestParamInfo<Activation>& info) {
-                           return std::string(ActivationName(info.param));
+                         [](const ::testing::TestParamInfo<Activation>& param_info) {
+                           return std::string(ActivationName(param_info.param));
                          });
 
 }  // namespace

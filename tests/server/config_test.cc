@@ -302,7 +302,7 @@ TEST(ConfigTest, BiasesComeInPairs) {
 TEST(ConfigTest, RoleNotValidForKind) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
                          "weights: {safetensors: w.st, tensors: {w1: a, w2: b, wg: c}}}"),
-                {"model 'm'.weights.tensors", "unknown key 'wg'", "alpha, b1, b2, w1, w2"});
+                {"model 'm'.weights.tensors", "unknown key 'wg'", "alpha, b1, b2, norm_bias, norm_weight, w1, w2"});
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, "
                          "weights: {safetensors: w.st, tensors: {wg: g, wu: u, w2: d, b1: c}}}"),
                 {"unknown key 'b1'", "w2, wg, wu"});
