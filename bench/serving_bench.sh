@@ -21,7 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME COMMAND...: runs a server that writes its port to $work/NAME.port.
+# start_ffn NAME MAX_BATCH_TOKENS: starts ffn-server (its port goes to
+# $work/NAME.port) and sets the variable NAME to its target. Not run in a
+# subshell, so the EXIT trap stays the script's own.
 start_ffn() {
   local name="$1" batch="$2"
   cat > "$work/$name.yaml" <<YAML
@@ -33,7 +35,7 @@ YAML
     --port-file "$work/$name.port" --log-level warn &
   pids+=($!)
   for _ in $(seq 1 300); do [[ -s "$work/$name.port" ]] && break; sleep 0.1; done
-  echo "127.0.0.1:$(cat "$work/$name.port")"
+  printf -v "$name" '127.0.0.1:%s' "$(cat "$work/$name.port")"
 }
 
 echo_port=$((20000 + RANDOM % 20000))
@@ -41,8 +43,8 @@ build/bench/echo_server --address "127.0.0.1:$echo_port" --d-model 768 > /dev/nu
 pids+=($!)
 sleep 0.5
 echo_target="127.0.0.1:$echo_port"
-batched=$(start_ffn batched 512)
-unbatched=$(start_ffn unbatched 1)
+start_ffn batched 512
+start_ffn unbatched 1
 
 # run TARGET VARIANTS ARGS...: one load run; prints "req/s tokens/s p50_us p99_us".
 run() {
@@ -53,8 +55,7 @@ run() {
   python3 - "$work/run.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))["total"]
-lat = t["latency_us"]
-print(f'{t["requests_per_second"]:.0f} {t["tokens_per_second"]:.0f} {lat["p50"]:.0f} {lat["p99"]:.0f}')
+print(f'{t["requests_per_second"]:.0f} {t["tokens_per_second"]:.0f} {t["p50_us"]:.0f} {t["p99_us"]:.0f}')
 PY
 }
 
