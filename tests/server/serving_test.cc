@@ -287,7 +287,9 @@ TEST(OverloadTest, FullQueueFailsFastAndTheServerRecovers) {
   grpc::ClientContext stats_context;
   ASSERT_TRUE(stub->GetStats(&stats_context, {}, &stats).ok());
   for (const auto& v : stats.variants()) {
-    if (v.variant().model() == "slow") EXPECT_EQ(v.rejected_queue_full(), static_cast<uint64_t>(exhausted));
+    if (v.variant().model() == "slow") {
+      EXPECT_EQ(v.rejected_queue_full(), static_cast<uint64_t>(exhausted));
+    }
   }
   server->Shutdown(std::chrono::seconds(2));
 }
