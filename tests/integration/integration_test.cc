@@ -246,3 +246,50 @@ TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedRequest) {
 
 }  // namespace
 }  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// Scale-out without containers: three ffn-server processes, one ffn-client
+// load over all three; one replica is killed mid-run. Every replica got a
+// share, the dead one's calls fail with UNAVAILABLE, and the other two carry
+// on without errors.
+TEST(ScaleOutTest, ThreeReplicasOneKilledMidRun) {
+  std::vector<std::unique_ptr<ServerProcess>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(std::make_unique<ServerProcess>(std::vector<std::string>{"--threads", "1"}));
+    ASSERT_TRUE(replicas.back()->WaitReady()) << replicas.back()->Log();
+  }
+  TempDir dir;
+  std::vector<std::string> args = {"load", "--concurrency", "6", "--duration", "4", "--warmup",
+                                   "0.2", "--variants", "ffn-768:relu", "--timeout", "5",
+                                   "--json", dir.File("load.json")};
+  for (const auto& r : replicas) {
+    args.push_back("--target");
+    args.push_back(r->target());
+  }
+  CommandResult result;
+  std::thread client([&] { result = RunClient(args); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  replicas[1]->Stop(SIGKILL, 10);
+  client.join();
+  // Some calls failed (the killed replica's), so load exits 1 by its rule.
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  const auto report = nlohmann::json::parse(testing::ReadFile(dir.File("load.json")), nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << result.output;
+  ASSERT_EQ(report["targets"].size(), 3u) << report.dump();
+  for (int i = 0; i < 3; ++i) {
+    const auto& row = report["targets"][i];
+    EXPECT_GT(row["requests"].get<double>(), 0) << "replica " << i << " got no share: " << row.dump();
+    if (i == 1) {
+      EXPECT_GT(row["errors"].get<double>(), 0) << row.dump();
+      EXPECT_TRUE(row["errors_by_code"].contains("UNAVAILABLE")) << row.dump();
+    } else {
+      EXPECT_EQ(row["errors"].get<double>(), 0) << row.dump();
+    }
+  }
+  for (int i : {0, 2}) EXPECT_EQ(replicas[i]->Stop(SIGTERM), 0) << replicas[i]->Log();
+}
+
+}  // namespace
+}  // namespace ffn
