@@ -1,10 +1,11 @@
 // FfnBlock speed: one engine call per iteration, for the default shapes and
-// LLaMA-7B's FFN, every activation, f32 and bf16 compute, M = 1 … 512, next
+// LLaMA-7B's FFN, every activation, f32 and bf16 compute, each strategy
+// (unfused, postops, fused; names end in /<dtype>/<strategy>), M = 1 … 512, next
 // to the machine's measured limits (a large oneDNN matmul of each dtype, and
 // memcpy bandwidth), and to the two matmuls alone ("identity": no epilogue),
 // so the activation's cost is visible.
 //
-//   build/bench/ffn_block_bench --benchmark_filter='ffn-768/gelu/'
+//   build/bench/ffn_block_bench --benchmark_filter='ffn-768/gelu/bf16/'
 //       --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //
 // Counters: GFLOP/s; pct_peak (of the same dtype's measured matmul peak);
@@ -91,13 +92,14 @@ double CopyGBps() {
 }
 
 void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activation, DataType compute,
-                 bool identity) {
+                 Strategy strategy, bool identity) {
   const FfnBlock& block = Block(*shape);
   const int64_t m = state.range(0);
   std::vector<float> x(static_cast<size_t>(m * block.d_model()));
   std::vector<float> y(x.size());
   FillUniform(3, RandomStream::kInput, kRandomInputScale, x);
   FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+  run.strategy = strategy;
   run.skip_epilogue_for_timing = identity;
   for (auto _ : state) {
     absl::Status s = block.Run(run);
@@ -128,12 +130,17 @@ int Register() {
     }
     runs.emplace_back("identity", activations.front());
     for (DataType compute : {DataType::kF32, DataType::kBf16}) {
-      for (const auto& [name, activation] : runs) {
-        const std::string label =
-            std::string(shape.name) + "/" + name + "/" + DataTypeName(compute);
-        auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
-                                               compute, name == "identity");
-        b->Arg(1)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+      for (Strategy strategy : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused}) {
+        for (const auto& [name, activation] : runs) {
+          const bool identity = name == "identity";
+          // postops has no matmul-only form: its identity is unfused's.
+          if (identity && strategy == Strategy::kPostops) continue;
+          const std::string label = std::string(shape.name) + "/" + name + "/" +
+                                    DataTypeName(compute) + "/" + StrategyName(strategy);
+          auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
+                                                 compute, strategy, identity);
+          b->Arg(1)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
       }
     }
   }

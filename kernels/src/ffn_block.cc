@@ -3,15 +3,19 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "ffn/kernels/epilogue.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "small_m.h"
 
 namespace ffn {
 namespace {
@@ -19,13 +23,13 @@ namespace {
 using dnnl::memory;
 using dt = dnnl::memory::data_type;
 
-// Column tile of the activation pass: small enough to split one token's
-// d_ff over threads, large enough to amortise the loop overhead.
+// Column tile of the unfused activation pass: small enough to split one
+// token's d_ff over threads, large enough to amortise the loop overhead.
 constexpr int64_t kActivationTileCols = 512;
-// Distinct token counts whose primitives are kept; past it the cache restarts.
-constexpr size_t kMaxCachedShapes = 512;
-// From this many tokens on, gated models write their product densely (below).
-constexpr int64_t kDenseGatedMinTokens = 8;
+// Distinct matmul shapes whose primitives are kept; past it the cache restarts.
+constexpr size_t kMaxCachedMatmuls = 2048;
+// Token counts Tune() measures.
+constexpr int64_t kTuneProbes[] = {1, 8, 32, 128, 512};
 
 dnnl::engine& CpuEngine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -33,21 +37,91 @@ dnnl::engine& CpuEngine() {
 }
 
 dt OneDnnType(DataType type) { return type == DataType::kBf16 ? dt::bf16 : dt::f32; }
+size_t TypeSize(DataType type) { return type == DataType::kBf16 ? 2 : 4; }
 
-// Matmul of a row-major [m, k] source (rows `src_stride` apart) with an
-// nn.Linear weight [n, k], plus an optional f32 bias [n], into f32 [m, n].
-// Source and weights are of type `in`.
-dnnl::matmul::primitive_desc MatmulDesc(int64_t m, int64_t k, int64_t n, int64_t src_stride,
-                                        bool bias, dt in) {
-  memory::desc src({m, k}, in, memory::dims{src_stride, 1});
-  memory::desc weights({k, n}, in, memory::dims{1, k});  // [n, k] row-major
-  memory::desc dst({m, n}, dt::f32, memory::dims{n, 1});
-  if (bias) {
-    memory::desc bias_md({1, n}, dt::f32, memory::dims{n, 1});
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias_md, dst),
-                                        CpuEngine());
+// The post-op chain of one matmul.
+enum class PostOp { kNone, kSum, kEltwise, kPrelu, kEltwiseThenMul };
+
+// One matmul: dst [m, n] (+)= src [m, k] · Wᵀ, where W holds n rows of k
+// values `w_stride` apart (nn.Linear layout for w_stride = k; a column block
+// of a wider matrix otherwise), with an optional f32 bias [n] and post-ops.
+struct MatmulSpec {
+  int64_t m = 0, k = 0, n = 0;
+  int64_t src_stride = 0, w_stride = 0, dst_stride = 0;
+  DataType in = DataType::kF32, out = DataType::kF32;
+  bool bias = false;
+  PostOp post = PostOp::kNone;
+  dnnl::algorithm eltwise = dnnl::algorithm::eltwise_relu;
+  float alpha = 0, beta = 0;
+
+  auto Tie() const {
+    return std::tie(m, k, n, src_stride, w_stride, dst_stride, in, out, bias, post, eltwise, alpha,
+                    beta);
   }
-  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), CpuEngine());
+  bool operator==(const MatmulSpec& o) const { return Tie() == o.Tie(); }
+  template <typename H>
+  friend H AbslHashValue(H h, const MatmulSpec& s) {
+    return H::combine(std::move(h), s.m, s.k, s.n, s.src_stride, s.w_stride, s.dst_stride, s.in,
+                      s.out, s.bias, s.post, s.eltwise, s.alpha, s.beta);
+  }
+};
+
+struct Matmul {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul primitive;
+};
+
+Matmul BuildMatmul(const MatmulSpec& s) {
+  const dt in = OneDnnType(s.in);
+  memory::desc src({s.m, s.k}, in, memory::dims{s.src_stride, 1});
+  memory::desc weights({s.k, s.n}, in, memory::dims{1, s.w_stride});
+  memory::desc dst({s.m, s.n}, OneDnnType(s.out), memory::dims{s.dst_stride, 1});
+  dnnl::post_ops ops;
+  switch (s.post) {
+    case PostOp::kNone: break;
+    case PostOp::kSum: ops.append_sum(1.0f); break;
+    case PostOp::kEltwise: ops.append_eltwise(1.0f, s.eltwise, s.alpha, s.beta); break;
+    case PostOp::kPrelu: ops.append_prelu(1 << 1); break;
+    case PostOp::kEltwiseThenMul:
+      ops.append_eltwise(1.0f, s.eltwise, s.alpha, s.beta);
+      ops.append_binary(dnnl::algorithm::binary_mul,
+                        memory::desc({s.m, s.n}, dt::f32, memory::dims{s.n, 1}));
+      break;
+  }
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  dnnl::matmul::primitive_desc pd =
+      s.bias ? dnnl::matmul::primitive_desc(
+                   dnnl::matmul::desc(src, weights,
+                                      memory::desc({1, s.n}, dt::f32, memory::dims{s.n, 1}), dst),
+                   attr, CpuEngine())
+             : dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr,
+                                            CpuEngine());
+  return Matmul{pd, dnnl::matmul(pd)};
+}
+
+// Runs a matmul on user buffers. `extra` is the bias, the prelu slopes or
+// the binary-mul operand, as the spec needs.
+void Execute(const Matmul& mm, const MatmulSpec& s, dnnl::stream& stream, const void* src,
+             const void* weights, void* dst, const float* bias, const float* extra) {
+  dnnl::engine& engine = CpuEngine();
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, memory(mm.pd.src_desc(), engine, const_cast<void*>(src))},
+      {DNNL_ARG_WEIGHTS, memory(mm.pd.weights_desc(), engine, const_cast<void*>(weights))},
+      {DNNL_ARG_DST, memory(mm.pd.dst_desc(), engine, dst)}};
+  if (s.bias) {
+    args.emplace(DNNL_ARG_BIAS, memory(mm.pd.bias_desc(), engine, const_cast<float*>(bias)));
+  }
+  if (s.post == PostOp::kPrelu) {
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_WEIGHTS,
+                 memory(memory::desc({1, s.n}, dt::f32, memory::dims{s.n, 1}), engine,
+                        const_cast<float*>(extra)));
+  } else if (s.post == PostOp::kEltwiseThenMul) {
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
+                 memory(memory::desc({s.m, s.n}, dt::f32, memory::dims{s.n, 1}), engine,
+                        const_cast<float*>(extra)));
+  }
+  mm.primitive.execute(stream, args);
 }
 
 // Converts a dense [rows, cols] block between f32 and bf16 with a oneDNN
@@ -91,64 +165,381 @@ void NormRows(const FfnWeights& w, const float* x, float* out, int64_t rows, int
   }
 }
 
-struct ShapePrimitives {
-  dnnl::matmul::primitive_desc up_pd, down_pd;
-  dnnl::matmul up, down;
+// oneDNN's eltwise algorithm and parameters for a plain activation.
+struct EltwiseOp {
+  dnnl::algorithm algorithm;
+  float alpha = 0, beta = 0;
+};
+EltwiseOp OneDnnEltwise(Activation activation, const ActivationParams& p) {
+  using dnnl::algorithm;
+  switch (activation) {
+    case Activation::kRelu: return {algorithm::eltwise_relu};
+    case Activation::kLeakyRelu: return {algorithm::eltwise_relu, p.leaky_relu_slope};
+    case Activation::kPrelu: return {algorithm::eltwise_relu, p.prelu_alpha[0]};
+    case Activation::kRrelu: return {algorithm::eltwise_relu, p.rrelu_slope()};
+    case Activation::kElu: return {algorithm::eltwise_elu, p.elu_alpha};
+    case Activation::kSigmoid: return {algorithm::eltwise_logistic};
+    case Activation::kTanh: return {algorithm::eltwise_tanh};
+    case Activation::kGelu: return {algorithm::eltwise_gelu_erf};
+    case Activation::kGeluTanh: return {algorithm::eltwise_gelu_tanh};
+    case Activation::kSilu: return {algorithm::eltwise_swish, 1.0f};
+    default: return OneDnnEltwise(GateFunction(activation), p);
+  }
+}
+
+// Per-thread scratch reused across calls, grown on demand. OpenMP workers
+// have their own thread_locals: parallel regions use pointers taken before.
+struct Scratch {
+  std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up;
+  std::vector<uint16_t> x_bf16, act_bf16;
+
+  template <typename T>
+  static T* Get(std::vector<T>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    return v.data();
+  }
 };
 
 }  // namespace
 
+const char* StrategyName(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::kUnfused: return "unfused";
+    case Strategy::kPostops: return "postops";
+    case Strategy::kFused: return "fused";
+    case Strategy::kAuto: return "auto";
+  }
+  return "unknown";
+}
+
+std::optional<Strategy> ParseStrategy(std::string_view name) {
+  for (Strategy s : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused, Strategy::kAuto}) {
+    if (name == StrategyName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::vector<Strategy> ConcreteStrategies() {
+  return {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused};
+}
+
+std::string TuneResult::ToString() const {
+  std::string out;
+  for (const Probe& p : probes) {
+    absl::StrAppend(&out, out.empty() ? "" : "; ", DataTypeName(p.compute), " m=", p.m, " ",
+                    StrategyName(p.chosen), " (");
+    for (int i = 0; i < 3; ++i) {
+      absl::StrAppend(&out, i ? ", " : "", StrategyName(ConcreteStrategies()[i]), " ",
+                      p.ms[i] < 0 ? std::string("n/a") : absl::StrFormat("%.3g", p.ms[i]));
+    }
+    absl::StrAppend(&out, " ms)");
+  }
+  return out;
+}
+
+// The core of a call: y_f32 [m, d_model] = FFN(x) + b2 with x [m, d_model]
+// dense in the compute type. Norm, residual and output conversion are Run's.
+struct CoreCall {
+  Activation activation;
+  DataType compute;
+  const void* x;
+  int64_t m;
+  float* y;
+  bool skip_epilogue;
+};
+
 struct FfnBlock::Impl {
   FfnWeights weights;
   ActivationParams params;
-  std::vector<float> w_up;  // gated: [Wg; Wu] stacked, [2·d_ff, d_model]
-  // The same weights in bf16, for bf16 compute.
+  // Gated first-matmul weights [Wg_0; Wu_0; Wg_1; ...] interleaved by
+  // kColumnBlock rows (plain models read weights.w1), and the bf16 copies.
+  std::vector<float> w_up;
   std::vector<uint16_t> w_up_bf16, w2_bf16;
 
   mutable absl::Mutex mu;
-  // By (tokens, compute type).
-  mutable absl::flat_hash_map<std::pair<int64_t, DataType>, std::shared_ptr<const ShapePrimitives>>
-      shapes ABSL_GUARDED_BY(mu);
+  mutable absl::flat_hash_map<MatmulSpec, std::shared_ptr<const Matmul>> matmuls
+      ABSL_GUARDED_BY(mu);
+  // Auto plan per compute dtype: (probe m, strategy), ascending m; empty
+  // until Tune().
+  mutable std::vector<std::pair<int64_t, Strategy>> plan[2] ABSL_GUARDED_BY(mu);
 
-  // Gated models write act(g)⊙u over the gate half in place (a strided
-  // source for the down matmul, which oneDNN 2.6 runs with gemm:jit) for few
-  // tokens, and into a dense block (brgemm) for more. Measured on the 768×2048
-  // default: M=1 0.41 ms strided vs 0.63 dense; M=32 4.2 ms strided vs 2.4 dense.
-  bool DenseGatedProduct(int64_t m) const {
-    return weights.kind == FfnKind::kGated && m >= kDenseGatedMinTokens;
+  bool gated() const { return weights.kind == FfnKind::kGated; }
+  int64_t up_cols() const { return gated() ? 2 * weights.d_ff : weights.d_ff; }
+  int64_t blocks() const { return (weights.d_ff + kColumnBlock - 1) / kColumnBlock; }
+  // Column block j of d_ff: first column and width.
+  int64_t block_col(int64_t j) const { return j * kColumnBlock; }
+  int64_t block_cols(int64_t j) const { return std::min(kColumnBlock, weights.d_ff - j * kColumnBlock); }
+  // The first row of block j in the first-matmul weights (its gate half for
+  // gated models; the up half follows after block_cols(j) rows).
+  int64_t block_row(int64_t j) const { return gated() ? 2 * block_col(j) : block_col(j); }
+  const void* up_weights(DataType t) const {
+    if (t == DataType::kBf16) return w_up_bf16.data();
+    return gated() ? w_up.data() : weights.w1.data();
   }
-  int64_t up_cols() const { return weights.kind == FfnKind::kGated ? 2 * weights.d_ff : weights.d_ff; }
-  const float* up_weights() const {
-    return weights.kind == FfnKind::kGated ? w_up.data() : weights.w1.data();
+  const void* down_weights(DataType t) const {
+    return t == DataType::kBf16 ? static_cast<const void*>(w2_bf16.data()) : weights.w2.data();
   }
+  const float* b1() const { return !gated() && weights.has_bias ? weights.b1.data() : nullptr; }
+  const float* b2() const { return !gated() && weights.has_bias ? weights.b2.data() : nullptr; }
 
-  // The primitives for m tokens computed in `compute`, built on first use.
-  std::shared_ptr<const ShapePrimitives> Primitives(int64_t m, DataType compute) const {
-    const std::pair<int64_t, DataType> key{m, compute};
+  const Matmul& Get(const MatmulSpec& spec, std::shared_ptr<const Matmul>& holder) const {
     {
       absl::MutexLock lock(&mu);
-      auto it = shapes.find(key);
-      if (it != shapes.end()) return it->second;
+      auto it = matmuls.find(spec);
+      if (it != matmuls.end()) {
+        holder = it->second;
+        return *holder;
+      }
     }
-    auto built = std::make_shared<ShapePrimitives>();
-    const bool bias = weights.kind == FfnKind::kPlain && weights.has_bias;
-    const dt in = OneDnnType(compute);
-    // b1 is added by the activation epilogue, b2 by the down matmul. bf16
-    // always writes a dense activated block.
-    built->up_pd = MatmulDesc(m, weights.d_model, up_cols(), weights.d_model, /*bias=*/false, in);
-    const bool dense = compute == DataType::kBf16 || DenseGatedProduct(m) ||
-                       weights.kind == FfnKind::kPlain;
-    built->down_pd = MatmulDesc(m, weights.d_ff, weights.d_model,
-                                dense && weights.kind == FfnKind::kGated ? weights.d_ff : up_cols(),
-                                bias, in);
-    built->up = dnnl::matmul(built->up_pd);
-    built->down = dnnl::matmul(built->down_pd);
+    holder = std::make_shared<const Matmul>(BuildMatmul(spec));
     absl::MutexLock lock(&mu);
-    if (shapes.size() >= kMaxCachedShapes) shapes.clear();
-    shapes.emplace(key, built);
-    return built;
+    if (matmuls.size() >= kMaxCachedMatmuls) matmuls.clear();
+    matmuls.emplace(spec, holder);
+    return *holder;
   }
+
+  // The epilogue of a [rows, cols] block at column `col0` of d_ff: plain
+  // act(in + b1) or gated act(gate)·up (up at `up_offset` after gate), into
+  // f32 or bf16 `out`.
+  void Epilogue(Activation activation, DataType out_type, const float* in, int64_t in_stride,
+                int64_t up_offset, int64_t col0, void* out, int64_t out_stride, int64_t rows,
+                int64_t cols, const float* bias) const {
+    const EpilogueKernels& k = ActiveKernels();
+    ActivationParams p = params;
+    if (p.prelu_alpha.size() > 1) p.prelu_alpha = p.prelu_alpha.subspan(static_cast<size_t>(col0));
+    const size_t is = static_cast<size_t>(in_stride), os = static_cast<size_t>(out_stride);
+    const size_t r = static_cast<size_t>(rows), c = static_cast<size_t>(cols);
+    const float* b = bias != nullptr ? bias + col0 : nullptr;
+    if (out_type == DataType::kBf16) {
+      auto* o = static_cast<uint16_t*>(out);
+      if (gated()) {
+        k.gated_bf16(activation, p, in, in + up_offset, is, o, os, r, c);
+      } else {
+        k.bias_act_bf16(activation, p, in, is, b, o, os, r, c);
+      }
+    } else {
+      auto* o = static_cast<float*>(out);
+      if (gated()) {
+        k.gated(activation, p, in, in + up_offset, is, o, os, r, c);
+      } else {
+        k.bias_act(activation, p, in, is, b, o, os, r, c);
+      }
+    }
+  }
+
+  void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
+  void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
+  void RunFusedSmall(const CoreCall& c, Scratch& scratch) const;
+  void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
+  // The second matmul over the dense activated block: y = act · W2ᵀ + b2.
+  void RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const;
+  Strategy Resolve(Strategy requested, int64_t m, DataType compute) const;
 };
+
+// True where the small-M kernels run: AVX-512 (bf16 also needs AVX512-BF16),
+// unless FFN_ISA forces a narrower ISA.
+bool SmallMAvailable(DataType compute) {
+  if (ActiveIsa() != Isa::kAvx512) return false;
+  return compute == DataType::kF32 || __builtin_cpu_supports("avx512bf16");
+}
+
+Strategy FfnBlock::Impl::Resolve(Strategy requested, int64_t m, DataType compute) const {
+  if (requested != Strategy::kAuto) return requested;
+  absl::MutexLock lock(&mu);
+  const auto& p = plan[compute == DataType::kBf16];
+  if (p.empty()) return m <= kSmallMaxTokens ? Strategy::kFused : Strategy::kUnfused;
+  // The probe nearest to m on a log scale.
+  const double lm = std::log(static_cast<double>(m));
+  Strategy best = p.front().second;
+  double best_distance = 1e300;
+  for (const auto& [probe, strategy] : p) {
+    const double d = std::abs(std::log(static_cast<double>(probe)) - lm);
+    if (d < best_distance) {
+      best_distance = d;
+      best = strategy;
+    }
+  }
+  return best;
+}
+
+void FfnBlock::Impl::RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const {
+  const int64_t d_ff = weights.d_ff, d_model = weights.d_model;
+  MatmulSpec spec{c.m, d_ff, d_model, d_ff, d_ff, d_model, c.compute, DataType::kF32, b2() != nullptr};
+  std::shared_ptr<const Matmul> hold;
+  Execute(Get(spec, hold), spec, stream, activated, down_weights(c.compute), c.y, b2(), nullptr);
+}
+
+void FfnBlock::Impl::RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const {
+  const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model, cols = up_cols();
+  float* hidden = Scratch::Get(scratch.hidden, m * cols);
+  MatmulSpec up{m, d_model, cols, d_model, d_model, cols, c.compute, DataType::kF32, b1() != nullptr};
+  std::shared_ptr<const Matmul> hold;
+  Execute(Get(up, hold), up, stream, c.x, up_weights(c.compute), hidden, b1(), nullptr);
+  stream.wait();
+  // A separate pass of the activation kernels over the whole intermediate.
+  // f32 plain: in place; otherwise into a dense [m, d_ff] block.
+  void* activated = hidden;
+  if (c.compute == DataType::kBf16) {
+    activated = Scratch::Get(scratch.act_bf16, m * d_ff);
+  } else if (gated()) {
+    activated = Scratch::Get(scratch.product, m * d_ff);
+  }
+  const int64_t col_tiles = gated() ? blocks() : (d_ff + kActivationTileCols - 1) / kActivationTileCols;
+  const int64_t tiles = c.skip_epilogue ? 0 : m * col_tiles;
+  const size_t out_size = TypeSize(c.compute);
+#pragma omp parallel for schedule(static) if (tiles > 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t row = t / col_tiles, tile = t % col_tiles;
+    int64_t col0, ncols, in_col, up_offset = 0;
+    if (gated()) {
+      col0 = block_col(tile);
+      ncols = block_cols(tile);
+      in_col = block_row(tile);
+      up_offset = ncols;
+    } else {
+      col0 = tile * kActivationTileCols;
+      ncols = std::min(kActivationTileCols, d_ff - col0);
+      in_col = col0;
+    }
+    char* out = static_cast<char*>(activated) + static_cast<size_t>(row * d_ff + col0) * out_size;
+    Epilogue(c.activation, c.compute, hidden + row * cols + in_col, cols, up_offset, col0, out, d_ff,
+             1, ncols, nullptr);
+  }
+  RunDown(c, activated, stream);
+}
+
+void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const {
+  const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model;
+  void* activated = c.compute == DataType::kBf16
+                        ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
+                        : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
+  std::shared_ptr<const Matmul> hold;
+  if (!gated()) {
+    MatmulSpec up{m, d_model, d_ff, d_model, d_model, d_ff, c.compute, c.compute, b1() != nullptr};
+    const float* extra = nullptr;
+    if (c.activation == Activation::kPrelu && params.prelu_alpha.size() > 1) {
+      up.post = PostOp::kPrelu;
+      extra = params.prelu_alpha.data();
+    } else {
+      const EltwiseOp op = OneDnnEltwise(c.activation, params);
+      up.post = PostOp::kEltwise;
+      std::tie(up.eltwise, up.alpha, up.beta) = std::tie(op.algorithm, op.alpha, op.beta);
+    }
+    Execute(Get(up, hold), up, stream, c.x, up_weights(c.compute), activated, b1(), extra);
+    RunDown(c, activated, stream);
+    return;
+  }
+  // Gated, per column block: u = x·Wu_jᵀ, then act(x·Wg_jᵀ)·u as eltwise
+  // and binary-mul post-ops into a dense block (oneDNN 2.6 falls back to
+  // its reference matmul when a binary post-op writes a strided
+  // destination), multiplied into y at once.
+  const EltwiseOp op = OneDnnEltwise(c.activation, params);
+  float* u = Scratch::Get(scratch.gate_up, m * kColumnBlock);
+  const char* w = static_cast<const char*>(up_weights(c.compute));
+  const char* w2 = static_cast<const char*>(down_weights(c.compute));
+  const size_t es = TypeSize(c.compute);
+  for (int64_t j = 0; j < blocks(); ++j) {
+    const int64_t nb = block_cols(j), row = block_row(j);
+    MatmulSpec up_spec{m, d_model, nb, d_model, d_model, nb, c.compute, DataType::kF32, false};
+    MatmulSpec gate_spec{m, d_model, nb, d_model, d_model, nb, c.compute, c.compute, false,
+                         PostOp::kEltwiseThenMul, op.algorithm, op.alpha, op.beta};
+    MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32, false,
+                    j == 0 ? PostOp::kNone : PostOp::kSum};
+    std::shared_ptr<const Matmul> hold_gate, hold_down;
+    Execute(Get(up_spec, hold), up_spec, stream, c.x,
+            w + static_cast<size_t>((row + nb) * d_model) * es, u, nullptr, nullptr);
+    Execute(Get(gate_spec, hold_gate), gate_spec, stream, c.x,
+            w + static_cast<size_t>(row * d_model) * es, activated, nullptr, u);
+    Execute(Get(down, hold_down), down, stream, activated,
+            w2 + static_cast<size_t>(block_col(j)) * es, c.y, nullptr, nullptr);
+  }
+}
+
+void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
+  const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model;
+  const bool bf16 = c.compute == DataType::kBf16;
+  const size_t es = TypeSize(c.compute);
+  void* activated = bf16 ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
+                         : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
+  const char* w_up_bytes = static_cast<const char*>(up_weights(c.compute));
+  const char* w2_bytes = static_cast<const char*>(down_weights(c.compute));
+  const float* bias1 = b1();
+  const float* bias2 = b2();
+  const int64_t nblocks = blocks();
+  auto dot = [&](const void* x, int64_t x_stride, const char* w, int64_t k, int64_t n, float* y,
+                 int64_t y_stride) {
+    if (bf16) {
+      SmallMDotBf16(static_cast<const uint16_t*>(x), x_stride, m, reinterpret_cast<const uint16_t*>(w),
+                    k, n, y, y_stride);
+    } else {
+      SmallMDotF32(static_cast<const float*>(x), x_stride, m, reinterpret_cast<const float*>(w), k, n,
+                   y, y_stride);
+    }
+  };
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+    // Phase 1: this thread's column blocks of d_ff: the first matmul's rows
+    // (gate and up side by side for gated models) into a cache-resident
+    // tile, the epilogue straight into the activated block.
+    alignas(64) float tile[kSmallMaxTokens * 2 * kColumnBlock];
+    const int64_t b0 = nblocks * t / threads, b1 = nblocks * (t + 1) / threads;
+    for (int64_t j = b0; j < b1; ++j) {
+      const int64_t nb = block_cols(j), rows = gated() ? 2 * nb : nb;
+      dot(c.x, d_model, w_up_bytes + static_cast<size_t>(block_row(j) * d_model) * es, d_model, rows,
+          tile, rows);
+      if (!c.skip_epilogue) {
+        Epilogue(c.activation, c.compute, tile, rows, nb, block_col(j),
+                 static_cast<char*>(activated) + static_cast<size_t>(block_col(j)) * es, d_ff, m, nb,
+                 bias1);
+      }
+    }
+#pragma omp barrier
+    // Phase 2: this thread's rows of W2 (output columns), b2 added.
+    const int64_t r0 = d_model * t / threads, r1 = d_model * (t + 1) / threads;
+    if (r1 > r0) {
+      dot(activated, d_ff, w2_bytes + static_cast<size_t>(r0 * d_ff) * es, d_ff, r1 - r0, c.y + r0,
+          d_model);
+      if (bias2 != nullptr) {
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t j = r0; j < r1; ++j) c.y[r * d_model + j] += bias2[j];
+        }
+      }
+    }
+  }
+}
+
+void FfnBlock::Impl::RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const {
+  const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model;
+  const size_t es = TypeSize(c.compute);
+  float* tile = Scratch::Get(scratch.hidden, m * (gated() ? 2 : 1) * kColumnBlock);
+  void* act = c.compute == DataType::kBf16
+                  ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * kColumnBlock))
+                  : static_cast<void*>(Scratch::Get(scratch.product, m * kColumnBlock));
+  const char* w_up_bytes = static_cast<const char*>(up_weights(c.compute));
+  const char* w2_bytes = static_cast<const char*>(down_weights(c.compute));
+  for (int64_t j = 0; j < blocks(); ++j) {
+    const int64_t nb = block_cols(j), rows = gated() ? 2 * nb : nb;
+    // First matmul for this block's columns (+ b1 in the epilogue).
+    MatmulSpec up{m, d_model, rows, d_model, d_model, rows, c.compute, DataType::kF32, false};
+    std::shared_ptr<const Matmul> hold_up, hold_down;
+    Execute(Get(up, hold_up), up, stream, c.x,
+            w_up_bytes + static_cast<size_t>(block_row(j) * d_model) * es, tile, nullptr, nullptr);
+    stream.wait();
+    if (!c.skip_epilogue) {
+#pragma omp parallel for schedule(static) if (m > 1)
+      for (int64_t r = 0; r < m; ++r) {
+        Epilogue(c.activation, c.compute, tile + r * rows, rows, nb, block_col(j),
+                 static_cast<char*>(act) + static_cast<size_t>(r * nb) * es, nb, 1, nb, b1());
+      }
+    }
+    // y (+)= act_j · W2[:, block]ᵀ; the first block also adds b2.
+    MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32,
+                    j == 0 && b2() != nullptr, j == 0 ? PostOp::kNone : PostOp::kSum};
+    Execute(Get(down, hold_down), down, stream, act,
+            w2_bytes + static_cast<size_t>(block_col(j)) * es, c.y, b2(), nullptr);
+  }
+}
 
 FfnBlock::FfnBlock(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FfnBlock::~FfnBlock() = default;
@@ -160,10 +551,16 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
   impl->weights = std::move(weights);
   FfnWeights& w = impl->weights;
   if (w.kind == FfnKind::kGated) {
-    impl->w_up.reserve(w.wg.size() + w.wu.size());
-    impl->w_up.insert(impl->w_up.end(), w.wg.begin(), w.wg.end());
-    impl->w_up.insert(impl->w_up.end(), w.wu.begin(), w.wu.end());
-    // The stacked copy is the one the engine reads; keep a single copy.
+    // [Wg_0; Wu_0; Wg_1; Wu_1; ...] by column blocks; the interleaved copy is
+    // the one the engine reads, so Wg and Wu are released.
+    impl->w_up.resize(w.wg.size() + w.wu.size());
+    const size_t row = static_cast<size_t>(w.d_model);
+    for (int64_t j = 0; j < impl->blocks(); ++j) {
+      const size_t col0 = static_cast<size_t>(impl->block_col(j)), nb = static_cast<size_t>(impl->block_cols(j));
+      float* dst = impl->w_up.data() + static_cast<size_t>(impl->block_row(j)) * row;
+      std::copy_n(w.wg.data() + col0 * row, nb * row, dst);
+      std::copy_n(w.wu.data() + col0 * row, nb * row, dst + nb * row);
+    }
     w.wg = {};
     w.wu = {};
   }
@@ -174,12 +571,7 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
   impl->params = params;
   impl->params.prelu_alpha = w.prelu_alpha;
   std::unique_ptr<FfnBlock> block(new FfnBlock(std::move(impl)));
-  try {
-    block->impl_->Primitives(1, DataType::kF32);
-    block->impl_->Primitives(1, DataType::kBf16);
-  } catch (const dnnl::error& e) {
-    return absl::InternalError(absl::StrCat("oneDNN cannot build the FFN matmuls: ", e.what()));
-  }
+  if (absl::Status s = block->Prepare(1); !s.ok()) return s;
   return block;
 }
 
@@ -193,21 +585,83 @@ double FfnBlock::Flops(int64_t m) const {
 }
 
 absl::Status FfnBlock::Prepare(int64_t max_m) const {
-  try {
-    for (int64_t m = 1; m <= max_m; ++m) {
-      impl_->Primitives(m, DataType::kF32);
-      impl_->Primitives(m, DataType::kBf16);
+  // Runs one call per token count and dtype with the planned strategy, which
+  // builds and caches its primitives.
+  const Activation activation = kind() == FfnKind::kGated ? Activation::kSwiglu : Activation::kRelu;
+  std::vector<float> x(static_cast<size_t>(max_m * d_model()), 0.5f), y(x.size());
+  for (int64_t m = 1; m <= max_m; ++m) {
+    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+      if (absl::Status s = Run({activation, compute, x.data(), DataType::kF32, m, y.data(),
+                                DataType::kF32});
+          !s.ok()) {
+        return s;
+      }
     }
-  } catch (const dnnl::error& e) {
-    return absl::InternalError(absl::StrCat("oneDNN cannot build the FFN matmuls: ", e.what()));
   }
   return absl::OkStatus();
 }
 
+Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {
+  return impl_->Resolve(Strategy::kAuto, m, compute);
+}
+
+absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) const {
+  const Activation activation = kind() == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
+  std::vector<int64_t> probes;
+  for (int64_t p : kTuneProbes) {
+    if (p < max_m) probes.push_back(p);
+  }
+  const int64_t last = std::min<int64_t>(max_m, kTuneProbes[std::size(kTuneProbes) - 1]);
+  if (probes.empty() || probes.back() != last) probes.push_back(last);
+  std::vector<float> x(static_cast<size_t>(probes.back() * d_model())), y(x.size());
+  FillUniform(11, RandomStream::kInput, kRandomInputScale, x);
+  TuneResult result;
+  std::vector<std::pair<int64_t, Strategy>> plans[2];
+  for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+    for (int64_t m : probes) {
+      TuneResult::Probe probe{compute, m, {-1, -1, -1}, Strategy::kUnfused};
+      double best = 1e300;
+      const auto strategies = ConcreteStrategies();
+      for (size_t i = 0; i < strategies.size(); ++i) {
+        FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+        run.strategy = strategies[i];
+        if (absl::Status s = Run(run); !s.ok()) return s;  // warm-up, builds primitives
+        std::vector<double> ms;
+        for (int rep = 0; rep < 3; ++rep) {
+          const auto start = std::chrono::steady_clock::now();
+          if (absl::Status s = Run(run); !s.ok()) return s;
+          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        probe.ms[i] = ms[1];
+        if (ms[1] < best) {
+          best = ms[1];
+          probe.chosen = strategies[i];
+        }
+      }
+      plans[compute == DataType::kBf16].emplace_back(m, probe.chosen);
+      result.probes.push_back(probe);
+    }
+  }
+  absl::MutexLock lock(&impl_->mu);
+  impl_->plan[0] = std::move(plans[0]);
+  impl_->plan[1] = std::move(plans[1]);
+  return result;
+}
+
 absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute) const {
+  const Strategy strategy = PlannedStrategy(m, compute);
+  if (strategy == Strategy::kFused && m <= kSmallMaxTokens && SmallMAvailable(compute)) {
+    return absl::StrCat("fused: ffnserve avx512 ", DataTypeName(compute), " dot products");
+  }
+  const Impl& i = *impl_;
+  const int64_t n = strategy == Strategy::kFused ? i.block_cols(0) * (i.gated() ? 2 : 1) : i.up_cols();
   try {
-    auto p = impl_->Primitives(m, compute);
-    return absl::StrCat(p->up_pd.impl_info_str(), " / ", p->down_pd.impl_info_str());
+    MatmulSpec up{m, d_model(), n, d_model(), d_model(), n, compute, DataType::kF32, false};
+    MatmulSpec down{m, d_ff(), d_model(), d_ff(), d_ff(), d_model(), compute, DataType::kF32, false};
+    std::shared_ptr<const Matmul> a, b;
+    return absl::StrCat(StrategyName(strategy), ": ", i.Get(up, a).pd.impl_info_str(), " / ",
+                        i.Get(down, b).pd.impl_info_str());
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
   }
@@ -215,148 +669,73 @@ absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType comp
 
 absl::Status FfnBlock::Run(const FfnRun& run) const {
   const FfnWeights& w = impl_->weights;
-  const Activation activation = run.activation;
   const int64_t m = run.m;
   if (m <= 0) return absl::InvalidArgumentError(absl::StrCat("token count must be positive, got ", m));
-  if (IsGated(activation) != (w.kind == FfnKind::kGated)) {
+  if (IsGated(run.activation) != (w.kind == FfnKind::kGated)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "activation ", std::string(ActivationName(activation)), " needs a ",
-        IsGated(activation) ? "gated" : "plain", " model; this one is ",
+        "activation ", std::string(ActivationName(run.activation)), " needs a ",
+        IsGated(run.activation) ? "gated" : "plain", " model; this one is ",
         w.kind == FfnKind::kGated ? "gated" : "plain"));
   }
-  const bool bf16 = run.compute == DataType::kBf16;
-  const bool gated = w.kind == FfnKind::kGated;
-  const int64_t d_ff = w.d_ff, d_model = w.d_model;
-  const int64_t up_cols = impl_->up_cols();
-  // f32: the activated block is written over the first matmul's output (the
-  // gate half, for gated models with few tokens) or densely after it. bf16:
-  // the epilogue writes a dense bf16 block.
-  const bool dense_product = !bf16 && impl_->DenseGatedProduct(m);
-  // Per-thread scratch reused across calls. OpenMP workers have their own
-  // thread_locals: they must use the pointers taken here.
-  thread_local std::vector<float> hidden, x_f32, y_f32, x_in_f32, x_normed;
-  thread_local std::vector<uint16_t> x_bf16, act_bf16;
-  const size_t hidden_size = static_cast<size_t>(m * (up_cols + (dense_product ? d_ff : 0)));
-  if (hidden.size() < hidden_size) hidden.resize(hidden_size);
-  float* const hidden_data = hidden.data();
-  uint16_t* act16 = nullptr;
-  if (bf16) {
-    if (act_bf16.size() < static_cast<size_t>(m * d_ff)) act_bf16.resize(static_cast<size_t>(m * d_ff));
-    act16 = act_bf16.data();
-  }
-
+  const int64_t d_model = w.d_model;
+  const int64_t io_size = m * d_model;
+  thread_local Scratch scratch;
   try {
-    auto prims = impl_->Primitives(m, run.compute);
-    dnnl::engine& engine = CpuEngine();
-    dnnl::stream stream(engine);
-    const size_t io_size = static_cast<size_t>(m * d_model);
+    dnnl::stream stream(CpuEngine());
     // Pre-norm and residual read the input in f32.
     const void* x = run.x;
     DataType x_type = run.x_type;
     const float* x_original = nullptr;
     if (w.norm != NormKind::kNone || w.residual) {
       if (run.x_type == DataType::kBf16) {
-        if (x_in_f32.size() < io_size) x_in_f32.resize(io_size);
-        Convert(stream, run.x, DataType::kBf16, x_in_f32.data(), DataType::kF32, m, d_model);
+        x_original = Scratch::Get(scratch.x_in_f32, io_size);
+        Convert(stream, run.x, DataType::kBf16, scratch.x_in_f32.data(), DataType::kF32, m, d_model);
         stream.wait();
-        x_original = x_in_f32.data();
       } else {
         x_original = static_cast<const float*>(run.x);
       }
       x = x_original;
       x_type = DataType::kF32;
       if (w.norm != NormKind::kNone) {
-        if (x_normed.size() < io_size) x_normed.resize(io_size);
-        NormRows(w, x_original, x_normed.data(), m, d_model);
-        x = x_normed.data();
+        float* normed = Scratch::Get(scratch.x_normed, io_size);
+        NormRows(w, x_original, normed, m, d_model);
+        x = normed;
       }
     }
     // The source in the compute type.
     if (x_type != run.compute) {
-      void* converted;
-      if (bf16) {
-        if (x_bf16.size() < static_cast<size_t>(m * d_model)) x_bf16.resize(static_cast<size_t>(m * d_model));
-        converted = x_bf16.data();
-      } else {
-        if (x_f32.size() < static_cast<size_t>(m * d_model)) x_f32.resize(static_cast<size_t>(m * d_model));
-        converted = x_f32.data();
-      }
+      void* converted = run.compute == DataType::kBf16
+                            ? static_cast<void*>(Scratch::Get(scratch.x_bf16, io_size))
+                            : static_cast<void*>(Scratch::Get(scratch.x_f32, io_size));
       Convert(stream, x, x_type, converted, run.compute, m, d_model);
+      stream.wait();
       x = converted;
     }
-    const void* up_weights = bf16 ? static_cast<const void*>(impl_->w_up_bf16.data())
-                                  : static_cast<const void*>(impl_->up_weights());
-    memory src_mem(prims->up_pd.src_desc(), engine, const_cast<void*>(x));
-    memory up_w_mem(prims->up_pd.weights_desc(), engine, const_cast<void*>(up_weights));
-    memory hidden_mem(prims->up_pd.dst_desc(), engine, hidden_data);
-    prims->up.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, up_w_mem},
-                               {DNNL_ARG_DST, hidden_mem}});
-    stream.wait();
-
-    // The fused epilogue (b1 + activation, or the gated product; bf16 output
-    // for bf16 compute) over column tiles of each row, in parallel, with the
-    // kernels of the active ISA.
-    const EpilogueKernels& kernels = ActiveKernels();
-    const bool bias = w.kind == FfnKind::kPlain && w.has_bias;
-    const float* b1 = bias ? w.b1.data() : nullptr;
-    const int64_t col_tiles = (d_ff + kActivationTileCols - 1) / kActivationTileCols;
-    const int64_t tiles = m * col_tiles;
-    const ActivationParams& base = impl_->params;
-    const bool per_channel = base.prelu_alpha.size() > 1;
-#pragma omp parallel for schedule(static) if (tiles > 1 && !run.skip_epilogue_for_timing)
-    for (int64_t t = 0; t < (run.skip_epilogue_for_timing ? 0 : tiles); ++t) {
-      const int64_t row = t / col_tiles;
-      const int64_t col0 = (t % col_tiles) * kActivationTileCols;
-      const size_t cols = static_cast<size_t>(std::min(kActivationTileCols, d_ff - col0));
-      float* gate = hidden_data + row * up_cols + col0;
-      ActivationParams params = base;
-      if (per_channel) params.prelu_alpha = base.prelu_alpha.subspan(static_cast<size_t>(col0));
-      const float* tile_bias = b1 != nullptr ? b1 + col0 : nullptr;
-      if (bf16) {
-        uint16_t* out = act16 + row * d_ff + col0;
-        if (gated) {
-          kernels.gated_bf16(activation, params, gate, gate + d_ff, 0, out, 0, 1, cols);
+    // The core writes f32: into y, or into scratch to convert to bf16.
+    float* y_out = run.y_type == DataType::kBf16 ? Scratch::Get(scratch.y_f32, io_size)
+                                                 : static_cast<float*>(run.y);
+    const CoreCall core{run.activation, run.compute, x, m, y_out, run.skip_epilogue_for_timing};
+    switch (impl_->Resolve(run.strategy, m, run.compute)) {
+      case Strategy::kUnfused: impl_->RunUnfused(core, scratch, stream); break;
+      case Strategy::kPostops: impl_->RunPostops(core, scratch, stream); break;
+      case Strategy::kFused:
+      case Strategy::kAuto:
+        if (m <= kSmallMaxTokens && SmallMAvailable(run.compute)) {
+          impl_->RunFusedSmall(core, scratch);
         } else {
-          kernels.bias_act_bf16(activation, params, gate, 0, tile_bias, out, 0, 1, cols);
+          impl_->RunFusedBlocks(core, scratch, stream);
         }
-      } else if (gated) {
-        float* product = dense_product ? hidden_data + m * up_cols + row * d_ff + col0 : gate;
-        kernels.gated(activation, params, gate, gate + d_ff, 0, product, 0, 1, cols);
-      } else {
-        kernels.bias_act(activation, params, gate, 0, tile_bias, gate, 0, 1, cols);
-      }
+        break;
     }
-
-    void* activated = bf16 ? static_cast<void*>(act16)
-                           : static_cast<void*>(dense_product ? hidden_data + m * up_cols : hidden_data);
-    const void* w2 = bf16 ? static_cast<const void*>(impl_->w2_bf16.data())
-                          : static_cast<const void*>(w.w2.data());
-    // The down matmul writes f32: into y, or into scratch to convert to bf16.
-    float* y_out = static_cast<float*>(run.y);
-    if (run.y_type == DataType::kBf16) {
-      if (y_f32.size() < static_cast<size_t>(m * d_model)) y_f32.resize(static_cast<size_t>(m * d_model));
-      y_out = y_f32.data();
-    }
-    memory act_mem(prims->down_pd.src_desc(), engine, activated);
-    memory down_w_mem(prims->down_pd.weights_desc(), engine, const_cast<void*>(w2));
-    memory y_mem(prims->down_pd.dst_desc(), engine, y_out);
-    std::unordered_map<int, memory> down_args = {
-        {DNNL_ARG_SRC, act_mem}, {DNNL_ARG_WEIGHTS, down_w_mem}, {DNNL_ARG_DST, y_mem}};
-    if (bias) {
-      down_args.emplace(DNNL_ARG_BIAS, memory(prims->down_pd.bias_desc(), engine,
-                                              const_cast<float*>(w.b2.data())));
-    }
-    prims->down.execute(stream, down_args);
+    stream.wait();
     if (w.residual) {
-      stream.wait();
-      const int64_t n = m * d_model;
-#pragma omp parallel for schedule(static) if (n > 65536)
-      for (int64_t i = 0; i < n; ++i) y_out[i] += x_original[i];
+#pragma omp parallel for schedule(static) if (io_size > 65536)
+      for (int64_t i = 0; i < io_size; ++i) y_out[i] += x_original[i];
     }
     if (run.y_type == DataType::kBf16) {
       Convert(stream, y_out, DataType::kF32, run.y, DataType::kBf16, m, d_model);
+      stream.wait();
     }
-    stream.wait();
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN failed: ", e.what()));
   } catch (const std::bad_alloc&) {

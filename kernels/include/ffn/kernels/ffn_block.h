@@ -1,31 +1,45 @@
-// FfnBlock: the feed-forward block of a transformer layer on oneDNN, in
-// fp32 or bf16.
+// FfnBlock: the feed-forward block of a transformer layer on oneDNN and
+// ffnserve's own kernels, in fp32 or bf16.
 //
 //   plain: y = act(x·W1ᵀ + b1)·W2ᵀ + b2
 //   gated: y = (act(x·Wgᵀ) ⊙ (x·Wuᵀ))·W2ᵀ
+//   optionally y = x + FFN(norm(x)) (pre-norm and residual, per model)
 //
-// Matmuls run on oneDNN (f32, or bf16 with f32 accumulation, which oneDNN
-// runs with AVX512-BF16 or AMX where the CPU has them); b1 and the activation (or the gated product)
-// run in ffnserve's own fused epilogue kernels (epilogue.h) on the first
-// matmul's output, tile by tile. The weights stay in their
-// nn.Linear layout, which oneDNN reads as the transposed operand without a
-// copy; gated models keep Wg and Wu stacked in one [2·d_ff, d_model] matrix
-// so one matmul computes both halves. A bf16 copy of the weights is made at
-// creation. Matmul primitives are created once per distinct token count M
-// and compute type, and cached.
+// Three strategies run the activation between the two matmuls:
+//   unfused  oneDNN matmul (+ b1), a separate pass of our activation kernels
+//            over the whole [M, d_ff] (gated: [M, 2·d_ff]) intermediate, then
+//            the second matmul.
+//   postops  oneDNN's own eltwise / prelu / binary-mul post-ops on the first
+//            matmul (gated: per column block, act(x·Wgᵀ) ⊙ (x·Wuᵀ) as an
+//            eltwise then a binary-mul post-op).
+//   fused    the intermediate never leaves the cache: for M <= 8 (decode-like)
+//            our AVX-512 dot-product kernels stream each weight once, and each
+//            thread applies the epilogue to its own column block as soon as
+//            it is computed; for larger M, d_ff is cut into column blocks of
+//            kColumnBlock, each block's first matmul output gets the epilogue
+//            while in L2 and is multiplied into y at once.
+//   auto     per M range, the strategy Tune() measured fastest (before
+//            tuning: fused up to 8 tokens, unfused above).
+// Gated models keep Wg and Wu interleaved by column block ([Wg_0; Wu_0;
+// Wg_1; Wu_1; ...], kColumnBlock rows each), so one GEMM over a block gives
+// both halves side by side. Weights otherwise stay in their nn.Linear layout,
+// which oneDNN reads as the transposed operand; a bf16 copy is made at
+// creation. oneDNN primitives are built once per shape and cached.
 //
 //   ASSIGN_OR_RETURN(auto block, FfnBlock::Create(RandomFfnWeights(...)));
 //   RETURN_IF_ERROR(block->Run(Activation::kGelu, x, m, y));
 //
 // Run() may be called from several threads at once. Each call uses the
-// calling thread's OpenMP thread count (omp_set_num_threads) for oneDNN and
-// for the activation pass.
+// calling thread's OpenMP thread count (omp_set_num_threads).
 #ifndef FFN_KERNELS_FFN_BLOCK_H_
 #define FFN_KERNELS_FFN_BLOCK_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +51,17 @@ namespace ffn {
 // Element types of tensors and of the computation.
 enum class DataType { kF32, kBf16 };
 const char* DataTypeName(DataType type);  // "f32", "bf16"
+
+// How the activation between the two matmuls is run (see the top).
+enum class Strategy { kUnfused, kPostops, kFused, kAuto };
+const char* StrategyName(Strategy strategy);  // "unfused", "postops", "fused", "auto"
+std::optional<Strategy> ParseStrategy(std::string_view name);
+// unfused, postops, fused: the ones a run can be forced to.
+std::vector<Strategy> ConcreteStrategies();
+
+// Gated weights are interleaved by blocks of this many columns of d_ff; the
+// fused strategy's large-M path cuts d_ff into blocks of the same size.
+inline constexpr int64_t kColumnBlock = 256;
 
 // One engine call: y [m, d_model] = FFN(x [m, d_model]).
 //
@@ -53,9 +78,25 @@ struct FfnRun {
   int64_t m = 0;
   void* y = nullptr;
   DataType y_type = DataType::kF32;
-  // Benchmarks only: skip the epilogue (bias, activation, gated product) to
+  // kAuto: the block's plan for m tokens; otherwise forces that strategy.
+  Strategy strategy = Strategy::kAuto;
+  // Benchmarks only (unfused and fused; postops ignores it): skip the epilogue (bias, activation, gated product) to
   // time the two matmuls alone. The answer is then meaningless.
   bool skip_epilogue_for_timing = false;
+};
+
+// What Tune() measured: per compute dtype and probe token count, the median
+// time of each strategy and the one chosen for that M range.
+struct TuneResult {
+  struct Probe {
+    DataType compute;
+    int64_t m;
+    double ms[3];  // unfused, postops, fused; < 0 where it could not run
+    Strategy chosen;
+  };
+  std::vector<Probe> probes;
+  // "f32: m=1 fused (unfused 0.61, postops 0.64, fused 0.30 ms); ..."
+  std::string ToString() const;
 };
 
 class FfnBlock {
@@ -89,6 +130,15 @@ class FfnBlock {
   // compute dtypes now (about 1 ms per count), so requests of those sizes
   // never pay for it. INTERNAL if oneDNN fails.
   absl::Status Prepare(int64_t max_m) const;
+  // Times unfused, postops and fused for both compute dtypes at token
+  // counts 1, 8, 32, 128, 512 (those <= max_m, and max_m), with the model's
+  // representative activation (gelu, or swiglu for gated models), and makes
+  // the fastest the auto plan for the M range around each count. Takes
+  // about 30 engine calls per count; call before serving.
+  absl::StatusOr<TuneResult> Tune(int64_t max_m) const;
+  // The strategy kAuto runs for m tokens in `compute`.
+  Strategy PlannedStrategy(int64_t m, DataType compute) const;
+
   // oneDNN's implementation names for the two matmuls at m tokens, e.g.
   // "brg:avx512_core / brg:avx512_core".
   absl::StatusOr<std::string> ImplementationFor(int64_t m,

@@ -1,0 +1,124 @@
+// Every strategy (unfused, postops, fused) × compute dtype × activation
+// against the fp64 ReferenceFfn, at M = 1 and 5 (fused: the dot-product
+// kernels), 64 and 300 (fused: column blocks), on a shape whose sizes are
+// not multiples of the vector widths or of kColumnBlock (d_model 72, d_ff
+// 600: blocks of 256, 256, 88), and Tune()'s plan.
+//
+// Tolerances (CompareToReference's scaled error): f32 kFp32CheckTolerance
+// (1e-4; oneDNN's post-op approximations included), bf16 kBf16CheckTolerance
+// (5e-2: inputs, weights and the activated block rounded to 8 bits).
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "ffn/kernels/ffn_block.h"
+#include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/reference.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ffn {
+namespace {
+
+using ::testing::AnyOf;
+using ::testing::Eq;
+using ::testing::HasSubstr;
+
+constexpr int64_t kDModel = 72, kDff = 600;
+
+const FfnWeights& Weights(FfnKind kind) {
+  static const FfnWeights plain = RandomFfnWeights(FfnKind::kPlain, kDModel, kDff, 41);
+  static const FfnWeights gated = RandomFfnWeights(FfnKind::kGated, kDModel, kDff, 42);
+  return kind == FfnKind::kGated ? gated : plain;
+}
+
+const FfnBlock& Block(FfnKind kind) {
+  static const auto plain = *FfnBlock::Create(Weights(FfnKind::kPlain));
+  static const auto gated = *FfnBlock::Create(Weights(FfnKind::kGated));
+  return kind == FfnKind::kGated ? *gated : *plain;
+}
+
+using Case = std::tuple<Strategy, DataType, Activation>;
+
+class StrategyTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(StrategyTest, MatchesReference) {
+  const auto [strategy, compute, activation] = GetParam();
+  const FfnKind kind = IsGated(activation) ? FfnKind::kGated : FfnKind::kPlain;
+  const FfnWeights& weights = Weights(kind);
+  ActivationParams params;
+  params.prelu_alpha = weights.prelu_alpha;
+  const double tolerance = compute == DataType::kF32 ? kFp32CheckTolerance : kBf16CheckTolerance;
+  for (int64_t m : {1, 5, 64, 300}) {
+    std::vector<float> x(static_cast<size_t>(m * kDModel));
+    FillUniform(static_cast<uint64_t>(m) + 7, RandomStream::kInput, kRandomInputScale, x);
+    std::vector<float> y(x.size(), -12345.0f);
+    FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+    run.strategy = strategy;
+    const absl::Status s = Block(kind).Run(run);
+    ASSERT_TRUE(s.ok()) << s;
+    const std::vector<double> expected = ReferenceFfn(weights, activation, params, x.data(), m);
+    const ReferenceComparison c = CompareToReference(y.data(), expected);
+    EXPECT_TRUE(c.within(tolerance)) << "m=" << m << ": scaled error " << c.max_scaled_error
+                                     << " at " << c.worst_index;
+    EXPECT_GT(c.rms_reference, 0.1) << "a degenerate output would make the check vacuous";
+  }
+}
+
+std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
+  const auto [strategy, compute, activation] = info.param;
+  return std::string(StrategyName(strategy)) + "_" + DataTypeName(compute) + "_" +
+         ActivationName(activation);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, StrategyTest,
+                         ::testing::Combine(::testing::ValuesIn(ConcreteStrategies()),
+                                            ::testing::Values(DataType::kF32, DataType::kBf16),
+                                            ::testing::ValuesIn(AllActivations())),
+                         CaseName);
+
+TEST(StrategyNamesTest, RoundTrip) {
+  for (Strategy s : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused, Strategy::kAuto}) {
+    EXPECT_EQ(ParseStrategy(StrategyName(s)), s);
+  }
+  EXPECT_EQ(ParseStrategy("Fused"), std::nullopt);
+  EXPECT_EQ(ParseStrategy(""), std::nullopt);
+  EXPECT_EQ(ConcreteStrategies().size(), 3u);
+}
+
+TEST(TuneTest, PlansAValidStrategyForEveryProbeAndUsesIt) {
+  auto block = FfnBlock::Create(RandomFfnWeights(FfnKind::kGated, kDModel, kDff, 5));
+  ASSERT_TRUE(block.ok()) << block.status();
+  auto result = (*block)->Tune(64);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Probes 1, 8, 32 and max_m = 64, for both dtypes.
+  ASSERT_EQ(result->probes.size(), 8u);
+  for (const TuneResult::Probe& p : result->probes) {
+    EXPECT_THAT(p.chosen, AnyOf(Eq(Strategy::kUnfused), Eq(Strategy::kPostops), Eq(Strategy::kFused)));
+    double best = 1e300;
+    for (double ms : p.ms) {
+      EXPECT_GT(ms, 0.0);
+      best = std::min(best, ms);
+    }
+    // The chosen strategy is the fastest measured, and the plan runs it.
+    const size_t chosen = static_cast<size_t>(p.chosen);
+    EXPECT_EQ(p.ms[chosen], best);
+    EXPECT_EQ((*block)->PlannedStrategy(p.m, p.compute), p.chosen);
+  }
+  EXPECT_THAT(result->ToString(), HasSubstr("bf16 m=64 "));
+  EXPECT_THAT(result->ToString(), HasSubstr("postops "));
+  // Token counts between probes take the nearest probe on a log scale.
+  EXPECT_EQ((*block)->PlannedStrategy(2, DataType::kF32), (*block)->PlannedStrategy(1, DataType::kF32));
+  EXPECT_EQ((*block)->PlannedStrategy(1000, DataType::kBf16), (*block)->PlannedStrategy(64, DataType::kBf16));
+  // The tuned block still computes the right answer through its plan.
+  const FfnWeights weights = RandomFfnWeights(FfnKind::kGated, kDModel, kDff, 5);
+  std::vector<float> x(20 * kDModel), y(x.size());
+  FillUniform(3, RandomStream::kInput, kRandomInputScale, x);
+  ASSERT_TRUE((*block)->Run(Activation::kGeglu, x.data(), 20, y.data()).ok());
+  const std::vector<double> expected = ReferenceFfn(weights, Activation::kGeglu, {}, x.data(), 20);
+  EXPECT_TRUE(CompareToReference(y.data(), expected).within(kFp32CheckTolerance));
+}
+
+}  // namespace
+}  // namespace ffn
