@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -15,11 +17,13 @@ namespace {
 // Flags override the config file; unset flags leave it alone.
 struct Overrides {
   std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file;
+  std::optional<ffn::Strategy> strategy;
   int threads = -1, executors = 0, threads_per_executor = 0;
   int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0;
 
   void ApplyTo(ffn::ServerSettings& s) const {
     if (!address.empty()) s.address = address;
+    if (strategy) s.strategy = *strategy;
     if (!metrics_address.empty()) s.metrics_address = metrics_address;
     if (!tls_cert.empty()) s.tls_cert = tls_cert;
     if (!tls_key.empty()) s.tls_key = tls_key;
@@ -63,6 +67,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue-tokens", o.max_queue_tokens,
                  "tokens a variant's queue may hold before RESOURCE_EXHAUSTED (65536)")
       ->check(CLI::PositiveNumber);
+  std::string strategy_name;
+  app.add_option("--strategy", strategy_name,
+                 "engine strategy of models without their own: auto (measure at load, default), "
+                 "unfused, postops, fused")
+      ->check(CLI::IsMember({"auto", "unfused", "postops", "fused"}));
   app.add_option("--metrics-address", o.metrics_address,
                  "HOST:PORT for Prometheus metrics at /metrics (default: off)");
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: serve TLS");
@@ -78,6 +87,7 @@ int main(int argc, char** argv) {
                  "seconds to finish accepted calls after SIGTERM/SIGINT (10)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
+  if (!strategy_name.empty()) o.strategy = ffn::ParseStrategy(strategy_name);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

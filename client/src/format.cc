@@ -48,11 +48,11 @@ std::string WeightsSource(const v1::ModelInfo& info) {
 
 std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   TextTable table(
-      {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "weights"});
+      {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "strategy", "weights"});
   for (const v1::ModelInfo& m : models) {
     table.AddRow({m.name(), KindName(m.kind()), absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
                   m.default_activation(), absl::StrJoin(m.activations(), ","),
-                  v1::DType_Name(m.dtype()), WeightsSource(m)});
+                  v1::DType_Name(m.dtype()), m.strategy(), WeightsSource(m)});
   }
   return table.Render();
 }
@@ -78,6 +78,7 @@ nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
          {"weights", weights},
          {"has_bias", m.has_bias()},
          {"max_tokens", m.max_tokens()},
+         {"strategy", m.strategy()},
          {"params", ParamsJson(m.params())}});
   }
   return list;

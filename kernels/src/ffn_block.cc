@@ -28,6 +28,9 @@ using dt = dnnl::memory::data_type;
 constexpr int64_t kActivationTileCols = 512;
 // Distinct matmul shapes whose primitives are kept; past it the cache restarts.
 constexpr size_t kMaxCachedMatmuls = 2048;
+// Before tuning, auto runs fused up to this many tokens (the dot-product
+// kernels beat oneDNN there on every shape measured) and unfused above.
+constexpr int64_t kUntunedFusedTokens = 8;
 // Token counts Tune() measures.
 constexpr int64_t kTuneProbes[] = {1, 8, 32, 128, 512};
 
@@ -347,7 +350,7 @@ Strategy FfnBlock::Impl::Resolve(Strategy requested, int64_t m, DataType compute
   if (requested != Strategy::kAuto) return requested;
   absl::MutexLock lock(&mu);
   const auto& p = plan[compute == DataType::kBf16];
-  if (p.empty()) return m <= kSmallMaxTokens ? Strategy::kFused : Strategy::kUnfused;
+  if (p.empty()) return m <= kUntunedFusedTokens ? Strategy::kFused : Strategy::kUnfused;
   // The probe nearest to m on a log scale.
   const double lm = std::log(static_cast<double>(m));
   Strategy best = p.front().second;
@@ -599,6 +602,14 @@ absl::Status FfnBlock::Prepare(int64_t max_m) const {
     }
   }
   return absl::OkStatus();
+}
+
+void FfnBlock::SetStrategy(Strategy strategy) const {
+  absl::MutexLock lock(&impl_->mu);
+  for (auto& plan : impl_->plan) {
+    plan.clear();
+    if (strategy != Strategy::kAuto) plan.emplace_back(1, strategy);
+  }
 }
 
 Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {

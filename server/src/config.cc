@@ -116,6 +116,19 @@ absl::Status ReadString(const YAML::Node& map, const char* key, const std::strin
   return absl::OkStatus();
 }
 
+// An optional "strategy: auto|unfused|postops|fused" key.
+absl::StatusOr<std::optional<Strategy>> ReadStrategy(const YAML::Node& map, const std::string& where) {
+  if (!map["strategy"]) return std::nullopt;
+  auto v = Scalar<std::string>(map["strategy"], where + ".strategy");
+  if (!v.ok()) return v.status();
+  auto strategy = ParseStrategy(*v);
+  if (!strategy) {
+    return Invalid(where + ".strategy",
+                   "'" + *v + "' is not one of auto, unfused, postops, fused");
+  }
+  return strategy;
+}
+
 constexpr int64_t kMaxTokensLimit = int64_t{1} << 24;
 
 // The batching keys, shared by server defaults and model overrides.
@@ -143,10 +156,15 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                           "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight",
                           "stats_window_seconds", "metrics_address", "tls_cert", "tls_key",
-                          "tls_client_ca", "auth_token_file"},
+                          "tls_client_ca", "auth_token_file", "strategy"},
                          "server");
       !s.ok()) {
     return s;
+  }
+  if (auto strategy = ReadStrategy(server, "server"); !strategy.ok()) {
+    return strategy.status();
+  } else if (strategy->has_value()) {
+    st.strategy = **strategy;
   }
   int64_t threads = st.threads, executors = st.executors, per_executor = st.threads_per_executor;
   absl::Status s = ReadString(server, "address", "server", st.address);
@@ -182,7 +200,7 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
                                 "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
-                                "residual"},
+                                "residual", "strategy"},
                          where);
       !s.ok()) {
     return s;
@@ -229,6 +247,11 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (!max_tokens.ok()) return max_tokens.status();
     if (*max_tokens <= 0) return Invalid(at + ".max_tokens", "must be positive");
     model.max_tokens = *max_tokens;
+  }
+  if (auto strategy = ReadStrategy(node, at); !strategy.ok()) {
+    return strategy.status();
+  } else {
+    model.strategy = *strategy;
   }
   if (node["norm"]) {
     auto norm = Scalar<std::string>(node["norm"], at + ".norm");

@@ -1,9 +1,12 @@
 #include "ffn/server/model_registry.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "ffn/common/safetensors.h"
+#include "ffn/server/server.h"
 
 namespace ffn {
 namespace {
@@ -105,6 +108,7 @@ v1::ModelInfo DescribeModel(const Model& model) {
   info.set_norm(NormName(w.norm));
   info.set_norm_eps(w.norm_eps);
   info.set_residual(w.residual);
+  info.set_strategy(StrategyName(model.strategy));
   return info;
 }
 
@@ -131,10 +135,24 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     if (!weights.ok()) return weights.status();
     auto block = FfnBlock::Create(std::move(*weights));
     if (!block.ok()) return WithModel(mc, block.status());
+    const BatchingSettings batching = mc.batching.Over(config.server.batching);
+    // auto: time the strategies with the thread count each executor runs
+    // batches with, up to the largest batch this model sees.
+    const Strategy strategy = mc.strategy.value_or(config.server.strategy);
+    std::string tuning;
+    if (strategy == Strategy::kAuto) {
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(config.server.ThreadsPerExecutor(DefaultThreadCount()));
+      auto tuned = (*block)->Tune(batching.max_batch_tokens);
+      omp_set_num_threads(saved);
+      if (!tuned.ok()) return WithModel(mc, tuned.status());
+      tuning = tuned->ToString();
+    } else {
+      (*block)->SetStrategy(strategy);
+    }
     // Small batches are the common ones: their matmuls are built before the
     // first request rather than during it (larger ones on first use).
     constexpr int64_t kPreparedTokens = 32;
-    const BatchingSettings batching = mc.batching.Over(config.server.batching);
     if (absl::Status s = (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens));
         !s.ok()) {
       return WithModel(mc, s);
@@ -143,7 +161,9 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     model->config = mc;
     model->block = std::move(*block);
     model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
-    model->batching = mc.batching.Over(config.server.batching);
+    model->batching = batching;
+    model->strategy = strategy;
+    model->tuning = std::move(tuning);
     model->info = DescribeModel(*model);
     registry->by_name_.emplace(mc.name, model.get());
     registry->models_.push_back(std::move(model));

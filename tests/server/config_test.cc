@@ -423,3 +423,42 @@ TEST(ConfigNormTest, BadNormSettingsAreErrors) {
 
 }  // namespace
 }  // namespace ffn
+
+namespace ffn {
+namespace {
+
+TEST(ConfigStrategyTest, ServerDefaultAndModelOverride) {
+  auto config = ParseConfig(R"(
+server: {strategy: unfused}
+models:
+  - {name: a, d_model: 8, d_ff: 16, activation: relu, weights: {random: {}}}
+  - {name: b, d_model: 8, d_ff: 16, activation: relu, strategy: fused, weights: {random: {}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.strategy, Strategy::kUnfused);
+  EXPECT_EQ(config->models[0].strategy, std::nullopt);
+  EXPECT_EQ(config->models[1].strategy, Strategy::kFused);
+  auto defaults = ParseConfig(DefaultConfigYaml(), "");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->server.strategy, Strategy::kAuto);
+}
+
+TEST(ConfigStrategyTest, UnknownStrategyIsAnError) {
+  auto config = ParseConfig(
+      "models:\n  - {name: m, d_model: 8, d_ff: 16, activation: relu, strategy: fast, "
+      "weights: {random: {}}}\n",
+      "");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(std::string(config.status().message()).find("model 'm'.strategy"), std::string::npos);
+  EXPECT_NE(std::string(config.status().message()).find("'fast' is not one of auto, unfused, postops, fused"),
+            std::string::npos);
+  config = ParseConfig(
+      "server: {strategy: [1]}\nmodels:\n  - {name: m, d_model: 8, d_ff: 16, activation: relu, "
+      "weights: {random: {}}}\n",
+      "");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(std::string(config.status().message()).find("server.strategy"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ffn

@@ -315,6 +315,32 @@ TEST_F(ModelRegistryTest, DefaultConfigLoads) {
   EXPECT_EQ((*registry)->Find("glu-768")->max_tokens, ServerSettings().max_tokens_per_request);
 }
 
+TEST_F(ModelRegistryTest, StrategyAutoIsTunedAndFixedOnesAreKept) {
+  auto config = ParseConfig(R"(
+server: {max_batch_tokens: 64}
+models:
+  - {name: tuned, d_model: 32, d_ff: 300, activation: gelu, weights: {random: {seed: 1}}}
+  - {name: fixed, d_model: 32, d_ff: 300, activation: swiglu, strategy: postops,
+     weights: {random: {seed: 2}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const Model* tuned = (*registry)->Find("tuned");
+  const Model* fixed = (*registry)->Find("fixed");
+  EXPECT_EQ(tuned->strategy, Strategy::kAuto);
+  EXPECT_EQ(tuned->info.strategy(), "auto");
+  // Probes 1, 8, 32 and the model's largest batch, 64, per dtype.
+  EXPECT_THAT(tuned->tuning, HasSubstr("f32 m=1 "));
+  EXPECT_THAT(tuned->tuning, HasSubstr("bf16 m=64 "));
+  EXPECT_EQ(fixed->info.strategy(), "postops");
+  EXPECT_TRUE(fixed->tuning.empty());
+  for (int64_t m : {1, 8, 100}) {
+    EXPECT_EQ(fixed->block->PlannedStrategy(m, DataType::kF32), Strategy::kPostops);
+    EXPECT_EQ(fixed->block->PlannedStrategy(m, DataType::kBf16), Strategy::kPostops);
+  }
+}
+
 TEST_F(ModelRegistryTest, MissingFile) {
   auto config = Config(R"(
   - name: lost

@@ -12,14 +12,18 @@
 //   postops  oneDNN's own eltwise / prelu / binary-mul post-ops on the first
 //            matmul (gated: per column block, act(x·Wgᵀ) ⊙ (x·Wuᵀ) as an
 //            eltwise then a binary-mul post-op).
-//   fused    the intermediate never leaves the cache: for M <= 8 (decode-like)
-//            our AVX-512 dot-product kernels stream each weight once, and each
-//            thread applies the epilogue to its own column block as soon as
-//            it is computed; for larger M, d_ff is cut into column blocks of
-//            kColumnBlock, each block's first matmul output gets the epilogue
-//            while in L2 and is multiplied into y at once.
+//   fused    the intermediate never leaves the cache: for M <= 32
+//            (decode-like) our AVX-512 dot-product kernels stream each
+//            weight once, each thread owning a share of d_ff's column blocks
+//            and applying the epilogue to a block as soon as it is computed;
+//            for larger M (or without AVX-512), d_ff is cut into column
+//            blocks of kColumnBlock whose first-matmul output gets the
+//            epilogue while in L2 and is multiplied into y at once.
 //   auto     per M range, the strategy Tune() measured fastest (before
 //            tuning: fused up to 8 tokens, unfused above).
+// Each strategy computes the same function; they differ in speed, and in the
+// last bits (postops uses oneDNN's activation approximations; fused sums
+// the second matmul in column blocks).
 // Gated models keep Wg and Wu interleaved by column block ([Wg_0; Wu_0;
 // Wg_1; Wu_1; ...], kColumnBlock rows each), so one GEMM over a block gives
 // both halves side by side. Weights otherwise stay in their nn.Linear layout,
@@ -136,6 +140,8 @@ class FfnBlock {
   // the fastest the auto plan for the M range around each count. Takes
   // about 30 engine calls per count; call before serving.
   absl::StatusOr<TuneResult> Tune(int64_t max_m) const;
+  // Makes kAuto run `strategy` at every M (kAuto: back to the untuned rule).
+  void SetStrategy(Strategy strategy) const;
   // The strategy kAuto runs for m tokens in `compute`.
   Strategy PlannedStrategy(int64_t m, DataType compute) const;
 

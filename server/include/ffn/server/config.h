@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "ffn/kernels/activation.h"
+#include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
 
 namespace ffn {
@@ -67,6 +68,8 @@ struct ModelConfig {
   // experiments (a deliberately slow model). 0 in production.
   int64_t debug_delay_us = 0;
   BatchingOverrides batching;
+  // How the engine runs this model (unset: the server's strategy).
+  std::optional<Strategy> strategy;
   // Optional pre-norm and residual add: y = x + FFN(norm(x)).
   NormKind norm = NormKind::kNone;
   float norm_eps = 1e-5f;
@@ -83,6 +86,9 @@ struct ServerSettings {
   int64_t max_tokens_per_request = 8192;
   int64_t max_message_bytes = 64 << 20;
   BatchingSettings batching;  // defaults for every model
+  // Engine strategy of every model without its own: auto times unfused,
+  // postops and fused at load and picks per M range.
+  Strategy strategy = Strategy::kAuto;
   // Requests one InferStream call may have in flight before the server stops
   // reading from it.
   int64_t max_stream_inflight = 256;

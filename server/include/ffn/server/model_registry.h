@@ -20,6 +20,8 @@ struct Model {
   std::unique_ptr<FfnBlock> block;
   int64_t max_tokens = 0;  // per request
   BatchingSettings batching;  // the server's defaults with this model's overrides
+  Strategy strategy = Strategy::kAuto;  // the configured engine strategy
+  std::string tuning;  // auto: what Tune() measured and chose (for the log)
   v1::ModelInfo info;      // what ListModels reports
 };
 
