@@ -48,6 +48,10 @@ enum class PostOp { kNone, kSum, kEltwise, kPrelu, kEltwiseThenMul };
 // One matmul: dst [m, n] (+)= src [m, k] · Wᵀ, where W holds n rows of k
 // values `w_stride` apart (nn.Linear layout for w_stride = k; a column block
 // of a wider matrix otherwise), with an optional f32 bias [n] and post-ops.
+// The primitive reads W in the blocked layout oneDNN prefers for (k, n,
+// dtype) — the same at every m on this oneDNN — packed once per weight view
+// (FfnBlock::Impl::Packed). Measured on the 768×3072 bf16 matmul: 20 % faster
+// than the nn.Linear layout at M=32, 7 % at 128, 4 % at 512.
 struct MatmulSpec {
   int64_t m = 0, k = 0, n = 0;
   int64_t src_stride = 0, w_stride = 0, dst_stride = 0;
@@ -77,7 +81,7 @@ struct Matmul {
 Matmul BuildMatmul(const MatmulSpec& s) {
   const dt in = OneDnnType(s.in);
   memory::desc src({s.m, s.k}, in, memory::dims{s.src_stride, 1});
-  memory::desc weights({s.k, s.n}, in, memory::dims{1, s.w_stride});
+  memory::desc weights({s.k, s.n}, in, memory::format_tag::any);
   memory::desc dst({s.m, s.n}, OneDnnType(s.out), memory::dims{s.dst_stride, 1});
   dnnl::post_ops ops;
   switch (s.post) {
@@ -103,14 +107,14 @@ Matmul BuildMatmul(const MatmulSpec& s) {
   return Matmul{pd, dnnl::matmul(pd)};
 }
 
-// Runs a matmul on user buffers. `extra` is the bias, the prelu slopes or
-// the binary-mul operand, as the spec needs.
+// Runs a matmul on user buffers and packed weights. `extra` is the bias, the
+// prelu slopes or the binary-mul operand, as the spec needs.
 void Execute(const Matmul& mm, const MatmulSpec& s, dnnl::stream& stream, const void* src,
-             const void* weights, void* dst, const float* bias, const float* extra) {
+             const memory& weights, void* dst, const float* bias, const float* extra) {
   dnnl::engine& engine = CpuEngine();
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, memory(mm.pd.src_desc(), engine, const_cast<void*>(src))},
-      {DNNL_ARG_WEIGHTS, memory(mm.pd.weights_desc(), engine, const_cast<void*>(weights))},
+      {DNNL_ARG_WEIGHTS, weights},
       {DNNL_ARG_DST, memory(mm.pd.dst_desc(), engine, dst)}};
   if (s.bias) {
     args.emplace(DNNL_ARG_BIAS, memory(mm.pd.bias_desc(), engine, const_cast<float*>(bias)));
@@ -265,6 +269,10 @@ struct FfnBlock::Impl {
   // Auto plan per compute dtype: (probe m, strategy), ascending m; empty
   // until Tune().
   mutable std::vector<std::pair<int64_t, Strategy>> plan[2] ABSL_GUARDED_BY(mu);
+  // Weight views (first element, k, n, row stride, dtype) packed into the
+  // layout their matmuls read; built on first use (Tune uses them all).
+  using PackKey = std::tuple<const void*, int64_t, int64_t, int64_t, DataType>;
+  mutable absl::flat_hash_map<PackKey, std::shared_ptr<const memory>> packs ABSL_GUARDED_BY(mu);
 
   bool gated() const { return weights.kind == FfnKind::kGated; }
   int64_t up_cols() const { return gated() ? 2 * weights.d_ff : weights.d_ff; }
@@ -299,6 +307,35 @@ struct FfnBlock::Impl {
     if (matmuls.size() >= kMaxCachedMatmuls) matmuls.clear();
     matmuls.emplace(spec, holder);
     return *holder;
+  }
+
+  // The weights of `s` starting at `w`, in the layout `mm` reads.
+  std::shared_ptr<const memory> Packed(const Matmul& mm, const MatmulSpec& s, const void* w,
+                                       dnnl::stream& stream) const {
+    const PackKey key{w, s.k, s.n, s.w_stride, s.in};
+    const memory::desc want = mm.pd.weights_desc();
+    {
+      absl::MutexLock lock(&mu);
+      auto it = packs.find(key);
+      if (it != packs.end() && it->second->get_desc() == want) return it->second;
+    }
+    memory plain(memory::desc({s.k, s.n}, OneDnnType(s.in), memory::dims{1, s.w_stride}),
+                 CpuEngine(), const_cast<void*>(w));
+    auto packed = std::make_shared<memory>(want, CpuEngine());
+    dnnl::reorder(plain, *packed).execute(stream, plain, *packed);
+    stream.wait();
+    absl::MutexLock lock(&mu);
+    packs[key] = packed;
+    return packed;
+  }
+
+  // Executes `spec` with the weights starting at `w`.
+  void Exec(const MatmulSpec& spec, dnnl::stream& stream, const void* src, const void* w,
+            void* dst, const float* bias, const float* extra) const {
+    std::shared_ptr<const Matmul> hold;
+    const Matmul& mm = Get(spec, hold);
+    const std::shared_ptr<const memory> packed = Packed(mm, spec, w, stream);
+    Execute(mm, spec, stream, src, *packed, dst, bias, extra);
   }
 
   // The epilogue of a [rows, cols] block at column `col0` of d_ff: plain
@@ -368,16 +405,14 @@ Strategy FfnBlock::Impl::Resolve(Strategy requested, int64_t m, DataType compute
 void FfnBlock::Impl::RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const {
   const int64_t d_ff = weights.d_ff, d_model = weights.d_model;
   MatmulSpec spec{c.m, d_ff, d_model, d_ff, d_ff, d_model, c.compute, DataType::kF32, b2() != nullptr};
-  std::shared_ptr<const Matmul> hold;
-  Execute(Get(spec, hold), spec, stream, activated, down_weights(c.compute), c.y, b2(), nullptr);
+  Exec(spec, stream, activated, down_weights(c.compute), c.y, b2(), nullptr);
 }
 
 void FfnBlock::Impl::RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const {
   const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model, cols = up_cols();
   float* hidden = Scratch::Get(scratch.hidden, m * cols);
   MatmulSpec up{m, d_model, cols, d_model, d_model, cols, c.compute, DataType::kF32, b1() != nullptr};
-  std::shared_ptr<const Matmul> hold;
-  Execute(Get(up, hold), up, stream, c.x, up_weights(c.compute), hidden, b1(), nullptr);
+  Exec(up, stream, c.x, up_weights(c.compute), hidden, b1(), nullptr);
   stream.wait();
   // A separate pass of the activation kernels over the whole intermediate.
   // f32 plain: in place; otherwise into a dense [m, d_ff] block.
@@ -416,7 +451,6 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
   void* activated = c.compute == DataType::kBf16
                         ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
                         : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
-  std::shared_ptr<const Matmul> hold;
   if (!gated()) {
     MatmulSpec up{m, d_model, d_ff, d_model, d_model, d_ff, c.compute, c.compute, b1() != nullptr};
     const float* extra = nullptr;
@@ -428,7 +462,7 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
       up.post = PostOp::kEltwise;
       std::tie(up.eltwise, up.alpha, up.beta) = std::tie(op.algorithm, op.alpha, op.beta);
     }
-    Execute(Get(up, hold), up, stream, c.x, up_weights(c.compute), activated, b1(), extra);
+    Exec(up, stream, c.x, up_weights(c.compute), activated, b1(), extra);
     RunDown(c, activated, stream);
     return;
   }
@@ -448,12 +482,11 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
                          PostOp::kEltwiseThenMul, op.algorithm, op.alpha, op.beta};
     MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32, false,
                     j == 0 ? PostOp::kNone : PostOp::kSum};
-    std::shared_ptr<const Matmul> hold_gate, hold_down;
-    Execute(Get(up_spec, hold), up_spec, stream, c.x,
+    Exec(up_spec, stream, c.x,
             w + static_cast<size_t>((row + nb) * d_model) * es, u, nullptr, nullptr);
-    Execute(Get(gate_spec, hold_gate), gate_spec, stream, c.x,
+    Exec(gate_spec, stream, c.x,
             w + static_cast<size_t>(row * d_model) * es, activated, nullptr, u);
-    Execute(Get(down, hold_down), down, stream, activated,
+    Exec(down, stream, activated,
             w2 + static_cast<size_t>(block_col(j)) * es, c.y, nullptr, nullptr);
   }
 }
@@ -525,8 +558,7 @@ void FfnBlock::Impl::RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::s
     const int64_t nb = block_cols(j), rows = gated() ? 2 * nb : nb;
     // First matmul for this block's columns (+ b1 in the epilogue).
     MatmulSpec up{m, d_model, rows, d_model, d_model, rows, c.compute, DataType::kF32, false};
-    std::shared_ptr<const Matmul> hold_up, hold_down;
-    Execute(Get(up, hold_up), up, stream, c.x,
+    Exec(up, stream, c.x,
             w_up_bytes + static_cast<size_t>(block_row(j) * d_model) * es, tile, nullptr, nullptr);
     stream.wait();
     if (!c.skip_epilogue) {
@@ -539,7 +571,7 @@ void FfnBlock::Impl::RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::s
     // y (+)= act_j · W2[:, block]ᵀ; the first block also adds b2.
     MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32,
                     j == 0 && b2() != nullptr, j == 0 ? PostOp::kNone : PostOp::kSum};
-    Execute(Get(down, hold_down), down, stream, act,
+    Exec(down, stream, act,
             w2_bytes + static_cast<size_t>(block_col(j)) * es, c.y, b2(), nullptr);
   }
 }

@@ -34,6 +34,9 @@ struct Bf16 {
   }
 };
 
+// The NB weight rows are NB sequential streams, which the hardware
+// prefetchers follow: software prefetch 1 KiB ahead measured 5-10 % slower
+// on LLaMA's FFN at M=1.
 // MB tokens × NB weight rows, accumulated in MB·NB registers over all of k.
 template <typename Op, int MB, int NB>
 inline void DotTile(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
