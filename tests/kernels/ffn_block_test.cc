@@ -344,13 +344,13 @@ TEST(FfnBlockTest, FlopsAndImplementation) {
   ASSERT_TRUE(plain.ok() && gated.ok());
   EXPECT_DOUBLE_EQ((*plain)->Flops(3), 3 * 2.0 * 2 * 64 * 160);
   EXPECT_DOUBLE_EQ((*gated)->Flops(3), 3 * 2.0 * 3 * 48 * 100);
-  // Before tuning: our dot products for few tokens, oneDNN unfused above.
-  auto impl = (*plain)->ImplementationFor(7);
+  // Before tuning: our dot products for one token, oneDNN unfused above.
+  auto impl = (*plain)->ImplementationFor(1);
   ASSERT_TRUE(impl.ok()) << impl.status();
-  EXPECT_THAT(*impl, HasSubstr("fused: "));
+  EXPECT_THAT(*impl, ::testing::StartsWith("fused: "));
   impl = (*plain)->ImplementationFor(100);
   ASSERT_TRUE(impl.ok()) << impl.status();
-  EXPECT_THAT(*impl, HasSubstr("unfused: "));
+  EXPECT_THAT(*impl, ::testing::StartsWith("unfused: "));
   EXPECT_THAT(*impl, HasSubstr(" / "));
   EXPECT_THAT(OneDnnDescription(), HasSubstr("oneDNN"));
 }

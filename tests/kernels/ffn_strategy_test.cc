@@ -92,8 +92,8 @@ TEST(TuneTest, PlansAValidStrategyForEveryProbeAndUsesIt) {
   ASSERT_TRUE(block.ok()) << block.status();
   auto result = (*block)->Tune(64);
   ASSERT_TRUE(result.ok()) << result.status();
-  // Probes 1, 8, 32 and max_m = 64, for both dtypes.
-  ASSERT_EQ(result->probes.size(), 8u);
+  // Probes 1, 2, 4, 8, 16, 32 and max_m = 64, for both dtypes.
+  ASSERT_EQ(result->probes.size(), 14u);
   for (const TuneResult::Probe& p : result->probes) {
     EXPECT_THAT(p.chosen, AnyOf(Eq(Strategy::kUnfused), Eq(Strategy::kPostops), Eq(Strategy::kFused)));
     double best = 1e300;

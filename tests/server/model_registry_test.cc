@@ -330,7 +330,7 @@ models:
   const Model* fixed = (*registry)->Find("fixed");
   EXPECT_EQ(tuned->strategy, Strategy::kAuto);
   EXPECT_EQ(tuned->info.strategy(), "auto");
-  // Probes 1, 8, 32 and the model's largest batch, 64, per dtype.
+  // Probes 1, 2, 4, 8, 16, 32 and the model's largest batch, 64, per dtype.
   EXPECT_THAT(tuned->tuning, HasSubstr("f32 m=1 "));
   EXPECT_THAT(tuned->tuning, HasSubstr("bf16 m=64 "));
   EXPECT_EQ(fixed->info.strategy(), "postops");

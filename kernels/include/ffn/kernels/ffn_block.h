@@ -20,7 +20,7 @@
 //            blocks of kColumnBlock whose first-matmul output gets the
 //            epilogue while in L2 and is multiplied into y at once.
 //   auto     per M range, the strategy Tune() measured fastest (before
-//            tuning: fused up to 8 tokens, unfused above).
+//            tuning: fused for one token, unfused above).
 // Each strategy computes the same function; they differ in speed, and in the
 // last bits (postops uses oneDNN's activation approximations; fused sums
 // the second matmul in column blocks).
@@ -135,7 +135,7 @@ class FfnBlock {
   // never pay for it. INTERNAL if oneDNN fails.
   absl::Status Prepare(int64_t max_m) const;
   // Times unfused, postops and fused for both compute dtypes at token
-  // counts 1, 8, 32, 128, 512 (those <= max_m, and max_m), with the model's
+  // counts 1, 2, 4, ..., 512 (those <= max_m, and max_m), with the model's
   // representative activation (gelu, or swiglu for gated models), and makes
   // the fastest the auto plan for the M range around each count. Takes
   // about 30 engine calls per count; call before serving.
