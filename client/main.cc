@@ -23,12 +23,28 @@ using ffn::client::ErrorLine;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
+// TLS and bearer-token flags, shared by every subcommand.
+void AddSecurityFlags(CLI::App* command, ffn::client::SecurityFiles& files) {
+  command->add_flag("--tls", files.tls, "connect with TLS (implied by the other --tls-* flags)");
+  command->add_option("--tls-ca", files.ca,
+                      "PEM CA certificate(s) the server's certificate must chain to (default: "
+                      "gRPC's roots)");
+  command->add_option("--tls-cert", files.cert, "PEM client certificate, for mutual TLS");
+  command->add_option("--tls-key", files.key, "PEM private key of --tls-cert");
+  command->add_option("--tls-server-name", files.server_name,
+                      "name to verify in the server's certificate (default: the target's host)");
+  command->add_option("--auth-token-file", files.token,
+                      "file holding the bearer token the server requires");
+}
+
 struct Connection {
   std::string target = "127.0.0.1:50051";
   double timeout_seconds = 30;
+  ffn::client::SecurityFiles security_files;
+  ffn::client::ChannelSecurity security;  // read from security_files after parsing
 
   std::unique_ptr<ffn::v1::FfnService::Stub> Stub() const {
-    return ffn::v1::FfnService::NewStub(ffn::client::MakeChannel(target));
+    return ffn::v1::FfnService::NewStub(ffn::client::MakeChannel(target, 0, "", security));
   }
 };
 
@@ -37,6 +53,7 @@ void AddConnectionFlags(CLI::App* command, Connection& connection) {
   command->add_option("--timeout", connection.timeout_seconds, "per-call deadline in seconds")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  AddSecurityFlags(command, connection.security_files);
 }
 
 int Fail(const absl::Status& status, int exit_code = kExitFailed) {
@@ -79,6 +96,7 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 // Flags shared by `load` and `sweep`: where to send and what.
 struct LoadFlags {
   ffn::client::LoadOptions options;
+  ffn::client::SecurityFiles security_files;
   std::string arrival = "constant";
   std::string json_path;
   std::string csv_path;
@@ -126,6 +144,7 @@ void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
       ->check(CLI::NonNegativeNumber);
   command->add_option("--json", flags.json_path, "also write the report as JSON to this file");
   command->add_option("--csv", flags.csv_path, "also write the report as CSV to this file");
+  AddSecurityFlags(command, flags.security_files);
 }
 
 int RunLoad(LoadFlags flags) {
@@ -340,6 +359,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
+  }
+  // The files the security flags name, read once.
+  for (auto [files, security] :
+       {std::pair{&connection.security_files, &connection.security},
+        std::pair{&load_flags.security_files, &load_flags.options.security},
+        std::pair{&sweep_flags.load.security_files, &sweep_flags.load.options.security}}) {
+    auto loaded = ffn::client::LoadChannelSecurity(*files);
+    if (!loaded.ok()) return Fail(loaded.status(), kExitUsage);
+    *security = std::move(*loaded);
   }
   if (models->parsed()) return RunModels(connection, models_json);
   if (infer->parsed()) return RunInfer(connection, infer_options);

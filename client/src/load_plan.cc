@@ -86,7 +86,7 @@ absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& optio
     for (size_t t = 0; t < targets; ++t) {
       Endpoint e;
       e.target = t;
-      e.channel = MakeChannel(options.targets[t], k, options.lb_policy);
+      e.channel = MakeChannel(options.targets[t], k, options.lb_policy, options.security);
       e.stub = v1::FfnService::NewStub(e.channel);
       plan->endpoints.push_back(std::move(e));
     }

@@ -32,6 +32,11 @@ constexpr size_t kMaxCachedMatmuls = 2048;
 // match or beat oneDNN there on every shape measured, by 1.3-1.5x where the
 // weights stream from memory) and unfused above.
 constexpr int64_t kUntunedFusedTokens = 1;
+// Tune() prefers postops (oneDNN's activation approximations) only when it
+// is faster than the better of unfused and fused by more than this share.
+constexpr double kPostopsMargin = 0.03;
+// Tune() times each strategy over about this many ms (3 to 11 runs).
+constexpr double kTuneSampleMs = 10;
 // Token counts Tune() measures.
 constexpr int64_t kTuneProbes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
@@ -44,7 +49,7 @@ dt OneDnnType(DataType type) { return type == DataType::kBf16 ? dt::bf16 : dt::f
 size_t TypeSize(DataType type) { return type == DataType::kBf16 ? 2 : 4; }
 
 // The post-op chain of one matmul.
-enum class PostOp { kNone, kSum, kEltwise, kPrelu, kEltwiseThenMul };
+enum class PostOp { kNone, kSum, kEltwise, kEltwiseThenMul };
 
 // One matmul: dst [m, n] (+)= src [m, k] · Wᵀ, where W holds n rows of k
 // values `w_stride` apart (nn.Linear layout for w_stride = k; a column block
@@ -89,7 +94,6 @@ Matmul BuildMatmul(const MatmulSpec& s) {
     case PostOp::kNone: break;
     case PostOp::kSum: ops.append_sum(1.0f); break;
     case PostOp::kEltwise: ops.append_eltwise(1.0f, s.eltwise, s.alpha, s.beta); break;
-    case PostOp::kPrelu: ops.append_prelu(1 << 1); break;
     case PostOp::kEltwiseThenMul:
       ops.append_eltwise(1.0f, s.eltwise, s.alpha, s.beta);
       ops.append_binary(dnnl::algorithm::binary_mul,
@@ -108,8 +112,8 @@ Matmul BuildMatmul(const MatmulSpec& s) {
   return Matmul{pd, dnnl::matmul(pd)};
 }
 
-// Runs a matmul on user buffers and packed weights. `extra` is the bias, the
-// prelu slopes or the binary-mul operand, as the spec needs.
+// Runs a matmul on user buffers and packed weights. `extra` is the
+// binary-mul operand, if the spec has one.
 void Execute(const Matmul& mm, const MatmulSpec& s, dnnl::stream& stream, const void* src,
              const memory& weights, void* dst, const float* bias, const float* extra) {
   dnnl::engine& engine = CpuEngine();
@@ -120,11 +124,7 @@ void Execute(const Matmul& mm, const MatmulSpec& s, dnnl::stream& stream, const 
   if (s.bias) {
     args.emplace(DNNL_ARG_BIAS, memory(mm.pd.bias_desc(), engine, const_cast<float*>(bias)));
   }
-  if (s.post == PostOp::kPrelu) {
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_WEIGHTS,
-                 memory(memory::desc({1, s.n}, dt::f32, memory::dims{s.n, 1}), engine,
-                        const_cast<float*>(extra)));
-  } else if (s.post == PostOp::kEltwiseThenMul) {
+  if (s.post == PostOp::kEltwiseThenMul) {
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
                  memory(memory::desc({s.m, s.n}, dt::f32, memory::dims{s.n, 1}), engine,
                         const_cast<float*>(extra)));
@@ -256,6 +256,20 @@ struct CoreCall {
   bool skip_epilogue;
 };
 
+// One probe of the auto plan: the strategy for token counts near `m`, and
+// the faster of ours for activations postops cannot run.
+struct PlanEntry {
+  int64_t m;
+  Strategy chosen, ours;
+};
+
+// Whether oneDNN post-ops can run `activation`: not per-channel PReLU, whose
+// prelu post-op oneDNN 2.6 offers only with its reference matmul, which
+// then fails to execute.
+bool PostopsSupports(Activation activation, const ActivationParams& params) {
+  return !(activation == Activation::kPrelu && params.prelu_alpha.size() > 1);
+}
+
 struct FfnBlock::Impl {
   FfnWeights weights;
   ActivationParams params;
@@ -269,7 +283,7 @@ struct FfnBlock::Impl {
       ABSL_GUARDED_BY(mu);
   // Auto plan per compute dtype: (probe m, strategy), ascending m; empty
   // until Tune().
-  mutable std::vector<std::pair<int64_t, Strategy>> plan[2] ABSL_GUARDED_BY(mu);
+  mutable std::vector<PlanEntry> plan[2] ABSL_GUARDED_BY(mu);
   // Weight views (first element, k, n, row stride, dtype) packed into the
   // layout their matmuls read; built on first use (Tune uses them all).
   using PackKey = std::tuple<const void*, int64_t, int64_t, int64_t, DataType>;
@@ -374,7 +388,9 @@ struct FfnBlock::Impl {
   void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
   // The second matmul over the dense activated block: y = act · W2ᵀ + b2.
   void RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const;
-  Strategy Resolve(Strategy requested, int64_t m, DataType compute) const;
+  // The strategy a call runs: `requested`, or for kAuto the plan's for m
+  // (its fallback where postops cannot run `activation`).
+  Strategy Resolve(Strategy requested, int64_t m, DataType compute, Activation activation) const;
 };
 
 // True where the small-M kernels run: AVX-512 (bf16 also needs AVX512-BF16),
@@ -384,23 +400,23 @@ bool SmallMAvailable(DataType compute) {
   return compute == DataType::kF32 || __builtin_cpu_supports("avx512bf16");
 }
 
-Strategy FfnBlock::Impl::Resolve(Strategy requested, int64_t m, DataType compute) const {
+Strategy FfnBlock::Impl::Resolve(Strategy requested, int64_t m, DataType compute,
+                                 Activation activation) const {
   if (requested != Strategy::kAuto) return requested;
   absl::MutexLock lock(&mu);
   const auto& p = plan[compute == DataType::kBf16];
   if (p.empty()) return m <= kUntunedFusedTokens ? Strategy::kFused : Strategy::kUnfused;
   // The probe nearest to m on a log scale.
   const double lm = std::log(static_cast<double>(m));
-  Strategy best = p.front().second;
-  double best_distance = 1e300;
-  for (const auto& [probe, strategy] : p) {
-    const double d = std::abs(std::log(static_cast<double>(probe)) - lm);
-    if (d < best_distance) {
-      best_distance = d;
-      best = strategy;
+  const PlanEntry* best = &p.front();
+  for (const PlanEntry& entry : p) {
+    if (std::abs(std::log(static_cast<double>(entry.m)) - lm) <
+        std::abs(std::log(static_cast<double>(best->m)) - lm)) {
+      best = &entry;
     }
   }
-  return best;
+  if (best->chosen == Strategy::kPostops && !PostopsSupports(activation, params)) return best->ours;
+  return best->chosen;
 }
 
 void FfnBlock::Impl::RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const {
@@ -453,17 +469,11 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
                         ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
                         : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
   if (!gated()) {
-    MatmulSpec up{m, d_model, d_ff, d_model, d_model, d_ff, c.compute, c.compute, b1() != nullptr};
-    const float* extra = nullptr;
-    if (c.activation == Activation::kPrelu && params.prelu_alpha.size() > 1) {
-      up.post = PostOp::kPrelu;
-      extra = params.prelu_alpha.data();
-    } else {
-      const EltwiseOp op = OneDnnEltwise(c.activation, params);
-      up.post = PostOp::kEltwise;
-      std::tie(up.eltwise, up.alpha, up.beta) = std::tie(op.algorithm, op.alpha, op.beta);
-    }
-    Exec(up, stream, c.x, up_weights(c.compute), activated, b1(), extra);
+    // (Per-channel PReLU never gets here: see PostopsSupports.)
+    const EltwiseOp op = OneDnnEltwise(c.activation, params);
+    MatmulSpec up{m, d_model, d_ff, d_model, d_model, d_ff, c.compute, c.compute, b1() != nullptr,
+                  PostOp::kEltwise, op.algorithm, op.alpha, op.beta};
+    Exec(up, stream, c.x, up_weights(c.compute), activated, b1(), nullptr);
     RunDown(c, activated, stream);
     return;
   }
@@ -641,12 +651,14 @@ void FfnBlock::SetStrategy(Strategy strategy) const {
   absl::MutexLock lock(&impl_->mu);
   for (auto& plan : impl_->plan) {
     plan.clear();
-    if (strategy != Strategy::kAuto) plan.emplace_back(1, strategy);
+    if (strategy != Strategy::kAuto) {
+      plan.push_back({1, strategy, strategy == Strategy::kPostops ? Strategy::kUnfused : strategy});
+    }
   }
 }
 
 Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {
-  return impl_->Resolve(Strategy::kAuto, m, compute);
+  return impl_->Resolve(Strategy::kAuto, m, compute, kind() == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu);
 }
 
 absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) const {
@@ -660,37 +672,63 @@ absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) const {
   std::vector<float> x(static_cast<size_t>(probes.back() * d_model())), y(x.size());
   FillUniform(11, RandomStream::kInput, kRandomInputScale, x);
   TuneResult result;
-  std::vector<std::pair<int64_t, Strategy>> plans[2];
+  std::vector<PlanEntry> plans[2];
   for (DataType compute : {DataType::kF32, DataType::kBf16}) {
     for (int64_t m : probes) {
       TuneResult::Probe probe{compute, m, {-1, -1, -1}, Strategy::kUnfused};
-      double best = 1e300;
       const auto strategies = ConcreteStrategies();
       for (size_t i = 0; i < strategies.size(); ++i) {
         FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
         run.strategy = strategies[i];
-        if (absl::Status s = Run(run); !s.ok()) return s;  // warm-up, builds primitives
+        // The warm-up builds primitives and packs weights, and sizes the
+        // sample: an odd count of at least 3 runs, more for short calls.
+        const auto warm = std::chrono::steady_clock::now();
+        if (absl::Status s = Run(run); !s.ok()) return s;
+        const double warm_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warm).count();
+        const int reps = std::clamp(static_cast<int>(kTuneSampleMs / std::max(warm_ms, 1e-3)), 1, 5) * 2 + 1;
         std::vector<double> ms;
-        for (int rep = 0; rep < 3; ++rep) {
+        for (int rep = 0; rep < reps; ++rep) {
           const auto start = std::chrono::steady_clock::now();
           if (absl::Status s = Run(run); !s.ok()) return s;
           ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
         }
-        std::sort(ms.begin(), ms.end());
-        probe.ms[i] = ms[1];
-        if (ms[1] < best) {
-          best = ms[1];
-          probe.chosen = strategies[i];
-        }
+        std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+        probe.ms[i] = ms[static_cast<size_t>(reps / 2)];
       }
-      plans[compute == DataType::kBf16].emplace_back(m, probe.chosen);
+      // Our kernels unless oneDNN's post-ops are clearly faster: within the
+      // noise of a few runs, the more accurate activation wins.
+      const double ours = std::min(probe.ms[0], probe.ms[2]);
+      probe.chosen = probe.ms[2] <= probe.ms[0] ? Strategy::kFused : Strategy::kUnfused;
+      if (probe.ms[1] < ours * (1.0 - kPostopsMargin)) probe.chosen = Strategy::kPostops;
+      plans[compute == DataType::kBf16].push_back(
+          {m, probe.chosen, probe.ms[2] <= probe.ms[0] ? Strategy::kFused : Strategy::kUnfused});
       result.probes.push_back(probe);
     }
   }
-  absl::MutexLock lock(&impl_->mu);
-  impl_->plan[0] = std::move(plans[0]);
-  impl_->plan[1] = std::move(plans[1]);
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->plan[0] = std::move(plans[0]);
+    impl_->plan[1] = std::move(plans[1]);
+    // Keep only the packed weights the plan reads: drop them all and let one
+    // planned call per probe pack what it needs again.
+    impl_->packs.clear();
+  }
+  for (const TuneResult::Probe& probe : result.probes) {
+    if (absl::Status s = Run({activation, probe.compute, x.data(), DataType::kF32, probe.m,
+                              y.data(), DataType::kF32});
+        !s.ok()) {
+      return s;
+    }
+  }
   return result;
+}
+
+size_t FfnBlock::PackedWeightBytes() const {
+  absl::MutexLock lock(&impl_->mu);
+  size_t bytes = 0;
+  for (const auto& [key, packed] : impl_->packs) bytes += packed->get_desc().get_size();
+  return bytes;
 }
 
 absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute) const {
@@ -720,6 +758,12 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         "activation ", std::string(ActivationName(run.activation)), " needs a ",
         IsGated(run.activation) ? "gated" : "plain", " model; this one is ",
         w.kind == FfnKind::kGated ? "gated" : "plain"));
+  }
+  const Strategy strategy = impl_->Resolve(run.strategy, m, run.compute, run.activation);
+  if (strategy == Strategy::kPostops && !PostopsSupports(run.activation, impl_->params)) {
+    return absl::UnimplementedError(
+        "strategy postops cannot run per-channel prelu: oneDNN 2.6 has its prelu post-op only "
+        "in the reference matmul, which fails; use unfused or fused");
   }
   const int64_t d_model = w.d_model;
   const int64_t io_size = m * d_model;
@@ -759,7 +803,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
     float* y_out = run.y_type == DataType::kBf16 ? Scratch::Get(scratch.y_f32, io_size)
                                                  : static_cast<float*>(run.y);
     const CoreCall core{run.activation, run.compute, x, m, y_out, run.skip_epilogue_for_timing};
-    switch (impl_->Resolve(run.strategy, m, run.compute)) {
+    switch (strategy) {
       case Strategy::kUnfused: impl_->RunUnfused(core, scratch, stream); break;
       case Strategy::kPostops: impl_->RunPostops(core, scratch, stream); break;
       case Strategy::kFused:

@@ -78,13 +78,21 @@ inline void DotTile(const typename Op::T* x, int64_t x_stride, const typename Op
   }
 }
 
+// Weight rows per tile for MB tokens: as many as the 32 vector registers
+// hold with MB·NB accumulators, NB weight vectors and one token vector, and
+// at least 6 (streams in flight) up to 4 tokens.
+constexpr int RowsPerTile(int mb) {
+  constexpr int kRows[] = {0, 8, 8, 6, 6, 4, 4, 3, 3};
+  return kRows[mb];
+}
+
 // NB weight rows for all m tokens: token groups of up to 8 share each tile
 // of NB rows, which stays in L1 between groups, so weights stream once.
 // NB is as many rows as the registers hold next to MB accumulators each.
 template <typename Op, int MB>
 void DotGroup(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
               float* y, int64_t y_stride, bool one_row) {
-  constexpr int NB = MB == 1 ? 8 : MB <= 4 ? 4 : 2;
+  constexpr int NB = RowsPerTile(MB);
   if (one_row) {
     DotTile<Op, MB, 1>(x, x_stride, w, k, y, y_stride);
   } else {
@@ -98,12 +106,12 @@ void Dot(const typename Op::T* x, int64_t x_stride, int64_t m, const typename Op
   // Row tiles as wide as the widest group allows (the last group may be
   // narrower and then takes the same rows in a few tiles).
   const int64_t first = m >= 8 ? 8 : m;
-  const int64_t nb = first == 1 ? 8 : first <= 4 ? 4 : 2;
+  const int64_t nb = RowsPerTile(static_cast<int>(first));
   for (int64_t j = 0; j < n; j += nb) {
     const int64_t rows = std::min(nb, n - j);
     for (int64_t r = 0; r < m; r += 8) {
       const int64_t mb = std::min<int64_t>(8, m - r);
-      const int64_t group_nb = mb == 1 ? 8 : mb <= 4 ? 4 : 2;
+      const int64_t group_nb = RowsPerTile(static_cast<int>(mb));
       // Each call covers group_nb rows, or one row when fewer are left.
       for (int64_t jj = j; jj < j + rows;) {
         const bool one = j + rows - jj < group_nb;

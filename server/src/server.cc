@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     }
     auto matmuls = m->block->ImplementationFor(1);
     spdlog::info("model {}: {} d_model={} d_ff={} default={} weights={} batching: max {} tokens, "
-                 "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}",
+                 "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}; packed weights {:.1f} MiB",
                  m->config.name, m->config.kind == FfnKind::kGated ? "gated" : "plain",
                  m->config.d_model, m->config.d_ff, ActivationName(m->config.default_activation),
                  m->config.random_weights ? absl::StrCat("random seed ", m->config.seed)
@@ -154,7 +154,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                  m->batching.max_batch_tokens, m->batching.max_queue_delay_us,
                  m->batching.max_queue_tokens, StrategyName(m->strategy),
                  m->tuning.empty() ? std::string() : absl::StrCat(": ", m->tuning),
-                 matmuls.ok() ? *matmuls : matmuls.status().ToString());
+                 matmuls.ok() ? *matmuls : matmuls.status().ToString(),
+                 static_cast<double>(m->block->PackedWeightBytes()) / (1 << 20));
   }
   warmup.Shutdown();
 

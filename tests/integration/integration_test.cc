@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -289,6 +291,81 @@ TEST(ScaleOutTest, ThreeReplicasOneKilledMidRun) {
     }
   }
   for (int i : {0, 2}) EXPECT_EQ(replicas[i]->Stop(SIGTERM), 0) << replicas[i]->Log();
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// ffn-server with mutual TLS and a bearer token, reached by ffn-client with
+// the matching flags (models, infer --check, load), and refused without them.
+// Certificates are made by the openssl command line.
+TEST(SecureServerTest, ClientTlsAndTokenFlags) {
+  TempDir dir;
+  const std::string script =
+      "cd " + dir.path() + " && set -e && "
+      "for ca in ca other; do openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=$ca "
+      "-keyout $ca.key -out $ca.pem 2>/dev/null; done && "
+      "printf 'subjectAltName=DNS:ffn.test\\n' > san.ext && "
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=server -keyout server.key -out server.csr "
+      "2>/dev/null && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "-days 2 -extfile san.ext -out server.pem 2>/dev/null && "
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client.key -out client.csr "
+      "2>/dev/null && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "-days 2 -out client.pem 2>/dev/null && printf ' s3cret-token\\n' > token";
+  ASSERT_EQ(std::system(script.c_str()), 0);
+  std::ofstream(dir.File("tiny.yaml")) << R"(
+models:
+  - {name: tiny, d_model: 16, d_ff: 40, activation: gelu, strategy: fused, weights: {random: {seed: 3}}}
+)";
+  ServerProcess server({"--config", dir.File("tiny.yaml"), "--tls-cert", dir.File("server.pem"),
+                        "--tls-key", dir.File("server.key"), "--tls-client-ca", dir.File("ca.pem"),
+                        "--auth-token-file", dir.File("token")});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  // The certificate names ffn.test, not the address: --tls-server-name.
+  const std::vector<std::string> secure = {
+      "--target", server.target(), "--timeout", "10", "--tls-ca", dir.File("ca.pem"),
+      "--tls-cert", dir.File("client.pem"), "--tls-key", dir.File("client.key"),
+      "--tls-server-name", "ffn.test", "--auth-token-file", dir.File("token")};
+  auto with = [&](std::vector<std::string> args, const std::vector<std::string>& drop = {}) {
+    for (size_t i = 0; i < secure.size(); i += 2) {
+      if (std::find(drop.begin(), drop.end(), secure[i]) == drop.end()) {
+        args.push_back(secure[i]);
+        args.push_back(secure[i + 1]);
+      }
+    }
+    return RunClient(args);
+  };
+  CommandResult models = with({"models"});
+  EXPECT_EQ(models.exit_code, 0) << models.output;
+  EXPECT_TRUE(Contains(models.output, "tiny")) << models.output;
+  EXPECT_TRUE(Contains(models.output, "fused")) << models.output;
+  CommandResult infer = with({"infer", "--model", "tiny", "--tokens", "3", "--check"});
+  EXPECT_EQ(infer.exit_code, 0) << infer.output;
+  CommandResult load = with({"load", "--concurrency", "2", "--requests", "50", "--warmup", "0"});
+  EXPECT_EQ(load.exit_code, 0) << load.output;
+  // Without the token: UNAUTHENTICATED. Without the client certificate, or
+  // trusting another CA, or in plaintext: no connection.
+  CommandResult no_token = with({"models"}, {"--auth-token-file"});
+  EXPECT_EQ(no_token.exit_code, 1) << no_token.output;
+  EXPECT_TRUE(Contains(no_token.output, "UNAUTHENTICATED")) << no_token.output;
+  CommandResult no_cert = with({"models", "--timeout", "3"}, {"--tls-cert", "--tls-key", "--timeout"});
+  EXPECT_EQ(no_cert.exit_code, 1) << no_cert.output;
+  CommandResult wrong_ca =
+      with({"models", "--tls-ca", dir.File("other.pem"), "--timeout", "3"}, {"--tls-ca", "--timeout"});
+  EXPECT_EQ(wrong_ca.exit_code, 1) << wrong_ca.output;
+  CommandResult plain = RunClient({"models", "--target", server.target(), "--timeout", "3",
+                                   "--auth-token-file", dir.File("token")});
+  EXPECT_EQ(plain.exit_code, 1) << plain.output;
+  // Unreadable files and half a key pair are usage errors.
+  CommandResult missing = with({"models", "--tls-ca", dir.File("nope.pem")}, {"--tls-ca"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_TRUE(Contains(missing.output, "nope.pem")) << missing.output;
+  CommandResult half = with({"models"}, {"--tls-key"});
+  EXPECT_EQ(half.exit_code, 2) << half.output;
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
 }
 
 }  // namespace

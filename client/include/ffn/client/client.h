@@ -20,16 +20,39 @@
 
 namespace ffn::client {
 
-// An insecure channel to `target` (HOST:PORT, or any gRPC target such as
+// How to reach a server started with TLS (--tls-cert/--tls-key), mutual TLS
+// (--tls-client-ca) or a bearer token (--auth-token-file).
+struct ChannelSecurity {
+  bool tls = false;
+  std::string root_certs;                // PEM the server's certificate must chain to;
+                                         // empty: gRPC's default roots
+  std::string cert_chain, private_key;   // PEM client certificate (mutual TLS)
+  std::string server_name;               // name to verify instead of the target's host
+  std::string token;                     // sent as "authorization: Bearer <token>"
+};
+
+// File names, as the flags give them; empty: not used.
+struct SecurityFiles {
+  bool tls = false;  // implied by any of the TLS files or server_name
+  std::string ca, cert, key, server_name, token;
+};
+// Reads the files. INVALID_ARGUMENT naming the file for one that cannot be
+// read or an empty token, and for a certificate without its key (or back).
+absl::StatusOr<ChannelSecurity> LoadChannelSecurity(const SecurityFiles& files);
+
+// A channel to `target` (HOST:PORT, or any gRPC target such as
 // "ipv4:127.0.0.1:5001,127.0.0.1:5002") that accepts answers up to
 // kMaxMessageBytes, the server's default limit. Each call returns a channel
 // with its own TCP connection (a local subchannel pool): `channel_index` only
 // distinguishes them in channelz. A non-empty `lb_policy` ("pick_first",
 // "round_robin") sets how the channel spreads calls over the addresses the
-// target resolves to (the grpc.lb_policy_name channel argument). Never fails;
-// connecting happens on the first call.
+// target resolves to (the grpc.lb_policy_name channel argument). `security`
+// adds TLS credentials and the bearer token (put on every call by a client
+// interceptor, so it also works without TLS). Never fails; connecting
+// happens on the first call.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int channel_index = 0,
-                                           const std::string& lb_policy = "");
+                                           const std::string& lb_policy = "",
+                                           const ChannelSecurity& security = {});
 inline constexpr int kMaxMessageBytes = 64 << 20;
 
 // gRPC codes and absl codes are the same numbers; the message is kept.

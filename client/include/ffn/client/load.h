@@ -37,6 +37,7 @@
 
 #include "absl/status/statusor.h"
 #include "ffn/client/arrivals.h"
+#include "ffn/client/client.h"
 #include "ffn/client/variants.h"
 #include "ffn/common/latency_histogram.h"
 
@@ -62,6 +63,7 @@ struct LoadOptions {
   std::string tokens = "1";      // per request; see TokenDistribution::Parse
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call
+  ChannelSecurity security;      // TLS and bearer token, the same for every target
 
   bool OpenLoop() const { return rate > 0; }
 };

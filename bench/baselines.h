@@ -1,0 +1,96 @@
+// The baselines the activation benchmarks compare ffnserve's kernels with:
+// the glibc float formulas a C programmer would write, and oneDNN 2.6's
+// eltwise algorithms. Shared by activation_accuracy.cc and activation_bench.cc.
+#ifndef FFN_BENCH_BASELINES_H_
+#define FFN_BENCH_BASELINES_H_
+
+#include <cmath>
+#include <cstddef>
+#include <optional>
+
+#include "ffn/kernels/activation.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace ffn::bench {
+
+inline const float kPreluSlope[] = {0.25f};
+
+// PyTorch's defaults, with PReLU's one shared slope of 0.25.
+inline ActivationParams BenchParams() {
+  ActivationParams params;
+  params.prelu_alpha = kPreluSlope;
+  return params;
+}
+
+// The glibc float formulation of a plain activation, one libm call per
+// element (prelu and rrelu are leaky_relu with their slope). Gated
+// activations are not handled: out is left alone.
+inline void GlibcApply(Activation activation, const ActivationParams& params, const float* in,
+                       float* out, size_t n) {
+  constexpr float kSqrtHalf = 0.707106781186547524f;
+  switch (activation) {
+    case Activation::kRelu:
+      for (size_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : 0.0f;
+      return;
+    case Activation::kLeakyRelu:
+    case Activation::kPrelu:
+    case Activation::kRrelu: {
+      const float slope = activation == Activation::kLeakyRelu ? params.leaky_relu_slope
+                          : activation == Activation::kPrelu   ? params.prelu_alpha[0]
+                                                               : params.rrelu_slope();
+      for (size_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : slope * in[i];
+      return;
+    }
+    case Activation::kElu:
+      for (size_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : params.elu_alpha * expm1f(in[i]);
+      return;
+    case Activation::kSigmoid:
+      for (size_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + expf(-in[i]));
+      return;
+    case Activation::kTanh:
+      for (size_t i = 0; i < n; ++i) out[i] = tanhf(in[i]);
+      return;
+    case Activation::kGelu:
+      for (size_t i = 0; i < n; ++i) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * kSqrtHalf));
+      return;
+    case Activation::kGeluTanh:
+      for (size_t i = 0; i < n; ++i) {
+        const float x = in[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)));
+      }
+      return;
+    case Activation::kSilu:
+      for (size_t i = 0; i < n; ++i) out[i] = in[i] / (1.0f + expf(-in[i]));
+      return;
+    default: return;
+  }
+}
+
+struct OnednnAlgorithm {
+  dnnl::algorithm algorithm;
+  float alpha;
+};
+
+// oneDNN 2.6 eltwise algorithm for an activation; prelu (one shared slope)
+// and rrelu (inference slope) are eltwise_relu with that slope.
+inline std::optional<OnednnAlgorithm> OnednnFor(Activation activation, const ActivationParams& params) {
+  using dnnl::algorithm;
+  switch (activation) {
+    case Activation::kRelu: return OnednnAlgorithm{algorithm::eltwise_relu, 0.0f};
+    case Activation::kLeakyRelu:
+      return OnednnAlgorithm{algorithm::eltwise_relu, params.leaky_relu_slope};
+    case Activation::kPrelu: return OnednnAlgorithm{algorithm::eltwise_relu, params.prelu_alpha[0]};
+    case Activation::kRrelu: return OnednnAlgorithm{algorithm::eltwise_relu, params.rrelu_slope()};
+    case Activation::kElu: return OnednnAlgorithm{algorithm::eltwise_elu, params.elu_alpha};
+    case Activation::kSigmoid: return OnednnAlgorithm{algorithm::eltwise_logistic, 0.0f};
+    case Activation::kTanh: return OnednnAlgorithm{algorithm::eltwise_tanh, 0.0f};
+    case Activation::kGelu: return OnednnAlgorithm{algorithm::eltwise_gelu_erf, 0.0f};
+    case Activation::kGeluTanh: return OnednnAlgorithm{algorithm::eltwise_gelu_tanh, 0.0f};
+    case Activation::kSilu: return OnednnAlgorithm{algorithm::eltwise_swish, 1.0f};
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace ffn::bench
+
+#endif  // FFN_BENCH_BASELINES_H_
