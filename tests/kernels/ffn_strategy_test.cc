@@ -198,10 +198,12 @@ TEST(PackedWeightsTest, PackedOncePerMatmulAndTrimmedByTune) {
   run(Strategy::kUnfused, 64);
   run(Strategy::kUnfused, 40);  // another M reads the same packed copies
   EXPECT_EQ((*block)->PackedWeightBytes(), unfused);
-  run(Strategy::kFused, 64);  // column blocks: copies of its own
+  run(Strategy::kFused, 64);
   run(Strategy::kPostops, 64);
   const size_t all = (*block)->PackedWeightBytes();
-  EXPECT_GT(all, unfused);
+  // fused's column blocks have copies of their own: made now, or at creation
+  // where one token already runs them (without AVX-512).
+  EXPECT_TRUE(all > unfused || before > 0) << all << " " << unfused << " " << before;
   ASSERT_TRUE((*block)->Tune(64).ok());
   EXPECT_LE((*block)->PackedWeightBytes(), all);
 }
