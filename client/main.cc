@@ -152,7 +152,8 @@ int RunLoad(LoadFlags flags) {
   options.arrival = *ffn::client::ParseArrival(flags.arrival);
   const std::string mode =
       options.OpenLoop() ? absl::StrFormat("open loop %g req/s (%s)", options.rate, flags.arrival)
-                         : absl::StrFormat("closed loop of %d", options.concurrency);
+                         : absl::StrFormat("closed loop of %d%s", options.concurrency,
+                                           options.stream ? " over InferStream" : "");
   const std::string length = options.requests > 0
                                  ? absl::StrFormat("%d requests", options.requests)
                                  : absl::StrFormat("%g s", options.duration_seconds);
@@ -285,10 +286,15 @@ int main(int argc, char** argv) {
                        "closed loop: calls in flight, each answer sending the next")
           ->capture_default_str()
           ->check(CLI::PositiveNumber);
-  load->add_option("--rate", load_flags.options.rate,
-                   "open loop: requests/s on schedule, latency from each intended send time")
-      ->check(CLI::PositiveNumber)
-      ->excludes(load_concurrency);
+  CLI::Option* load_rate =
+      load->add_option("--rate", load_flags.options.rate,
+                       "open loop: requests/s on schedule, latency from each intended send time")
+          ->check(CLI::PositiveNumber)
+          ->excludes(load_concurrency);
+  load->add_flag("--stream", load_flags.options.stream,
+                 "closed loop over InferStream: one stream per connection, the --concurrency "
+                 "requests in flight shared out among them")
+      ->excludes(load_rate);
   CLI::Option* load_duration =
       load->add_option("--duration", load_flags.options.duration_seconds, "measured seconds")
           ->capture_default_str()

@@ -4,16 +4,14 @@
 
 namespace ffn::client {
 
-CompletionThreads::CompletionThreads(int count, std::function<void(void* tag)> on_done)
+CompletionThreads::CompletionThreads(int count, std::function<void(void* tag, bool ok)> on_done)
     : on_done_(std::move(on_done)) {
   for (int i = 0; i < count; ++i) queues_.push_back(std::make_unique<grpc::CompletionQueue>());
   for (auto& queue : queues_) {
     threads_.emplace_back([this, q = queue.get()] {
       void* tag = nullptr;
       bool ok = false;
-      // Unary Finish always completes with ok == true; the call's status
-      // says how it went.
-      while (q->Next(&tag, &ok)) on_done_(tag);
+      while (q->Next(&tag, &ok)) on_done_(tag, ok);
     });
   }
 }

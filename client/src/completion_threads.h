@@ -1,6 +1,7 @@
 // Internal to the load generator: gRPC completion queues and the threads
-// that drain them. A call started on Queue(n) with tag T is finished by
-// `on_done(T)` on that queue's thread.
+// that drain them. An operation started on Queue(n) with tag T completes as
+// `on_done(T, ok)` on that queue's thread (unary Finish: ok is always true,
+// the call's status says how it went; streams: ok false when it failed).
 //
 // Why not gRPC's callback API: a callback may run inline, inside the call
 // that started it (a call that fails at once, as to a dead target), which a
@@ -22,8 +23,8 @@ namespace ffn::client {
 
 class CompletionThreads {
  public:
-  // `count` queues, each drained by its own thread calling on_done(tag).
-  CompletionThreads(int count, std::function<void(void* tag)> on_done);
+  // `count` queues, each drained by its own thread calling on_done(tag, ok).
+  CompletionThreads(int count, std::function<void(void* tag, bool ok)> on_done);
   // Shutdown().
   ~CompletionThreads();
 
@@ -34,7 +35,7 @@ class CompletionThreads {
   void Shutdown();
 
  private:
-  std::function<void(void*)> on_done_;
+  std::function<void(void*, bool)> on_done_;
   std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   bool shut_down_ = false;

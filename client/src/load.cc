@@ -156,8 +156,13 @@ absl::StatusOr<std::unique_ptr<WindowedLoad::Impl>> Begin(const LoadOptions& opt
   const uint64_t closed_limit = !options.OpenLoop() && endless ? options.requests : 0;
   impl->recorder = std::make_unique<Recorder>(*impl->plan, timing.run_start, measure_start,
                                               window_length, closed_limit);
-  impl->driver = options.OpenLoop() ? MakeOpenLoop(*impl->plan, *impl->recorder, timing)
-                                    : MakeClosedLoop(*impl->plan, *impl->recorder, timing);
+  if (options.OpenLoop()) {
+    impl->driver = MakeOpenLoop(*impl->plan, *impl->recorder, timing);
+  } else if (options.stream) {
+    impl->driver = MakeStreamLoop(*impl->plan, *impl->recorder, timing);
+  } else {
+    impl->driver = MakeClosedLoop(*impl->plan, *impl->recorder, timing);
+  }
   impl->driver->Start();
   return impl;
 }

@@ -19,7 +19,7 @@ class ClosedLoop final : public LoadDriver {
         recorder_(recorder),
         timing_(timing),
         threads_(DefaultCompletionThreads(),
-                 [this](void* tag) { OnDone(static_cast<Call*>(tag)); }) {}
+                 [this](void* tag, bool) { OnDone(static_cast<Call*>(tag)); }) {}
   ~ClosedLoop() override { Stop(); }
 
   void Start() override {

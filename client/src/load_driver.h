@@ -40,6 +40,10 @@ class LoadDriver {
 // own threads (completion_threads.h).
 std::unique_ptr<LoadDriver> MakeClosedLoop(const LoadPlan& plan, Recorder& recorder,
                                            const DriverTiming& timing);
+// The closed loop over InferStream (LoadOptions::stream): one stream per
+// endpoint, `concurrency` requests in flight shared out among them.
+std::unique_ptr<LoadDriver> MakeStreamLoop(const LoadPlan& plan, Recorder& recorder,
+                                           const DriverTiming& timing);
 // Calls at their scheduled times (ArrivalSchedule), never waiting for
 // answers except when max_outstanding are in flight. Latency from the
 // intended send time.

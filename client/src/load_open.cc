@@ -27,7 +27,7 @@ class OpenLoop final : public LoadDriver {
         recorder_(recorder),
         timing_(timing),
         threads_(DefaultCompletionThreads(),
-                 [this](void* tag) { OnDone(static_cast<Call*>(tag)); }) {}
+                 [this](void* tag, bool) { OnDone(static_cast<Call*>(tag)); }) {}
   ~OpenLoop() override { Stop(); }
 
   void Start() override {

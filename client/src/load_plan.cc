@@ -50,6 +50,9 @@ absl::Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.connections < 1) return invalid("connections must be at least 1");
   if (o.concurrency < 1) return invalid("concurrency must be at least 1");
   if (!(o.rate >= 0) || std::isinf(o.rate)) return invalid("rate must be >= 0 and finite");
+  if (o.stream && o.rate > 0) {
+    return invalid("stream runs a closed loop over InferStream; it cannot take a rate");
+  }
   if (o.max_outstanding < 1) return invalid("max-outstanding must be at least 1");
   if (o.requests == 0 && !(o.duration_seconds > 0)) return invalid("duration must be positive");
   if (!(o.warmup_seconds >= 0)) return invalid("warmup must be >= 0");

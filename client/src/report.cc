@@ -111,7 +111,8 @@ std::string ModeText(const LoadOptions& o) {
     return absl::StrFormat("open loop %.1f req/s %s, max-outstanding %d", o.rate,
                            ArrivalName(o.arrival), o.max_outstanding);
   }
-  return absl::StrFormat("closed loop, concurrency %d", o.concurrency);
+  return absl::StrFormat("closed loop%s, concurrency %d", o.stream ? " over InferStream" : "",
+                         o.concurrency);
 }
 
 }  // namespace
@@ -199,8 +200,10 @@ std::string LoadTable(const LoadResult& result) {
       table.Render(),
       o.OpenLoop() ? "latencies: OK calls, from each call's intended send time to its answer, "
                      "microseconds; srv: server-reported means\n"
-                   : "latencies: OK calls, client round trip, microseconds; srv: "
-                     "server-reported means\n",
+                   : o.stream ? "latencies: OK calls, from putting the request on its stream to "
+                                "its answer, microseconds; srv: server-reported means\n"
+                              : "latencies: OK calls, client round trip, microseconds; srv: "
+                                "server-reported means\n",
       absl::StrFormat("achieved: %.1f req/s, %.1f tokens/s, %s GFLOP/s, p50 %.1f us, p99 %.1f us; "
                       "%d OK, %d failed in %.2f s\n",
                       total.requests_per_second, total.tokens_per_second, Gflops(total.gflops),
@@ -270,6 +273,7 @@ nlohmann::json LoadJson(const LoadResult& result) {
             {"targets", o.targets},
             {"lb_policy", o.lb_policy},
             {"mode", o.OpenLoop() ? "open" : "closed"},
+            {"stream", o.stream},
             {"concurrency", o.concurrency},
             {"rate", o.rate},
             {"arrival", ArrivalName(o.arrival)},

@@ -114,6 +114,32 @@ TEST_F(SlowServerTest, ClosedLoopDoesNotSeeTheStall) {
   EXPECT_LT(total.latency.PercentileMicros(99) / 1e3, 20 * kSlowServiceMs);
 }
 
+// Four requests pipelined on one InferStream against the 20 ms server: the
+// server runs them one at a time in order, so each waits for those ahead
+// (~80 ms from enqueue to answer) while throughput stays ~50/s, and the
+// 10 ms per-call timeout of unary calls does not apply to stream requests:
+// the unary closed loop fails every call, the stream none.
+TEST_F(SlowServerTest, StreamPipelinesRequestsOnOneStream) {
+  options_.concurrency = 4;
+  options_.timeout_seconds = 0.01;
+  auto unary = RunLoad(options_);
+  ASSERT_TRUE(unary.ok()) << unary.status();
+  EXPECT_EQ(unary->Total().requests, 0u);
+  EXPECT_GT(unary->Total().errors_by_code.count("DEADLINE_EXCEEDED"), 0u);
+
+  options_.stream = true;
+  auto stream = RunLoad(options_);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  const VariantLoad total = stream->Total();
+  EXPECT_EQ(total.errors, 0u);
+  EXPECT_GE(total.requests, 30u);
+  EXPECT_LE(total.requests, 55u);
+  EXPECT_GE(total.latency.PercentileMicros(50) / 1e3, 3 * kSlowServiceMs);
+  EXPECT_LT(total.latency.PercentileMicros(50) / 1e3, 10 * kSlowServiceMs);
+  EXPECT_TRUE(LoadJson(*stream)["config"]["stream"].get<bool>());
+  EXPECT_NE(LoadTable(*stream).find("over InferStream"), std::string::npos);
+}
+
 class TinyServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { server_ = StartServer(kTinyConfig).release(); }
@@ -148,6 +174,25 @@ TEST_F(TinyServerTest, RequestsModeCountsExactly) {
   EXPECT_EQ(open->Total().requests + open->Total().errors, 300u);
   EXPECT_EQ(open->open_loop.scheduled, 300u);
   EXPECT_GE(open->measured_seconds, 300 / 2000.0);
+}
+
+// Over streams: several connections, an exact count, every variant mix.
+TEST_F(TinyServerTest, StreamModeCountsExactlyOverSeveralStreams) {
+  options_.stream = true;
+  options_.connections = 3;
+  options_.concurrency = 7;  // 3 + 2 + 2 in flight per stream
+  options_.requests = 600;
+  options_.variants = "tiny:relu,tiny-glu:swiglu";
+  options_.tokens = "1-3";
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->Total().errors, 0u);
+  EXPECT_EQ(result->Total().requests, 600u);
+  ASSERT_EQ(result->variants.size(), 2u);
+  EXPECT_EQ(result->variants[0].requests, 300u);
+  // A rate cannot drive a stream.
+  options_.rate = 100;
+  EXPECT_EQ(RunLoad(options_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Weighted variants are dealt exactly by weight; token sizes follow the
@@ -246,6 +291,42 @@ TEST(MultiTargetTest, ADyingTargetIsCountedAndTheOthersCarryOn) {
              std::string::npos;
   }
   EXPECT_TRUE(noted) << json["notes"].dump();
+}
+
+// Streams to three servers, one shut down mid-run: what its stream still
+// owed fails (UNAVAILABLE or CANCELLED), the other two streams carry on.
+TEST(MultiTargetTest, ADyingTargetEndsOnlyItsStream) {
+  std::vector<std::unique_ptr<FfnServer>> servers;
+  LoadOptions options;
+  options.targets.clear();
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(StartServer(kTinyConfig));
+    ASSERT_NE(servers.back(), nullptr);
+    options.targets.push_back(TargetOf(*servers.back()));
+  }
+  options.stream = true;
+  options.concurrency = 6;
+  options.warmup_seconds = 0.1;
+  options.duration_seconds = 1.5;
+  options.variants = "tiny:relu";
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    servers[2]->Shutdown(std::chrono::milliseconds(0));
+    servers[2].reset();
+  });
+  auto result = RunLoad(options);
+  killer.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->targets.size(), 3u);
+  for (int i = 0; i < 2; ++i) {
+    const TargetLoad& t = result->targets[static_cast<size_t>(i)];
+    EXPECT_GT(t.requests, 100u) << t.target;
+    EXPECT_EQ(t.errors, 0u) << t.target;
+  }
+  const TargetLoad& dead = result->targets[2];
+  EXPECT_GT(dead.requests, 0u);  // answered before the shutdown
+  EXPECT_GT(dead.errors, 0u);
+  EXPECT_TRUE(result->Failed());
 }
 
 // One target naming two replicas: round_robin spreads one channel's calls

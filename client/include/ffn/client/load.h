@@ -52,6 +52,10 @@ struct LoadOptions {
   int connections = 1;    // channels (TCP connections) per target
   // Closed loop (rate == 0): `concurrency` calls in flight.
   int concurrency = 4;
+  // Closed loop over InferStream instead of unary Infer calls: one stream
+  // per channel, the `concurrency` requests in flight shared out among them
+  // (latency from putting a request on its stream to its answer).
+  bool stream = false;
   // Open loop (rate > 0): requests per second, sent on this schedule.
   double rate = 0;
   Arrival arrival = Arrival::kConstant;
