@@ -79,6 +79,11 @@ for entry in "${targets[@]}"; do
     read -r rps p50 p99 cpu lag late <<<"$row"
     echo "| $name | closed, concurrency $c | $rps | $p50 | $p99 | $cpu | | |"
   done
+  for c in 8 64; do
+    row="$(for _ in $(seq "$reps"); do run "$target" --concurrency "$c" --stream; done | median)"
+    read -r rps p50 p99 cpu lag late <<<"$row"
+    echo "| $name | InferStream (--stream), concurrency $c | $rps | $p50 | $p99 | $cpu | | |"
+  done
   for rate in $rates; do
     row="$(for _ in $(seq "$reps"); do run "$target" --rate "$rate"; done | median)"
     read -r rps p50 p99 cpu lag late <<<"$row"

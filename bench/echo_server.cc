@@ -1,7 +1,8 @@
 // echo_server: the floor any ffnserve-like server can reach on this machine.
 //
-// A minimal gRPC callback server with the FfnService API whose Infer copies
-// the input tensor into the output and does nothing else: no validation
+// A minimal gRPC callback server with the FfnService API whose Infer (and
+// InferStream, request by request) copies the input tensor into the output
+// and does nothing else: no validation
 // beyond the shape, no queue, no compute. Because it speaks the same API,
 // `ffn-client load` drives it unchanged, so the floor and ffn-server are
 // measured with the same client in the same run:
@@ -16,6 +17,15 @@
 
 namespace {
 
+// The answer ffn-server would give, minus the computation.
+void Echo(const ffn::v1::InferRequest& request, ffn::v1::InferResponse& response) {
+  *response.mutable_output() = request.input();
+  response.mutable_variant()->set_model(request.model());
+  response.mutable_variant()->set_activation(request.activation());
+  response.mutable_variant()->set_dtype(ffn::v1::FLOAT32);
+  response.set_batch_tokens(request.input().shape_size() > 0 ? request.input().shape(0) : 0);
+}
+
 class EchoService final : public ffn::v1::FfnService::CallbackService {
  public:
   explicit EchoService(int64_t d_model) : d_model_(d_model) {}
@@ -23,14 +33,42 @@ class EchoService final : public ffn::v1::FfnService::CallbackService {
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
                                   const ffn::v1::InferRequest* request,
                                   ffn::v1::InferResponse* response) override {
-    *response->mutable_output() = request->input();
-    response->mutable_variant()->set_model(request->model());
-    response->mutable_variant()->set_activation(request->activation());
-    response->mutable_variant()->set_dtype(ffn::v1::FLOAT32);
-    response->set_batch_tokens(request->input().shape_size() > 0 ? request->input().shape(0) : 0);
+    Echo(*request, *response);
     auto* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
+  }
+
+  // Each request read is echoed before the next is read: answers in order.
+  grpc::ServerBidiReactor<ffn::v1::InferRequest, ffn::v1::InferResponse>* InferStream(
+      grpc::CallbackServerContext*) override {
+    class Reactor final
+        : public grpc::ServerBidiReactor<ffn::v1::InferRequest, ffn::v1::InferResponse> {
+     public:
+      Reactor() { StartRead(&request_); }
+      void OnReadDone(bool ok) override {
+        if (!ok) {
+          Finish(grpc::Status::OK);
+          return;
+        }
+        response_.Clear();
+        Echo(request_, response_);
+        StartWrite(&response_);
+      }
+      void OnWriteDone(bool ok) override {
+        if (!ok) {
+          Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+          return;
+        }
+        StartRead(&request_);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      ffn::v1::InferRequest request_;
+      ffn::v1::InferResponse response_;
+    };
+    return new Reactor;
   }
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,

@@ -30,13 +30,7 @@ class ClosedLoop final : public LoadDriver {
     for (int slot = 0; slot < plan_.options.concurrency; ++slot) Continue(slot);
   }
 
-  void WaitForWindow(int w) override {
-    if (recorder_.WindowEnd(w) == Clock::time_point::max()) {
-      recorder_.WaitForLimit();
-      return;
-    }
-    std::this_thread::sleep_until(recorder_.WindowEnd(w));
-  }
+  void WaitForWindow(int w) override { WaitForClosedLoopWindow(recorder_, w); }
 
   void Stop() override {
     stopping_.store(true);

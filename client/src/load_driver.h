@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include "load_plan.h"
 #include "recorder.h"
@@ -49,6 +50,17 @@ std::unique_ptr<LoadDriver> MakeStreamLoop(const LoadPlan& plan, Recorder& recor
 // intended send time.
 std::unique_ptr<LoadDriver> MakeOpenLoop(const LoadPlan& plan, Recorder& recorder,
                                          const DriverTiming& timing);
+
+// A closed loop's window w is complete at its end time (every call in it
+// has been answered by then, or it counts in a later window), or, for the
+// endless window of a --requests run, once the recorder holds them all.
+inline void WaitForClosedLoopWindow(Recorder& recorder, int w) {
+  if (recorder.WindowEnd(w) == Clock::time_point::max()) {
+    recorder.WaitForLimit();
+    return;
+  }
+  std::this_thread::sleep_until(recorder.WindowEnd(w));
+}
 
 // A deadline `from_now` ahead on the system clock, as gRPC wants it.
 inline std::chrono::system_clock::time_point DeadlineIn(Clock::duration from_now) {

@@ -60,13 +60,7 @@ class StreamLoop final : public LoadDriver {
     }
   }
 
-  void WaitForWindow(int w) override {
-    if (recorder_.WindowEnd(w) == Clock::time_point::max()) {
-      recorder_.WaitForLimit();
-      return;
-    }
-    std::this_thread::sleep_until(recorder_.WindowEnd(w));
-  }
+  void WaitForWindow(int w) override { WaitForClosedLoopWindow(recorder_, w); }
 
   void Stop() override {
     if (!stopping_.exchange(true)) {
