@@ -188,8 +188,11 @@ TEST_F(TinyServerTest, StreamModeCountsExactlyOverSeveralStreams) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->Total().errors, 0u);
   EXPECT_EQ(result->Total().requests, 600u);
+  // Variants alternate by call number; which numbers fall in the measured
+  // window after the warm-up depends on timing (up to the 7 in flight at
+  // either end), so the split is even only to within that.
   ASSERT_EQ(result->variants.size(), 2u);
-  EXPECT_EQ(result->variants[0].requests, 300u);
+  EXPECT_NEAR(static_cast<double>(result->variants[0].requests), 300.0, 8.0);
   // A rate cannot drive a stream.
   options_.rate = 100;
   EXPECT_EQ(RunLoad(options_).status().code(), absl::StatusCode::kInvalidArgument);
