@@ -75,6 +75,28 @@ class ModelRegistryTest : public ::testing::Test {
     return ParseConfig("server: {max_tokens_per_request: 777}\nmodels:\n" + models, dir_);
   }
 
+  // One config list item: a model of d_ff 40 read from `file`.
+  static std::string FileModel(const std::string& name, int d_model, const std::string& activation,
+                               const std::string& file, const std::string& tensors) {
+    return absl::StrCat("  - name: ", name, "\n    d_model: ", d_model,
+                        "\n    d_ff: 40\n    activation: ", activation,
+                        "\n    weights: {safetensors: ", file, ", tensors: {", tensors, "}}\n");
+  }
+
+  // Loading `models` must fail with `code` and a message naming every
+  // fragment.
+  void ExpectLoadError(const std::string& models, absl::StatusCode code,
+                       const std::vector<std::string>& fragments) {
+    auto config = Config(models);
+    ASSERT_TRUE(config.ok()) << config.status();
+    auto registry = ModelRegistry::Load(*config);
+    ASSERT_FALSE(registry.ok()) << models;
+    EXPECT_EQ(registry.status().code(), code) << registry.status();
+    for (const std::string& fragment : fragments) {
+      EXPECT_THAT(Message(registry.status()), HasSubstr(fragment));
+    }
+  }
+
   std::string dir_;
   std::vector<float> w1_, b1_, w2_, b2_, alpha_, wg_, wu_;
 };
@@ -342,101 +364,32 @@ models:
 }
 
 TEST_F(ModelRegistryTest, MissingFile) {
-  auto config = Config(R"(
-  - name: lost
-    d_model: 16
-    d_ff: 40
-    activation: relu
-    weights: {safetensors: nowhere.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight}}
-)");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto registry = ModelRegistry::Load(*config);
-  ASSERT_FALSE(registry.ok());
-  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(Message(registry.status()), HasSubstr("model 'lost'"));
-  EXPECT_THAT(Message(registry.status()), HasSubstr("nowhere.safetensors"));
+  ExpectLoadError(FileModel("lost", 16, "relu", "nowhere.safetensors", "w1: fc1.weight, w2: fc2.weight"),
+                  absl::StatusCode::kNotFound, {"model 'lost'", "nowhere.safetensors"});
 }
 
 TEST_F(ModelRegistryTest, MissingTensorInFile) {
-  auto config = Config(R"(
-  - name: typo
-    d_model: 16
-    d_ff: 40
-    activation: relu
-    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weigth}}
-)");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto registry = ModelRegistry::Load(*config);
-  ASSERT_FALSE(registry.ok());
-  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(Message(registry.status()), HasSubstr("model 'typo'"));
-  EXPECT_THAT(Message(registry.status()), HasSubstr("weight w2"));
-  EXPECT_THAT(Message(registry.status()), HasSubstr("'fc2.weigth'"));
-
+  ExpectLoadError(FileModel("typo", 16, "relu", "model.safetensors", "w1: fc1.weight, w2: fc2.weigth"),
+                  absl::StatusCode::kNotFound, {"model 'typo'", "weight w2", "'fc2.weigth'"});
   // The same for the optional alpha role.
-  auto alpha_config = Config(R"(
-  - name: typo-alpha
-    d_model: 16
-    d_ff: 40
-    activation: prelu
-    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight, alpha: nope}}
-)");
-  ASSERT_TRUE(alpha_config.ok()) << alpha_config.status();
-  auto alpha_registry = ModelRegistry::Load(*alpha_config);
-  ASSERT_FALSE(alpha_registry.ok());
-  EXPECT_EQ(alpha_registry.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(Message(alpha_registry.status()), HasSubstr("model 'typo-alpha'"));
-  EXPECT_THAT(Message(alpha_registry.status()), HasSubstr("'nope'"));
+  ExpectLoadError(
+      FileModel("typo-alpha", 16, "prelu", "model.safetensors", "w1: fc1.weight, w2: fc2.weight, alpha: nope"),
+      absl::StatusCode::kNotFound, {"model 'typo-alpha'", "'nope'"});
 }
 
 TEST_F(ModelRegistryTest, WrongShapeNamesModelRoleAndShape) {
   // d_model 20 does not match the file's [40, 16] w1.
-  auto config = Config(R"(
-  - name: misfit
-    d_model: 20
-    d_ff: 40
-    activation: relu
-    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc1.weight}}
-)");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto registry = ModelRegistry::Load(*config);
-  ASSERT_FALSE(registry.ok());
-  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
-  const std::string message = Message(registry.status());
-  EXPECT_THAT(message, HasSubstr("model 'misfit'"));
-  EXPECT_THAT(message, HasSubstr("weight w2"));
-  EXPECT_THAT(message, HasSubstr("has shape [40, 16], expected [20, 40]"));
-
+  ExpectLoadError(FileModel("misfit", 20, "relu", "model.safetensors", "w1: fc1.weight, w2: fc1.weight"),
+                  absl::StatusCode::kInvalidArgument,
+                  {"model 'misfit'", "weight w2", "has shape [40, 16], expected [20, 40]"});
   // A transposed w1 (nn.Linear layout is [d_ff, d_model]).
-  auto transposed = Config(R"(
-  - name: transposed
-    d_model: 16
-    d_ff: 40
-    activation: relu
-    weights: {safetensors: model.safetensors, tensors: {w1: fc2.weight, w2: fc2.weight}}
-)");
-  ASSERT_TRUE(transposed.ok()) << transposed.status();
-  auto transposed_registry = ModelRegistry::Load(*transposed);
-  ASSERT_FALSE(transposed_registry.ok());
-  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("model 'transposed'"));
-  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("weight w1"));
-  EXPECT_THAT(Message(transposed_registry.status()), HasSubstr("expected [40, 16]"));
-
+  ExpectLoadError(FileModel("transposed", 16, "relu", "model.safetensors", "w1: fc2.weight, w2: fc2.weight"),
+                  absl::StatusCode::kInvalidArgument,
+                  {"model 'transposed'", "weight w1", "expected [40, 16]"});
   // Alpha must be [1] or [d_ff].
-  auto bad_alpha = Config(R"(
-  - name: bad-alpha
-    d_model: 16
-    d_ff: 40
-    activation: prelu
-    weights: {safetensors: model.safetensors, tensors: {w1: fc1.weight, w2: fc2.weight, alpha: bad_alpha}}
-)");
-  ASSERT_TRUE(bad_alpha.ok()) << bad_alpha.status();
-  auto bad_alpha_registry = ModelRegistry::Load(*bad_alpha);
-  ASSERT_FALSE(bad_alpha_registry.ok());
-  EXPECT_EQ(bad_alpha_registry.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("model 'bad-alpha'"));
-  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("alpha"));
-  EXPECT_THAT(Message(bad_alpha_registry.status()), HasSubstr("d_ff = 40"));
+  ExpectLoadError(
+      FileModel("bad-alpha", 16, "prelu", "model.safetensors", "w1: fc1.weight, w2: fc2.weight, alpha: bad_alpha"),
+      absl::StatusCode::kInvalidArgument, {"model 'bad-alpha'", "alpha", "d_ff = 40"});
 }
 
 // BF16 tensors (hand-written: WriteSafetensors only writes F32) load as the
