@@ -277,6 +277,10 @@ struct FfnBlock::Impl {
   // kColumnBlock rows (plain models read weights.w1), and the bf16 copies.
   std::vector<float> w_up;
   std::vector<uint16_t> w_up_bf16, w2_bf16;
+  // The first- and second-matmul weights packed 16 rows to a vector for the
+  // small-M kernels (small_m.h), where the CPU runs them.
+  std::vector<float> up_packed_f32, w2_packed_f32;
+  std::vector<uint16_t> up_packed_bf16, w2_packed_bf16;
 
   mutable absl::Mutex mu;
   mutable absl::flat_hash_map<MatmulSpec, std::shared_ptr<const Matmul>> matmuls
@@ -508,19 +512,21 @@ void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
   const size_t es = TypeSize(c.compute);
   void* activated = bf16 ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
                          : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
-  const char* w_up_bytes = static_cast<const char*>(up_weights(c.compute));
-  const char* w2_bytes = static_cast<const char*>(down_weights(c.compute));
   const float* bias1 = b1();
   const float* bias2 = b2();
   const int64_t nblocks = blocks();
-  auto dot = [&](const void* x, int64_t x_stride, const char* w, int64_t k, int64_t n, float* y,
-                 int64_t y_stride) {
+  // y = x · (rows [row0, row0 + n) of the packed matrix)ᵀ; row0 is a
+  // multiple of kPackRows (block starts and the thread split below are).
+  auto dot = [&](const void* x, int64_t x_stride, bool up, int64_t row0, int64_t k, int64_t n,
+                 float* y, int64_t y_stride) {
     if (bf16) {
-      SmallMDotBf16(static_cast<const uint16_t*>(x), x_stride, m, reinterpret_cast<const uint16_t*>(w),
-                    k, n, y, y_stride);
+      SmallMPackedBf16(static_cast<const uint16_t*>(x), x_stride, m,
+                       (up ? up_packed_bf16 : w2_packed_bf16).data(), k, row0 / kPackRows, n, y,
+                       y_stride);
     } else {
-      SmallMDotF32(static_cast<const float*>(x), x_stride, m, reinterpret_cast<const float*>(w), k, n,
-                   y, y_stride);
+      SmallMPackedF32(static_cast<const float*>(x), x_stride, m,
+                      (up ? up_packed_f32 : w2_packed_f32).data(), k, row0 / kPackRows, n, y,
+                      y_stride);
     }
   };
 #pragma omp parallel
@@ -533,8 +539,7 @@ void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
     const int64_t b0 = nblocks * t / threads, b1 = nblocks * (t + 1) / threads;
     for (int64_t j = b0; j < b1; ++j) {
       const int64_t nb = block_cols(j), rows = gated() ? 2 * nb : nb;
-      dot(c.x, d_model, w_up_bytes + static_cast<size_t>(block_row(j) * d_model) * es, d_model, rows,
-          tile, rows);
+      dot(c.x, d_model, /*up=*/true, block_row(j), d_model, rows, tile, rows);
       if (!c.skip_epilogue) {
         Epilogue(c.activation, c.compute, tile, rows, nb, block_col(j),
                  static_cast<char*>(activated) + static_cast<size_t>(block_col(j)) * es, d_ff, m, nb,
@@ -543,10 +548,11 @@ void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
     }
 #pragma omp barrier
     // Phase 2: this thread's rows of W2 (output columns), b2 added.
-    const int64_t r0 = d_model * t / threads, r1 = d_model * (t + 1) / threads;
+    const int64_t groups = (d_model + kPackRows - 1) / kPackRows;
+    const int64_t r0 = groups * t / threads * kPackRows;
+    const int64_t r1 = std::min(d_model, groups * (t + 1) / threads * kPackRows);
     if (r1 > r0) {
-      dot(activated, d_ff, w2_bytes + static_cast<size_t>(r0 * d_ff) * es, d_ff, r1 - r0, c.y + r0,
-          d_model);
+      dot(activated, d_ff, /*up=*/false, r0, d_ff, r1 - r0, c.y + r0, d_model);
       if (bias2 != nullptr) {
         for (int64_t r = 0; r < m; ++r) {
           for (int64_t j = r0; j < r1; ++j) c.y[r * d_model + j] += bias2[j];
@@ -614,6 +620,15 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
   const std::vector<float>& up = w.kind == FfnKind::kGated ? impl->w_up : w.w1;
   impl->w_up_bf16 = ToBf16(up.data(), up.size());
   impl->w2_bf16 = ToBf16(w.w2.data(), w.w2.size());
+  if (SmallMAvailable(DataType::kF32)) {
+    const int64_t up_rows = impl->up_cols();
+    impl->up_packed_f32 = PackRows(static_cast<const float*>(impl->up_weights(DataType::kF32)), up_rows, w.d_model);
+    impl->w2_packed_f32 = PackRows(w.w2.data(), w.d_model, w.d_ff);
+  }
+  if (SmallMAvailable(DataType::kBf16)) {
+    impl->up_packed_bf16 = PackRows(impl->w_up_bf16.data(), impl->up_cols(), w.d_model);
+    impl->w2_packed_bf16 = PackRows(impl->w2_bf16.data(), w.d_model, w.d_ff);
+  }
   impl->params = params;
   impl->params.prelu_alpha = w.prelu_alpha;
   std::unique_ptr<FfnBlock> block(new FfnBlock(std::move(impl)));

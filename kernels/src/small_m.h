@@ -1,18 +1,18 @@
-// Dot-product kernels for few tokens (decode-like M <= kSmallMaxTokens):
-// every weight is read once, straight from its nn.Linear row, and each load
-// feeds all M tokens, so the matmul runs at the speed the weights stream.
+// Matmul kernels for few tokens (decode-like M <= kSmallMaxTokens): every
+// weight is read once, from a copy packed 16 rows to a vector (PackRows), and
+// each load feeds the outputs of every token, so the matmul runs at the speed
+// the weights stream from memory.
 //
-//   y[r, j] = Σ_k x[r, k] · w[j, k]    for r < m, j < n
-//
-// x rows are `x_stride` elements apart, w rows `k` apart (dense), y rows
-// `y_stride` floats apart; fp32 accumulation in both forms (bf16 pairs are
-// multiplied and summed by VDPBF16PS, which treats bf16 denormals as zero).
-// Compiled for AVX-512 (+BF16) in its own translation unit; callers check
-// SmallMAvailable() first. Run on the calling thread.
+// x rows are `x_stride` elements apart, y rows `y_stride` floats apart;
+// fp32 accumulation in both forms (bf16 pairs are multiplied and summed by
+// VDPBF16PS, which treats bf16 denormals as zero). Compiled for AVX-512
+// (+BF16) in its own translation unit; callers check SmallMAvailable()
+// first. Run on the calling thread.
 #ifndef FFN_KERNELS_SRC_SMALL_M_H_
 #define FFN_KERNELS_SRC_SMALL_M_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "ffn/kernels/ffn_block.h"
 
@@ -24,10 +24,37 @@ inline constexpr int64_t kSmallMaxTokens = 32;
 // AVX-512 BF16) and FFN_ISA does not force a narrower ISA.
 bool SmallMAvailable(DataType compute);
 
-void SmallMDotF32(const float* x, int64_t x_stride, int64_t m, const float* w, int64_t k,
-                  int64_t n, float* y, int64_t y_stride);
-void SmallMDotBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* w, int64_t k,
-                   int64_t n, float* y, int64_t y_stride);
+// y[r, j] = Σ_k x[r, k] · w[16·group0 + j, k] for r < m, j < n, from w
+// packed by PackRows: one weight vector holds 16 rows (f32) or 16 rows × a k
+// pair (bf16), multiplied by a broadcast token value, so each load feeds 16
+// outputs and no horizontal sums are needed. Token groups of up to 8 share
+// each tile of up to 8·16 rows, which stays in L1/L2 between them.
+inline constexpr int64_t kPackRows = 16;
+void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
+                     int64_t group0, int64_t n, float* y, int64_t y_stride);
+void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
+                      int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride);
+
+// Packs an [n, k] row-major matrix for SmallMPacked*, zero-padded to whole
+// groups of 16 rows (and, for bf16, to whole k pairs). Plain C++: callable on
+// any CPU.
+template <typename T>
+std::vector<T> PackRows(const T* w, int64_t n, int64_t k) {
+  const bool pairs = sizeof(T) == 2;
+  const int64_t kk = pairs ? (k + 1) / 2 * 2 : k;  // padded k
+  const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  std::vector<T> out(static_cast<size_t>(groups * kPackRows * kk), T{0});
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t g = row / kPackRows, lane = row % kPackRows;
+    T* base = out.data() + g * kPackRows * kk;
+    for (int64_t i = 0; i < k; ++i) {
+      // f32: [k][16]; bf16: [k/2][16][2].
+      const int64_t at = pairs ? (i / 2) * 2 * kPackRows + lane * 2 + i % 2 : i * kPackRows + lane;
+      base[at] = w[row * k + i];
+    }
+  }
+  return out;
+}
 
 }  // namespace ffn
 

@@ -3,147 +3,164 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "small_m.h"
 
 namespace ffn {
 namespace {
 
-// One k step of 16 fp32 or 32 bf16 values. `Full` loads whole vectors; the
-// masked form reads only the first `left` values and zeroes the rest.
-struct F32 {
-  using T = float;
-  static constexpr int64_t kStep = 16;
-  static __m512 Load(const float* p) { return _mm512_loadu_ps(p); }
-  static __m512 LoadTail(const float* p, int64_t left) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), p);
-  }
-  static __m512 Madd(__m512 acc, __m512 x, __m512 w) { return _mm512_fmadd_ps(x, w, acc); }
-};
+// Weights packed 16 rows to a vector, so no horizontal sums are needed.
+// f32: group g holds rows 16g..16g+15 as [k][16]; bf16: as [ceil(k/2)][16][2]
+// (k pairs, the VDPBF16PS operand order). One vector of weights then feeds 16
+// outputs of a token at once, broadcasting that token's x value (or pair).
 
-struct Bf16 {
-  using T = uint16_t;
-  static constexpr int64_t kStep = 32;
-  static __m512 Load(const uint16_t* p) { return _mm512_castsi512_ps(_mm512_loadu_si512(p)); }
-  static __m512 LoadTail(const uint16_t* p, int64_t left) {
-    return _mm512_castsi512_ps(
-        _mm512_maskz_loadu_epi16(static_cast<__mmask32>((uint64_t{1} << left) - 1), p));
-  }
-  static __m512 Madd(__m512 acc, __m512 x, __m512 w) {
-    return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(x), reinterpret_cast<__m512bh&>(w));
-  }
-};
-
-// The NB weight rows are NB sequential streams, which the hardware
-// prefetchers follow: software prefetch 1 KiB ahead measured 5-10 % slower
-// on LLaMA's FFN at M=1.
-// MB tokens × NB weight rows, accumulated in MB·NB registers over all of k.
-template <typename Op, int MB, int NB>
-inline void DotTile(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
-                    float* y, int64_t y_stride) {
-  __m512 acc[MB][NB];
+// Tokens × NV groups of 16 rows, over all of k. `rows` (<= 16·NV) of the
+// outputs are stored.
+template <int MB, int NV>
+void PackedTileF32(const float* x, int64_t x_stride, const float* w, int64_t k, float* y,
+                   int64_t y_stride, int64_t rows) {
+  __m512 acc[MB][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MB; ++r) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
-  int64_t i = 0;
-  for (; i + Op::kStep <= k; i += Op::kStep) {
-    __m512 wv[NB];
+  const int64_t group = k * kPackRows;
+  for (int64_t i = 0; i < k; ++i) {
+    __m512 wv[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) wv[j] = Op::Load(w + j * k + i);
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + v * group + i * kPackRows);
 #pragma GCC unroll 8
     for (int r = 0; r < MB; ++r) {
-      const __m512 xv = Op::Load(x + r * x_stride + i);
+      const __m512 xv = _mm512_set1_ps(x[r * x_stride + i]);
 #pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) acc[r][j] = Op::Madd(acc[r][j], xv, wv[j]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
     }
   }
-  if (i < k) {
-    const int64_t left = k - i;
-    __m512 wv[NB];
 #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) wv[j] = Op::LoadTail(w + j * k + i, left);
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = rows - v * kPackRows;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
 #pragma GCC unroll 8
-    for (int r = 0; r < MB; ++r) {
-      const __m512 xv = Op::LoadTail(x + r * x_stride + i, left);
-#pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) acc[r][j] = Op::Madd(acc[r][j], xv, wv[j]);
-    }
+    for (int r = 0; r < MB; ++r) _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, acc[r][v]);
   }
+}
+
+template <int MB, int NV>
+void PackedTileBf16(const uint16_t* x, int64_t x_stride, const uint16_t* w, int64_t k, float* y,
+                    int64_t y_stride, int64_t rows) {
+  __m512 acc[MB][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MB; ++r) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) y[r * y_stride + j] = _mm512_reduce_add_ps(acc[r][j]);
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
-}
-
-// Weight rows per tile for MB tokens: as many as the 32 vector registers
-// hold with MB·NB accumulators, NB weight vectors and one token vector, and
-// at least 6 (streams in flight) up to 4 tokens.
-constexpr int RowsPerTile(int mb) {
-  constexpr int kRows[] = {0, 8, 8, 6, 6, 4, 4, 3, 3};
-  return kRows[mb];
-}
-
-// NB weight rows for all m tokens: token groups of up to 8 share each tile
-// of NB rows, which stays in L1 between groups, so weights stream once.
-// NB is as many rows as the registers hold next to MB accumulators each.
-template <typename Op, int MB>
-void DotGroup(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
-              float* y, int64_t y_stride, bool one_row) {
-  constexpr int NB = RowsPerTile(MB);
-  if (one_row) {
-    DotTile<Op, MB, 1>(x, x_stride, w, k, y, y_stride);
-  } else {
-    DotTile<Op, MB, NB>(x, x_stride, w, k, y, y_stride);
-  }
-}
-
-template <typename Op>
-void Dot(const typename Op::T* x, int64_t x_stride, int64_t m, const typename Op::T* w, int64_t k,
-         int64_t n, float* y, int64_t y_stride) {
-  // Row tiles as wide as the widest group allows (the last group may be
-  // narrower and then takes the same rows in a few tiles).
-  const int64_t first = m >= 8 ? 8 : m;
-  const int64_t nb = RowsPerTile(static_cast<int>(first));
-  for (int64_t j = 0; j < n; j += nb) {
-    const int64_t rows = std::min(nb, n - j);
-    for (int64_t r = 0; r < m; r += 8) {
-      const int64_t mb = std::min<int64_t>(8, m - r);
-      const int64_t group_nb = RowsPerTile(static_cast<int>(mb));
-      // Each call covers group_nb rows, or one row when fewer are left.
-      for (int64_t jj = j; jj < j + rows;) {
-        const bool one = j + rows - jj < group_nb;
-        const auto* xr = x + r * x_stride;
-        const auto* wr = w + jj * k;
-        float* yr = y + r * y_stride + jj;
-        switch (mb) {
-          case 1: DotGroup<Op, 1>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 2: DotGroup<Op, 2>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 3: DotGroup<Op, 3>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 4: DotGroup<Op, 4>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 5: DotGroup<Op, 5>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 6: DotGroup<Op, 6>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          case 7: DotGroup<Op, 7>(xr, x_stride, wr, k, yr, y_stride, one); break;
-          default: DotGroup<Op, 8>(xr, x_stride, wr, k, yr, y_stride, one); break;
-        }
-        jj += one ? 1 : group_nb;
+  const int64_t pairs = (k + 1) / 2, group = pairs * 2 * kPackRows;
+  for (int64_t p = 0; p < pairs; ++p) {
+    __m512 wv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = _mm512_castsi512_ps(_mm512_loadu_si512(w + v * group + p * 2 * kPackRows));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) {
+      const uint16_t* xp = x + r * x_stride + 2 * p;
+      uint32_t pair = xp[0];
+      if (2 * p + 1 < k) pair |= static_cast<uint32_t>(xp[1]) << 16;
+      const __m512 xv = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair)));
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = _mm512_dpbf16_ps(acc[r][v], reinterpret_cast<__m512bh&>(wv[v]),
+                                     reinterpret_cast<const __m512bh&>(xv));
       }
     }
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = rows - v * kPackRows;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, acc[r][v]);
+  }
+}
+
+// Groups of 16 rows per tile for MB tokens (MB·NV accumulators, NV weight
+// vectors and one broadcast within the 32 registers).
+constexpr int GroupsPerTile(int mb) {
+  constexpr int kGroups[] = {0, 8, 8, 6, 6, 4, 4, 3, 3};
+  return kGroups[mb];
+}
+
+template <typename T, int MB>
+void PackedGroup(const T* x, int64_t x_stride, const T* w, int64_t k, float* y, int64_t y_stride,
+                 int64_t rows, int groups) {
+  constexpr int NV = GroupsPerTile(MB);
+  auto tile = [&](auto nv) {
+    if constexpr (std::is_same_v<T, float>) {
+      PackedTileF32<MB, decltype(nv)::value>(x, x_stride, w, k, y, y_stride, rows);
+    } else {
+      PackedTileBf16<MB, decltype(nv)::value>(x, x_stride, w, k, y, y_stride, rows);
+    }
+  };
+  if (groups == NV) {
+    tile(std::integral_constant<int, NV>{});
+  } else {
+    tile(std::integral_constant<int, 1>{});  // the remainder, one group at a time
+  }
+}
+
+template <typename T>
+void PackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t k, int64_t group0,
+               int64_t n, float* y, int64_t y_stride) {
+  const int64_t group_size = std::is_same_v<T, float> ? k * kPackRows : (k + 1) / 2 * 2 * kPackRows;
+  const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  const int wide = GroupsPerTile(static_cast<int>(std::min<int64_t>(m, 8)));
+  for (int64_t g = 0; g < groups;) {
+    const int64_t tile_groups = groups - g >= wide ? wide : 1;
+    const T* w = packed + (group0 + g) * group_size;
+    const int64_t rows = std::min<int64_t>(n - g * kPackRows, tile_groups * kPackRows);
+    for (int64_t r = 0; r < m; r += 8) {
+      const int64_t mb = std::min<int64_t>(8, m - r);
+      const T* xr = x + r * x_stride;
+      float* yr = y + r * y_stride + g * kPackRows;
+      const int tg = static_cast<int>(tile_groups == wide ? GroupsPerTile(static_cast<int>(mb)) : 1);
+      // A narrower token group may take fewer groups per tile: split the tile.
+      for (int64_t sub = 0; sub < tile_groups;) {
+        const int take = static_cast<int>(std::min<int64_t>(tg, tile_groups - sub));
+        const int use = take == GroupsPerTile(static_cast<int>(mb)) ? take : 1;
+        const int64_t sub_rows = std::min<int64_t>(rows - sub * kPackRows, use * kPackRows);
+        const T* ws = w + sub * group_size;
+        float* ys = yr + sub * kPackRows;
+        switch (mb) {
+          case 1: PackedGroup<T, 1>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 2: PackedGroup<T, 2>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 3: PackedGroup<T, 3>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 4: PackedGroup<T, 4>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 5: PackedGroup<T, 5>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 6: PackedGroup<T, 6>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 7: PackedGroup<T, 7>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          default: PackedGroup<T, 8>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+        }
+        sub += use;
+      }
+    }
+    g += tile_groups;
   }
 }
 
 }  // namespace
 
-void SmallMDotF32(const float* x, int64_t x_stride, int64_t m, const float* w, int64_t k,
-                  int64_t n, float* y, int64_t y_stride) {
-  Dot<F32>(x, x_stride, m, w, k, n, y, y_stride);
+void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
+                     int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  PackedDot<float>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
-void SmallMDotBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* w, int64_t k,
-                   int64_t n, float* y, int64_t y_stride) {
-  Dot<Bf16>(x, x_stride, m, w, k, n, y, y_stride);
+void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
+                      int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  PackedDot<uint16_t>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
 }  // namespace ffn

@@ -132,6 +132,33 @@ TEST(StrategyTest, AutoAndFixedPostopsFallBackForPerChannelPrelu) {
   ASSERT_TRUE((*block)->Run(Activation::kGelu, x.data(), 40, y.data()).ok());
 }
 
+// Odd sizes for the packed small-M kernels: a k of odd length (bf16 pairs
+// padded), row groups of 16 cut short, and 9 or 33 tokens (a second token
+// group of 1; the blocks path above 32).
+TEST(StrategyTest, FusedOddShapes) {
+  for (FfnKind kind : {FfnKind::kPlain, FfnKind::kGated}) {
+    const FfnWeights weights = RandomFfnWeights(kind, 37, 91, 45);
+    auto block = FfnBlock::Create(weights);
+    ASSERT_TRUE(block.ok()) << block.status();
+    const Activation a = kind == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
+    ActivationParams params;
+    params.prelu_alpha = weights.prelu_alpha;
+    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+      for (int64_t m : {1, 2, 7, 9, 33}) {
+        std::vector<float> x(static_cast<size_t>(m * 37));
+        FillUniform(static_cast<uint64_t>(m), RandomStream::kInput, kRandomInputScale, x);
+        std::vector<float> y(x.size(), -1.0f);
+        FfnRun run{a, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+        run.strategy = Strategy::kFused;
+        ASSERT_TRUE((*block)->Run(run).ok());
+        const ReferenceComparison c = CompareToReference(y.data(), ReferenceFfn(weights, a, params, x.data(), m));
+        EXPECT_TRUE(c.within(compute == DataType::kF32 ? kFp32CheckTolerance : kBf16CheckTolerance))
+            << DataTypeName(compute) << " m=" << m << ": " << c.max_scaled_error;
+      }
+    }
+  }
+}
+
 TEST(StrategyNamesTest, RoundTrip) {
   for (Strategy s : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused, Strategy::kAuto}) {
     EXPECT_EQ(ParseStrategy(StrategyName(s)), s);
