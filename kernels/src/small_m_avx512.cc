@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <type_traits>
 
 #include "small_m.h"
 
@@ -15,66 +14,54 @@ namespace {
 // (k pairs, the VDPBF16PS operand order). One vector of weights then feeds 16
 // outputs of a token at once, broadcasting that token's x value (or pair).
 
-// Tokens × NV groups of 16 rows, over all of k. `rows` (<= 16·NV) of the
-// outputs are stored.
-template <int MB, int NV>
-void PackedTileF32(const float* x, int64_t x_stride, const float* w, int64_t k, float* y,
-                   int64_t y_stride, int64_t rows) {
-  __m512 acc[MB][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < MB; ++r) {
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  }
-  const int64_t group = k * kPackRows;
-  for (int64_t i = 0; i < k; ++i) {
-    __m512 wv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + v * group + i * kPackRows);
-#pragma GCC unroll 8
-    for (int r = 0; r < MB; ++r) {
-      const __m512 xv = _mm512_set1_ps(x[r * x_stride + i]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const int64_t left = rows - v * kPackRows;
-    if (left <= 0) break;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-#pragma GCC unroll 8
-    for (int r = 0; r < MB; ++r) _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, acc[r][v]);
-  }
-}
+// One k step of a packed group is one 64-byte vector: 16 rows × one f32
+// value, or 16 rows × a bf16 pair.
+struct PackedF32 {
+  using T = float;
+  static constexpr int64_t kStepElems = 16;
+  static int64_t Steps(int64_t k) { return k; }
+  static __m512 LoadW(const float* w) { return _mm512_loadu_ps(w); }
+  static __m512 Broadcast(const float* x, int64_t step, int64_t) { return _mm512_set1_ps(x[step]); }
+  static __m512 Madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(x, w, acc); }
+};
 
-template <int MB, int NV>
-void PackedTileBf16(const uint16_t* x, int64_t x_stride, const uint16_t* w, int64_t k, float* y,
-                    int64_t y_stride, int64_t rows) {
+struct PackedBf16 {
+  using T = uint16_t;
+  static constexpr int64_t kStepElems = 32;
+  static int64_t Steps(int64_t k) { return (k + 1) / 2; }
+  static __m512 LoadW(const uint16_t* w) { return _mm512_castsi512_ps(_mm512_loadu_si512(w)); }
+  // The token's pair (x[2s], x[2s+1]) in every lane; the pad of an odd k is 0.
+  static __m512 Broadcast(const uint16_t* x, int64_t step, int64_t k) {
+    uint32_t pair = x[2 * step];
+    if (2 * step + 1 < k) pair |= static_cast<uint32_t>(x[2 * step + 1]) << 16;
+    return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair)));
+  }
+  static __m512 Madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(x));
+  }
+};
+
+// MB tokens × NV groups of 16 rows, over all of k; the first `rows`
+// (<= 16·NV) outputs of each token are stored.
+template <typename Op, int MB, int NV>
+void PackedTile(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
+                float* y, int64_t y_stride, int64_t rows) {
   __m512 acc[MB][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MB; ++r) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
-  const int64_t pairs = (k + 1) / 2, group = pairs * 2 * kPackRows;
-  for (int64_t p = 0; p < pairs; ++p) {
+  const int64_t steps = Op::Steps(k), group = steps * Op::kStepElems;
+  for (int64_t step = 0; step < steps; ++step) {
     __m512 wv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      wv[v] = _mm512_castsi512_ps(_mm512_loadu_si512(w + v * group + p * 2 * kPackRows));
-    }
+    for (int v = 0; v < NV; ++v) wv[v] = Op::LoadW(w + v * group + step * Op::kStepElems);
 #pragma GCC unroll 8
     for (int r = 0; r < MB; ++r) {
-      const uint16_t* xp = x + r * x_stride + 2 * p;
-      uint32_t pair = xp[0];
-      if (2 * p + 1 < k) pair |= static_cast<uint32_t>(xp[1]) << 16;
-      const __m512 xv = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair)));
+      const __m512 xv = Op::Broadcast(x + r * x_stride, step, k);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        acc[r][v] = _mm512_dpbf16_ps(acc[r][v], reinterpret_cast<__m512bh&>(wv[v]),
-                                     reinterpret_cast<const __m512bh&>(xv));
-      }
+      for (int v = 0; v < NV; ++v) acc[r][v] = Op::Madd(acc[r][v], wv[v], xv);
     }
   }
 #pragma GCC unroll 8
@@ -94,29 +81,25 @@ constexpr int GroupsPerTile(int mb) {
   return kGroups[mb];
 }
 
-template <typename T, int MB>
-void PackedGroup(const T* x, int64_t x_stride, const T* w, int64_t k, float* y, int64_t y_stride,
-                 int64_t rows, int groups) {
+template <typename Op, int MB>
+void PackedGroup(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
+                 float* y, int64_t y_stride, int64_t rows, int groups) {
   constexpr int NV = GroupsPerTile(MB);
-  auto tile = [&](auto nv) {
-    if constexpr (std::is_same_v<T, float>) {
-      PackedTileF32<MB, decltype(nv)::value>(x, x_stride, w, k, y, y_stride, rows);
-    } else {
-      PackedTileBf16<MB, decltype(nv)::value>(x, x_stride, w, k, y, y_stride, rows);
-    }
-  };
   if (groups == NV) {
-    tile(std::integral_constant<int, NV>{});
+    PackedTile<Op, MB, NV>(x, x_stride, w, k, y, y_stride, rows);
   } else {
-    tile(std::integral_constant<int, 1>{});  // the remainder, one group at a time
+    PackedTile<Op, MB, 1>(x, x_stride, w, k, y, y_stride, rows);  // one group at a time
   }
 }
 
-template <typename T>
-void PackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t k, int64_t group0,
-               int64_t n, float* y, int64_t y_stride) {
-  const int64_t group_size = std::is_same_v<T, float> ? k * kPackRows : (k + 1) / 2 * 2 * kPackRows;
+template <typename Op>
+void PackedDot(const typename Op::T* x, int64_t x_stride, int64_t m, const typename Op::T* packed,
+               int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  using T = typename Op::T;
+  const int64_t group_size = Op::Steps(k) * Op::kStepElems;
   const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  // Tiles as wide as the first (largest) token group takes; each tile is
+  // read once from memory and again from cache for later token groups.
   const int wide = GroupsPerTile(static_cast<int>(std::min<int64_t>(m, 8)));
   for (int64_t g = 0; g < groups;) {
     const int64_t tile_groups = groups - g >= wide ? wide : 1;
@@ -126,25 +109,24 @@ void PackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t
       const int64_t mb = std::min<int64_t>(8, m - r);
       const T* xr = x + r * x_stride;
       float* yr = y + r * y_stride + g * kPackRows;
-      const int tg = static_cast<int>(tile_groups == wide ? GroupsPerTile(static_cast<int>(mb)) : 1);
-      // A narrower token group may take fewer groups per tile: split the tile.
-      for (int64_t sub = 0; sub < tile_groups;) {
-        const int take = static_cast<int>(std::min<int64_t>(tg, tile_groups - sub));
-        const int use = take == GroupsPerTile(static_cast<int>(mb)) ? take : 1;
+      // The last token group may be smaller, with another tile width: it
+      // then takes this tile one group at a time.
+      const int nv = GroupsPerTile(static_cast<int>(mb));
+      const int use = tile_groups == nv ? nv : 1;
+      for (int64_t sub = 0; sub < tile_groups; sub += use) {
         const int64_t sub_rows = std::min<int64_t>(rows - sub * kPackRows, use * kPackRows);
         const T* ws = w + sub * group_size;
         float* ys = yr + sub * kPackRows;
         switch (mb) {
-          case 1: PackedGroup<T, 1>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 2: PackedGroup<T, 2>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 3: PackedGroup<T, 3>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 4: PackedGroup<T, 4>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 5: PackedGroup<T, 5>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 6: PackedGroup<T, 6>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          case 7: PackedGroup<T, 7>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
-          default: PackedGroup<T, 8>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 1: PackedGroup<Op, 1>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 2: PackedGroup<Op, 2>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 3: PackedGroup<Op, 3>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 4: PackedGroup<Op, 4>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 5: PackedGroup<Op, 5>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 6: PackedGroup<Op, 6>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          case 7: PackedGroup<Op, 7>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
+          default: PackedGroup<Op, 8>(xr, x_stride, ws, k, ys, y_stride, sub_rows, use); break;
         }
-        sub += use;
       }
     }
     g += tile_groups;
@@ -155,12 +137,12 @@ void PackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t
 
 void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
                      int64_t group0, int64_t n, float* y, int64_t y_stride) {
-  PackedDot<float>(x, x_stride, m, packed, k, group0, n, y, y_stride);
+  PackedDot<PackedF32>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
 void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
                       int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
-  PackedDot<uint16_t>(x, x_stride, m, packed, k, group0, n, y, y_stride);
+  PackedDot<PackedBf16>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
 }  // namespace ffn
