@@ -145,6 +145,18 @@ void ExpectRowMatchesJson(const LoadRow& row, const nlohmann::json& json) {
     ASSERT_TRUE(json.contains(name)) << name;
     EXPECT_DOUBLE_EQ(json.at(name).get<double>(), value.get<double>()) << name;
   }
+  // Each name carries its own field (RowFigures could swap two and the loop
+  // above would not see it).
+  EXPECT_EQ(json.at("requests").get<uint64_t>(), row.requests);
+  EXPECT_EQ(json.at("errors").get<uint64_t>(), row.errors);
+  EXPECT_DOUBLE_EQ(json.at("requests_per_second").get<double>(), row.requests_per_second);
+  EXPECT_DOUBLE_EQ(json.at("tokens_per_second").get<double>(), row.tokens_per_second);
+  EXPECT_DOUBLE_EQ(json.at("p50_us").get<double>(), row.p50_us);
+  EXPECT_DOUBLE_EQ(json.at("p90_us").get<double>(), row.p90_us);
+  EXPECT_DOUBLE_EQ(json.at("p99_us").get<double>(), row.p99_us);
+  EXPECT_DOUBLE_EQ(json.at("max_us").get<double>(), row.max_us);
+  EXPECT_DOUBLE_EQ(json.at("mean_server_queue_us").get<double>(), row.mean_server_queue_us);
+  EXPECT_DOUBLE_EQ(json.at("mean_server_compute_us").get<double>(), row.mean_server_compute_us);
   EXPECT_EQ(json.at("errors_by_code").size(), row.errors_by_code.size());
   for (const auto& [code, count] : row.errors_by_code) {
     EXPECT_EQ(json.at("errors_by_code").at(code).get<uint64_t>(), count);
@@ -172,6 +184,7 @@ TEST(LoadJsonTest, RoundTripsEveryFigureOfTheRows) {
   ExpectRowMatchesJson(rows[2], json.at("total"));
   EXPECT_EQ(json.at("variants")[1].at("model").get<std::string>(), "glu-768");
   EXPECT_EQ(json.at("total").at("errors_by_code").at("DEADLINE_EXCEEDED").get<int>(), 1);
+  EXPECT_EQ(json.at("variants")[1].at("errors_by_code").at("UNAVAILABLE").get<int>(), 2);
 
   const std::vector<LoadRow> targets = TargetRows(result);
   ASSERT_EQ(json.at("targets").size(), 2u);
