@@ -47,6 +47,7 @@ namespace {
 using bench::BenchParams;
 using bench::GlibcApply;
 using bench::OnednnAlgorithm;
+using bench::OnednnEltwise;
 using bench::OnednnFor;
 
 constexpr size_t kChunk = size_t{1} << 20;
@@ -56,34 +57,6 @@ constexpr uint64_t kAllPatterns = uint64_t{1} << 32;
 
 // ---- the implementations compared ------------------------------------------
 
-// One eltwise forward_inference primitive over kChunk floats. Inside an
-// OpenMP parallel region oneDNN runs it on the calling thread alone.
-class OnednnEltwise {
- public:
-  OnednnEltwise(const dnnl::engine& engine, OnednnAlgorithm algo)
-      : engine_(engine), stream_(engine) {
-    const dnnl::memory::desc md({static_cast<dnnl::memory::dim>(kChunk)},
-                                dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
-    const dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, algo.algorithm, md,
-                                           algo.alpha, 0.0f);
-    primitive_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(desc, engine_));
-    src_ = dnnl::memory(md, engine_, DNNL_MEMORY_NONE);
-    dst_ = dnnl::memory(md, engine_, DNNL_MEMORY_NONE);
-  }
-  // in and out hold kChunk floats.
-  void Run(const float* in, float* out) {
-    src_.set_data_handle(const_cast<float*>(in));
-    dst_.set_data_handle(out);
-    primitive_.execute(stream_, {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}});
-    stream_.wait();
-  }
-
- private:
-  dnnl::engine engine_;
-  dnnl::stream stream_;
-  dnnl::eltwise_forward primitive_;
-  dnnl::memory src_, dst_;
-};
 
 enum class ImplKind { kOurs, kOnednn, kGlibc };
 struct Impl {
@@ -379,7 +352,7 @@ struct Worker {
       : impls(all_impls), activations(PlainActivations().begin(), PlainActivations().end()) {
     for (Activation a : activations) {
       auto algo = OnednnFor(a, params);
-      onednn.push_back(algo ? std::make_unique<OnednnEltwise>(engine, *algo) : nullptr);
+      onednn.push_back(algo ? std::make_unique<OnednnEltwise>(engine, *algo, kChunk) : nullptr);
     }
     stats.resize(activations.size() * impls.size());
   }

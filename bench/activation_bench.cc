@@ -41,6 +41,7 @@ namespace {
 using bench::BenchParams;
 using bench::GlibcApply;
 using bench::OnednnAlgorithm;
+using bench::OnednnEltwise;
 using bench::OnednnFor;
 
 constexpr size_t kLargeFloats = size_t{64} << 20;
@@ -92,31 +93,6 @@ const Buffers& GetBuffers() {
 
 // ---- the implementations ---------------------------------------------------
 
-// An eltwise forward_inference primitive over n floats with its own memory
-// objects, created once per benchmark; Run only swaps the data pointers.
-class OnednnEltwise {
- public:
-  OnednnEltwise(const dnnl::engine& engine, OnednnAlgorithm algo, size_t n) : stream_(engine) {
-    const dnnl::memory::desc md({static_cast<dnnl::memory::dim>(n)}, dnnl::memory::data_type::f32,
-                                dnnl::memory::format_tag::a);
-    const dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, algo.algorithm, md,
-                                           algo.alpha, 0.0f);
-    primitive_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(desc, engine));
-    src_ = dnnl::memory(md, engine, DNNL_MEMORY_NONE);
-    dst_ = dnnl::memory(md, engine, DNNL_MEMORY_NONE);
-  }
-  void Run(const float* in, float* out) {
-    src_.set_data_handle(const_cast<float*>(in));
-    dst_.set_data_handle(out);
-    primitive_.execute(stream_, {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}});
-    stream_.wait();
-  }
-
- private:
-  dnnl::stream stream_;
-  dnnl::eltwise_forward primitive_;
-  dnnl::memory src_, dst_;
-};
 
 const dnnl::engine& Engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
