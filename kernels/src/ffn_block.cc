@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <tuple>
 #include <vector>
 
@@ -278,9 +279,10 @@ struct FfnBlock::Impl {
   std::vector<float> w_up;
   std::vector<uint16_t> w_up_bf16, w2_bf16;
   // The first- and second-matmul weights packed 16 rows to a vector for the
-  // small-M kernels (small_m.h), where the CPU runs them.
-  std::vector<float> up_packed_f32, w2_packed_f32;
-  std::vector<uint16_t> up_packed_bf16, w2_packed_bf16;
+  // small-M kernels (small_m.h), made at their first call (SmallMWeights).
+  mutable std::vector<float> up_packed_f32, w2_packed_f32;
+  mutable std::vector<uint16_t> up_packed_bf16, w2_packed_bf16;
+  mutable std::once_flag packed_f32_once, packed_bf16_once;
 
   mutable absl::Mutex mu;
   mutable absl::flat_hash_map<MatmulSpec, std::shared_ptr<const Matmul>> matmuls
@@ -389,6 +391,22 @@ struct FfnBlock::Impl {
   void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
   void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
   void RunFusedSmall(const CoreCall& c, Scratch& scratch) const;
+  // The packed copies for `compute`, made on first use: only models that run
+  // the small-M kernels pay their memory.
+  void PackSmallM(DataType compute) const {
+    if (compute == DataType::kBf16) {
+      std::call_once(packed_bf16_once, [&] {
+        up_packed_bf16 = PackRows(w_up_bf16.data(), up_cols(), weights.d_model);
+        w2_packed_bf16 = PackRows(w2_bf16.data(), weights.d_model, weights.d_ff);
+      });
+    } else {
+      std::call_once(packed_f32_once, [&] {
+        up_packed_f32 = PackRows(static_cast<const float*>(up_weights(DataType::kF32)), up_cols(),
+                                      weights.d_model);
+        w2_packed_f32 = PackRows(weights.w2.data(), weights.d_model, weights.d_ff);
+      });
+    }
+  }
   void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const;
   // The second matmul over the dense activated block: y = act · W2ᵀ + b2.
   void RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) const;
@@ -512,6 +530,7 @@ void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
   const size_t es = TypeSize(c.compute);
   void* activated = bf16 ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
                          : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
+  PackSmallM(c.compute);
   const float* bias1 = b1();
   const float* bias2 = b2();
   const int64_t nblocks = blocks();
@@ -620,15 +639,6 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
   const std::vector<float>& up = w.kind == FfnKind::kGated ? impl->w_up : w.w1;
   impl->w_up_bf16 = ToBf16(up.data(), up.size());
   impl->w2_bf16 = ToBf16(w.w2.data(), w.w2.size());
-  if (SmallMAvailable(DataType::kF32)) {
-    const int64_t up_rows = impl->up_cols();
-    impl->up_packed_f32 = PackRows(static_cast<const float*>(impl->up_weights(DataType::kF32)), up_rows, w.d_model);
-    impl->w2_packed_f32 = PackRows(w.w2.data(), w.d_model, w.d_ff);
-  }
-  if (SmallMAvailable(DataType::kBf16)) {
-    impl->up_packed_bf16 = PackRows(impl->w_up_bf16.data(), impl->up_cols(), w.d_model);
-    impl->w2_packed_bf16 = PackRows(impl->w2_bf16.data(), w.d_model, w.d_ff);
-  }
   impl->params = params;
   impl->params.prelu_alpha = w.prelu_alpha;
   std::unique_ptr<FfnBlock> block(new FfnBlock(std::move(impl)));
