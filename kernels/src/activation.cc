@@ -1,7 +1,5 @@
 #include "ffn/kernels/activation.h"
 
-#include "ffn/kernels/epilogue.h"
-
 #include <array>
 #include <cmath>
 
@@ -121,18 +119,6 @@ float ActivationScalar(Activation activation, const ActivationParams& params, fl
     case Activation::kReglu: return ActivationScalar(GateFunction(activation), params, x, channel);
   }
   return x;
-}
-
-void ApplyActivationRows(Activation activation, const ActivationParams& params,
-                         float* __restrict data, size_t rows, size_t cols, size_t row_stride) {
-  ActiveKernels().bias_act(activation, params, data, row_stride, nullptr, data, row_stride, rows,
-                           cols);
-}
-
-void ApplyGatedRows(Activation activation, const ActivationParams& params, const float* gate,
-                    const float* __restrict up, float* out, size_t rows, size_t cols,
-                    size_t in_stride, size_t out_stride) {
-  ActiveKernels().gated(activation, params, gate, up, in_stride, out, out_stride, rows, cols);
 }
 
 }  // namespace ffn

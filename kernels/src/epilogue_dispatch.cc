@@ -1,7 +1,6 @@
 // Chooses the epilogue kernels once: the best ISA the CPU has, unless the
 // environment variable FFN_ISA names another.
 #include <cstdlib>
-#include <cstring>
 
 #include "epilogue_internal.h"
 
@@ -76,19 +75,16 @@ const EpilogueKernels& KernelsFor(Isa isa) {
 
 const EpilogueKernels& ActiveKernels() { return KernelsFor(ActiveIsa()); }
 
-uint16_t FloatToBf16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even
-  return static_cast<uint16_t>(bits >> 16);
+void ApplyActivationRows(Activation activation, const ActivationParams& params,
+                         float* __restrict data, size_t rows, size_t cols, size_t row_stride) {
+  ActiveKernels().bias_act(activation, params, data, row_stride, nullptr, data, row_stride, rows,
+                           cols);
 }
 
-float Bf16ToFloat(uint16_t value) {
-  const uint32_t bits = static_cast<uint32_t>(value) << 16;
-  float out;
-  std::memcpy(&out, &bits, sizeof(out));
-  return out;
+void ApplyGatedRows(Activation activation, const ActivationParams& params, const float* gate,
+                    const float* __restrict up, float* out, size_t rows, size_t cols,
+                    size_t in_stride, size_t out_stride) {
+  ActiveKernels().gated(activation, params, gate, up, in_stride, out, out_stride, rows, cols);
 }
 
 }  // namespace ffn

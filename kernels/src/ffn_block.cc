@@ -47,7 +47,6 @@ dnnl::engine& CpuEngine() {
 }
 
 dt OneDnnType(DataType type) { return type == DataType::kBf16 ? dt::bf16 : dt::f32; }
-size_t TypeSize(DataType type) { return type == DataType::kBf16 ? 2 : 4; }
 
 // The post-op chain of one matmul.
 enum class PostOp { kNone, kSum, kEltwise, kEltwiseThenMul };
@@ -463,7 +462,7 @@ void FfnBlock::Impl::RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::strea
   }
   const int64_t col_tiles = gated() ? blocks() : (d_ff + kActivationTileCols - 1) / kActivationTileCols;
   const int64_t tiles = c.skip_epilogue ? 0 : m * col_tiles;
-  const size_t out_size = TypeSize(c.compute);
+  const size_t out_size = ElementBytes(c.compute);
 #pragma omp parallel for schedule(static) if (tiles > 1)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t row = t / col_tiles, tile = t % col_tiles;
@@ -507,7 +506,7 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
   float* u = Scratch::Get(scratch.gate_up, m * kColumnBlock);
   const char* w = static_cast<const char*>(up_weights(c.compute));
   const char* w2 = static_cast<const char*>(down_weights(c.compute));
-  const size_t es = TypeSize(c.compute);
+  const size_t es = ElementBytes(c.compute);
   for (int64_t j = 0; j < blocks(); ++j) {
     const int64_t nb = block_cols(j), row = block_row(j);
     MatmulSpec up_spec{m, d_model, nb, d_model, d_model, nb, c.compute, DataType::kF32, false};
@@ -527,7 +526,7 @@ void FfnBlock::Impl::RunPostops(const CoreCall& c, Scratch& scratch, dnnl::strea
 void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
   const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model;
   const bool bf16 = c.compute == DataType::kBf16;
-  const size_t es = TypeSize(c.compute);
+  const size_t es = ElementBytes(c.compute);
   void* activated = bf16 ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * d_ff))
                          : static_cast<void*>(Scratch::Get(scratch.product, m * d_ff));
   PackSmallM(c.compute);
@@ -583,7 +582,7 @@ void FfnBlock::Impl::RunFusedSmall(const CoreCall& c, Scratch& scratch) const {
 
 void FfnBlock::Impl::RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) const {
   const int64_t m = c.m, d_ff = weights.d_ff, d_model = weights.d_model;
-  const size_t es = TypeSize(c.compute);
+  const size_t es = ElementBytes(c.compute);
   float* tile = Scratch::Get(scratch.hidden, m * (gated() ? 2 : 1) * kColumnBlock);
   void* act = c.compute == DataType::kBf16
                   ? static_cast<void*>(Scratch::Get(scratch.act_bf16, m * kColumnBlock))
@@ -857,8 +856,6 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
   }
   return absl::OkStatus();
 }
-
-const char* DataTypeName(DataType type) { return type == DataType::kBf16 ? "bf16" : "f32"; }
 
 std::string OneDnnDescription() {
   const dnnl_version_t* v = dnnl_version();

@@ -237,10 +237,9 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
   if (node["dtype"]) {
     auto dtype = Scalar<std::string>(node["dtype"], at + ".dtype");
     if (!dtype.ok()) return dtype.status();
-    if (*dtype != "f32" && *dtype != "bf16") {
-      return Invalid(at + ".dtype", "'" + *dtype + "' is not one of f32, bf16");
-    }
-    model.dtype = *dtype;
+    const std::optional<DataType> parsed = ParseDataType(*dtype);
+    if (!parsed) return Invalid(at + ".dtype", "'" + *dtype + "' is not one of f32, bf16");
+    model.dtype = *parsed;
   }
   if (node["max_tokens"]) {
     auto max_tokens = Scalar<int64_t>(node["max_tokens"], at + ".max_tokens");

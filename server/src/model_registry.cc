@@ -83,7 +83,7 @@ v1::ModelInfo DescribeModel(const Model& model) {
   for (Activation a : c.kind == FfnKind::kGated ? GatedActivations() : PlainActivations()) {
     info.add_activations(std::string(ActivationName(a)));
   }
-  info.set_dtype(c.dtype == "bf16" ? v1::BFLOAT16 : v1::FLOAT32);
+  info.set_dtype(c.dtype == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32);
   info.add_compute_dtypes(v1::FLOAT32);
   info.add_compute_dtypes(v1::BFLOAT16);
   if (c.random_weights) {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "ffn/kernels/epilogue.h"
+#include "ffn/kernels/dtype.h"
 
 namespace ffn {
 namespace {
@@ -18,30 +18,12 @@ int64_t Nanos(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
 }
 
-// Copies `n` values between dtypes (bf16 → f32 exactly, f32 → bf16 rounded
-// to nearest even).
-void CopyConverting(const void* from, DataType from_type, void* to, DataType to_type, size_t n) {
-  if (from_type == to_type) {
-    std::memcpy(to, from, n * ElementBytes(from_type));
-  } else if (from_type == DataType::kBf16) {
-    const auto* in = static_cast<const uint16_t*>(from);
-    auto* out = static_cast<float*>(to);
-    for (size_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(in[i]);
-  } else {
-    const auto* in = static_cast<const float*>(from);
-    auto* out = static_cast<uint16_t*>(to);
-    for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(in[i]);
-  }
-}
-
 }  // namespace
 
 VariantKey VariantFor(const Model& model, Activation activation, DataType compute) {
   return {model.config.name, ActivationName(activation),
           compute == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32};
 }
-
-size_t ElementBytes(DataType type) { return type == DataType::kBf16 ? 2 : 4; }
 
 Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stats_(stats) {
   for (int i = 0; i < std::max(1, options.executors); ++i) {

@@ -129,7 +129,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     InferTask task;
     task.model = m;
     task.activation = m->config.default_activation;
-    task.compute = m->config.dtype == "bf16" ? DataType::kBf16 : DataType::kF32;
+    task.compute = m->config.dtype;
     task.tokens = 1;
     task.input = x.data();
     task.output = y.data();

@@ -51,7 +51,7 @@ absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
   v.input_type = input.dtype() == v1::BFLOAT16 ? DataType::kBf16 : DataType::kF32;
   switch (request.compute_dtype()) {
     case v1::DTYPE_UNSPECIFIED:
-      v.compute = model.config.dtype == "bf16" ? DataType::kBf16 : DataType::kF32;
+      v.compute = model.config.dtype;
       break;
     case v1::FLOAT32: v.compute = DataType::kF32; break;
     case v1::BFLOAT16: v.compute = DataType::kBf16; break;
@@ -120,7 +120,7 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
                               : request.activation(),
                           request.compute_dtype() == v1::BFLOAT16 ||
                                   (request.compute_dtype() == v1::DTYPE_UNSPECIFIED &&
-                                   model->config.dtype == "bf16")
+                                   model->config.dtype == DataType::kBf16)
                               ? v1::BFLOAT16
                               : v1::FLOAT32},
                          code);

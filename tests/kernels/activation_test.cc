@@ -11,6 +11,7 @@
 // The sweep prints the largest error seen per activation (in ULP of the exact
 // value), so that the header's bound can be kept honest.
 #include "ffn/kernels/activation.h"
+#include "ffn/kernels/epilogue.h"
 
 #include <algorithm>
 #include <bit>

@@ -46,7 +46,7 @@ TEST(ConfigTest, DefaultConfigParses) {
   EXPECT_EQ(ffn.d_ff, 3072);
   EXPECT_EQ(ffn.default_activation, Activation::kGelu);
   EXPECT_EQ(ffn.kind, FfnKind::kPlain);
-  EXPECT_EQ(ffn.dtype, "f32");
+  EXPECT_EQ(ffn.dtype, DataType::kF32);
   EXPECT_TRUE(ffn.random_weights);
   EXPECT_EQ(ffn.seed, 1u);
   EXPECT_TRUE(ffn.tensors.empty());
@@ -233,7 +233,7 @@ TEST(ConfigTest, DtypeIsF32OrBf16) {
                 {"model 'm'.dtype", "'f16' is not one of f32, bf16"});
   auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, dtype: bf16, weights: {random: {}}}"), "");
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->models[0].dtype, "bf16");
+  EXPECT_EQ(config->models[0].dtype, DataType::kBf16);
 }
 
 TEST(ConfigTest, MaxTokensMustBePositive) {

@@ -1,13 +1,15 @@
-// Activation functions of the FFN block: names, parameters and fp32 kernels.
+// Activation functions of the FFN block: names, parameters and the scalar
+// fp32 form every vector kernel (epilogue.h) must match.
 //
-// Plain activations act on one tensor in place; gated ones combine the gate
-// and up projections: out = gate_act(gate) ⊙ up (the activated half is the
-// gate, LLaMA's gate_proj).
+// Plain activations act on one tensor; gated ones combine the gate and up
+// projections: out = gate_act(gate) ⊙ up (the activated half is the gate,
+// LLaMA's gate_proj).
 //
-//   ffn::ActivationParams params;          // PyTorch's inference defaults
-//   ffn::ApplyActivationRows(ffn::Activation::kGelu, params, data, rows, cols);
+//   ffn::ActivationParams params;  // PyTorch's inference defaults
+//   std::optional<ffn::Activation> gelu = ffn::ParseActivation("gelu");
+//   float y = ffn::ActivationScalar(*gelu, params, 0.5f);
 //
-// Accuracy of these kernels against an fp64 reference (tested in
+// Needs no oneDNN and no OpenMP (library ffn_math). Accuracy of these kernels against an fp64 reference (tested in
 // tests/kernels/activation_test.cc over a dense sweep plus special values):
 //   relu, leaky_relu, prelu, rrelu, reglu: exact (one rounding of a product).
 //   elu, sigmoid, tanh, gelu, gelu_tanh, silu, glu, swiglu, geglu: at most
@@ -74,19 +76,6 @@ struct ActivationParams {
 // prelu only). This is the scalar reference the vector kernels must match.
 float ActivationScalar(Activation activation, const ActivationParams& params, float x,
                        size_t channel = 0);
-
-// Applies a plain activation in place to a row-major [rows, cols] block whose
-// rows are `row_stride` floats apart (row_stride >= cols). Column j is
-// channel j for prelu. Runs on the calling thread.
-void ApplyActivationRows(Activation activation, const ActivationParams& params,
-                         float* __restrict data, size_t rows, size_t cols, size_t row_stride);
-
-// Gated: out[r, j] = gate_act(gate[r, j]) * up[r, j] for a [rows, cols] block.
-// `gate` and `up` rows are `in_stride` floats apart, `out` rows `out_stride`.
-// `activation` must be gated. out may alias gate (same strides) but not up.
-void ApplyGatedRows(Activation activation, const ActivationParams& params,
-                    const float* gate, const float* __restrict up, float* out, size_t rows,
-                    size_t cols, size_t in_stride, size_t out_stride);
 
 }  // namespace ffn
 

@@ -11,8 +11,9 @@
 // CPUID, or from the environment variable FFN_ISA=scalar|avx2|avx512 (for
 // tests and benchmarks; an ISA the CPU lacks falls back to the best it has).
 //
-//   const EpilogueKernels& k = KernelsFor(Isa::kAvx512);
-//   k.bias_act(Activation::kGelu, params, acc, ld, bias, out, ld, rows, cols);
+//   const ffn::EpilogueKernels& k = ffn::KernelsFor(ffn::Isa::kAvx512);
+//   k.bias_act(ffn::Activation::kGelu, params, acc, ld, bias, out, ld, rows, cols);
+//   ffn::ApplyActivationRows(ffn::Activation::kGelu, params, data, rows, cols, cols);
 //
 // Accuracy against the fp64 reference (ActivationReference), every ISA: see
 // docs/ACCURACY.md and the bounds in tests/kernels/epilogue_test.cc.
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "ffn/kernels/activation.h"
+#include "ffn/kernels/dtype.h"
 
 namespace ffn {
 
@@ -63,9 +65,20 @@ const EpilogueKernels& KernelsFor(Isa isa);
 // KernelsFor(ActiveIsa()).
 const EpilogueKernels& ActiveKernels();
 
-// fp32 → bf16, round to nearest even; NaN stays NaN (quiet).
-uint16_t FloatToBf16(float value);
-float Bf16ToFloat(uint16_t value);
+// The vectorized row forms of the activations, on ActiveKernels():
+//
+// Applies a plain activation in place to a row-major [rows, cols] block whose
+// rows are `row_stride` floats apart (row_stride >= cols). Column j is
+// channel j for prelu. Runs on the calling thread.
+void ApplyActivationRows(Activation activation, const ActivationParams& params,
+                         float* __restrict data, size_t rows, size_t cols, size_t row_stride);
+
+// Gated: out[r, j] = gate_act(gate[r, j]) * up[r, j] for a [rows, cols] block.
+// `gate` and `up` rows are `in_stride` floats apart, `out` rows `out_stride`.
+// `activation` must be gated. out may alias gate (same strides) but not up.
+void ApplyGatedRows(Activation activation, const ActivationParams& params,
+                    const float* gate, const float* __restrict up, float* out, size_t rows,
+                    size_t cols, size_t in_stride, size_t out_stride);
 
 }  // namespace ffn
 

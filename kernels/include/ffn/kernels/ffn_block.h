@@ -49,13 +49,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ffn/kernels/activation.h"
+#include "ffn/kernels/dtype.h"
 #include "ffn/kernels/ffn_weights.h"
 
 namespace ffn {
-
-// Element types of tensors and of the computation.
-enum class DataType { kF32, kBf16 };
-const char* DataTypeName(DataType type);  // "f32", "bf16"
 
 // How the activation between the two matmuls is run (see the top).
 enum class Strategy { kUnfused, kPostops, kFused, kAuto };

@@ -57,7 +57,7 @@ struct ModelConfig {
   int64_t d_ff = 0;
   Activation default_activation = Activation::kGelu;
   FfnKind kind = FfnKind::kPlain;  // from the default activation
-  std::string dtype = "f32";  // the default compute dtype: f32 or bf16
+  DataType dtype = DataType::kF32;  // the default compute dtype
   // Exactly one weight source: a seed, or a safetensors file.
   bool random_weights = true;
   uint64_t seed = 0;

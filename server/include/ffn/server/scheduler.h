@@ -63,7 +63,6 @@ struct InferTask {
 
 // The variant a task belongs to: (model, activation, compute dtype).
 VariantKey VariantFor(const Model& model, Activation activation, DataType compute);
-size_t ElementBytes(DataType type);
 
 struct SchedulerOptions {
   int executors = 1;
