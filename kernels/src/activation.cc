@@ -1,7 +1,8 @@
 #include "ffn/kernels/activation.h"
 
 #include <array>
-#include <cmath>
+
+#include "scalar_math.h"
 
 namespace ffn {
 namespace {
@@ -19,32 +20,6 @@ constexpr std::array kPlain = {
 };
 constexpr std::array kGated = {Activation::kGlu, Activation::kSwiglu, Activation::kGeglu,
                                Activation::kReglu};
-
-// The transcendental functions are evaluated in double and rounded once to
-// float, which keeps every one within 1 ULP of the exact value. The vectorized
-// fp32 kernels of a later stage are tested against these.
-inline float Sigmoid(float x) {
-  return static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(x))));
-}
-inline float Silu(float x) {
-  if (std::isinf(x)) return x > 0 ? x : -0.0f;  // x·σ(x) → -0 as x → -inf
-  const double xd = x;
-  return static_cast<float>(xd / (1.0 + std::exp(-xd)));
-}
-inline float Gelu(float x) {
-  if (std::isinf(x)) return x > 0 ? x : -0.0f;
-  const double xd = x;
-  // 0.5·x·erfc(-x/√2) avoids the cancellation of 1 + erf(x/√2) for x < 0.
-  return static_cast<float>(0.5 * xd * std::erfc(-xd * 0.70710678118654752440));
-}
-inline float GeluTanh(float x) {
-  if (std::isinf(x)) return x > 0 ? x : -0.0f;
-  const double xd = x;
-  const double inner = 0.79788456080286535588 * (xd + 0.044715 * xd * xd * xd);
-  // 0.5·x·(1 + tanh(u)) = x·σ(2u), without cancellation for x < 0.
-  return static_cast<float>(xd / (1.0 + std::exp(-2.0 * inner)));
-}
-inline float Relu(float x) { return x > 0.0f ? x : (std::isnan(x) ? x : 0.0f); }
 
 }  // namespace
 
@@ -97,22 +72,18 @@ std::span<const Activation> GatedActivations() { return kGated; }
 float ActivationScalar(Activation activation, const ActivationParams& params, float x,
                        size_t channel) {
   switch (activation) {
-    case Activation::kRelu: return Relu(x);
-    case Activation::kLeakyRelu: return x > 0.0f ? x : params.leaky_relu_slope * x;
-    case Activation::kPrelu: {
-      const float alpha =
-          params.prelu_alpha.size() == 1 ? params.prelu_alpha[0] : params.prelu_alpha[channel];
-      return x > 0.0f ? x : alpha * x;
-    }
-    case Activation::kRrelu: return x > 0.0f ? x : params.rrelu_slope() * x;
-    case Activation::kElu:
-      return x > 0.0f ? x
-                      : static_cast<float>(params.elu_alpha * std::expm1(static_cast<double>(x)));
-    case Activation::kSigmoid: return Sigmoid(x);
-    case Activation::kTanh: return static_cast<float>(std::tanh(static_cast<double>(x)));
-    case Activation::kGelu: return Gelu(x);
-    case Activation::kGeluTanh: return GeluTanh(x);
-    case Activation::kSilu: return Silu(x);
+    case Activation::kRelu: return scalar::Relu(x);
+    case Activation::kLeakyRelu: return scalar::LeakyRelu(x, params.leaky_relu_slope);
+    case Activation::kPrelu:
+      return scalar::LeakyRelu(
+          x, params.prelu_alpha.size() == 1 ? params.prelu_alpha[0] : params.prelu_alpha[channel]);
+    case Activation::kRrelu: return scalar::LeakyRelu(x, params.rrelu_slope());
+    case Activation::kElu: return scalar::Elu(x, params.elu_alpha);
+    case Activation::kSigmoid: return scalar::Sigmoid(x);
+    case Activation::kTanh: return scalar::Tanh(x);
+    case Activation::kGelu: return scalar::Gelu(x);
+    case Activation::kGeluTanh: return scalar::GeluTanh(x);
+    case Activation::kSilu: return scalar::Silu(x);
     case Activation::kGlu:
     case Activation::kSwiglu:
     case Activation::kGeglu:

@@ -1,6 +1,6 @@
 // The avx2 epilogue kernels: the generic loops and math instantiated over
 // simd/avx2.h lanes. Compiled with this ISA's -m flags only.
-#include "epilogue_internal.h"
+#include "dispatch.h"
 #include "simd/avx2.h"
 #include "simd/poly_constants.h"
 

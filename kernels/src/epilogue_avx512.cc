@@ -1,6 +1,6 @@
 // The avx512 epilogue kernels: the generic loops and math instantiated over
 // simd/avx512.h lanes. Compiled with this ISA's -m flags only.
-#include "epilogue_internal.h"
+#include "dispatch.h"
 #include "simd/avx512.h"
 #include "simd/poly_constants.h"
 

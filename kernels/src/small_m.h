@@ -6,23 +6,20 @@
 // x rows are `x_stride` elements apart, y rows `y_stride` floats apart;
 // fp32 accumulation in both forms (bf16 pairs are multiplied and summed by
 // VDPBF16PS, which treats bf16 denormals as zero). Compiled for AVX-512
-// (+BF16) in its own translation unit; callers check SmallMAvailable()
-// first. Run on the calling thread.
+// (+BF16) in its own translation unit; callers reach them through
+// ActiveKernelTable() (dispatch.h), which holds them only where the CPU runs
+// them. Run on the calling thread.
 #ifndef FFN_KERNELS_SRC_SMALL_M_H_
 #define FFN_KERNELS_SRC_SMALL_M_H_
 
 #include <cstdint>
 #include <vector>
 
-#include "ffn/kernels/ffn_block.h"
+#include "ffn/kernels/dtype.h"
 
 namespace ffn {
 
 inline constexpr int64_t kSmallMaxTokens = 32;
-
-// True when the CPU runs the kernel for `compute` (f32: AVX-512F; bf16:
-// AVX-512 BF16) and FFN_ISA does not force a narrower ISA.
-bool SmallMAvailable(DataType compute);
 
 // y[r, j] = Σ_k x[r, k] · w[16·group0 + j, k] for r < m, j < n, from w
 // packed by PackRows: one weight vector holds 16 rows (f32) or 16 rows × a k

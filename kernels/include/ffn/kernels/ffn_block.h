@@ -30,12 +30,18 @@
 // both halves side by side. Weights otherwise stay in their nn.Linear layout,
 // which oneDNN reads as the transposed operand; a bf16 copy is made at
 // creation. oneDNN primitives are built once per shape and cached.
+// The pieces, in kernels/src: prepared_weights (the weights in the forms the
+// strategies read), onednn_matmul (primitives and packed weights),
+// strategies (the bodies above), plan (auto's choice and its tuning).
 //
-//   ASSIGN_OR_RETURN(auto block, FfnBlock::Create(RandomFfnWeights(...)));
-//   RETURN_IF_ERROR(block->Run(Activation::kGelu, x, m, y));
+//   ASSIGN_OR_RETURN(std::unique_ptr<ffn::FfnBlock> block,
+//                    ffn::FfnBlock::Create(ffn::RandomFfnWeights(ffn::FfnKind::kPlain, 768, 3072, 1)));
+//   std::vector<float> x(4 * 768, 0.5f), y(x.size());
+//   RETURN_IF_ERROR(block->Run(ffn::Activation::kGelu, x.data(), /*m=*/4, y.data()));
 //
-// Run() may be called from several threads at once. Each call uses the
-// calling thread's OpenMP thread count (omp_set_num_threads).
+// Run() and the other const methods may be called from several threads at
+// once; Tune() and SetStrategy() change the plan and belong before serving.
+// Each Run uses the calling thread's OpenMP thread count (omp_set_num_threads).
 #ifndef FFN_KERNELS_FFN_BLOCK_H_
 #define FFN_KERNELS_FFN_BLOCK_H_
 
@@ -134,15 +140,16 @@ class FfnBlock {
   absl::Status Prepare(int64_t max_m) const;
   // Times unfused, postops and fused for both compute dtypes at token
   // counts 1, 2, 4, ..., 512 (those <= max_m, and max_m), with the model's
-  // representative activation (gelu, or swiglu for gated models), and makes
+  // representative activation (gelu, or swiglu for gated models; also the
+  // one Prepare and PlannedStrategy use), and makes
   // the fastest the auto plan for the M range around each count (postops,
   // whose activations are less accurate, only if more than 3 % faster than
   // the better of unfused and fused), keeping
   // only the packed weight copies the plan uses. Takes about 13 engine calls
   // per count and dtype; call before serving.
-  absl::StatusOr<TuneResult> Tune(int64_t max_m) const;
+  absl::StatusOr<TuneResult> Tune(int64_t max_m);
   // Makes kAuto run `strategy` at every M (kAuto: back to the untuned rule).
-  void SetStrategy(Strategy strategy) const;
+  void SetStrategy(Strategy strategy);
   // Bytes of weight copies packed for oneDNN (beyond the f32 and bf16 rows).
   size_t PackedWeightBytes() const;
   // The strategy kAuto runs for m tokens in `compute`.

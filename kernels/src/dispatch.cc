@@ -1,8 +1,10 @@
-// Chooses the epilogue kernels once: the best ISA the CPU has, unless the
-// environment variable FFN_ISA names another.
+// Chooses the kernels once: the best ISA the CPU has, unless the environment
+// variable FFN_ISA names another. The only place that reads CPUID.
+#include "dispatch.h"
+
 #include <cstdlib>
 
-#include "epilogue_internal.h"
+#include "small_m.h"
 
 namespace ffn {
 namespace {
@@ -73,7 +75,20 @@ const EpilogueKernels& KernelsFor(Isa isa) {
   return ScalarEpilogueKernels();
 }
 
-const EpilogueKernels& ActiveKernels() { return KernelsFor(ActiveIsa()); }
+const KernelTable& ActiveKernelTable() {
+  static const KernelTable table = [] {
+    const Isa isa = ActiveIsa();
+    KernelTable t{&KernelsFor(isa), nullptr, nullptr};
+    if (isa == Isa::kAvx512) {
+      t.small_m_f32 = SmallMPackedF32;
+      if (__builtin_cpu_supports("avx512bf16")) t.small_m_bf16 = SmallMPackedBf16;
+    }
+    return t;
+  }();
+  return table;
+}
+
+const EpilogueKernels& ActiveKernels() { return *ActiveKernelTable().epilogue; }
 
 void ApplyActivationRows(Activation activation, const ActivationParams& params,
                          float* __restrict data, size_t rows, size_t cols, size_t row_stride) {

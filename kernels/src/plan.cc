@@ -1,0 +1,160 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ffn/common/status_macros.h"
+#include "onednn_matmul.h"
+
+namespace ffn {
+namespace {
+
+// Before tuning, auto runs fused for single tokens (the dot-product kernels
+// match or beat oneDNN there on every shape measured, by 1.3-1.5x where the
+// weights stream from memory) and unfused above.
+constexpr int64_t kUntunedFusedTokens = 1;
+// Tune() prefers postops (oneDNN's activation approximations) only when it
+// is faster than the better of unfused and fused by more than this share.
+constexpr double kPostopsMargin = 0.03;
+// Tune() times each strategy over about this many ms (3 to 11 runs).
+constexpr double kTuneSampleMs = 10;
+// Token counts Tune() measures.
+constexpr int64_t kTuneProbes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+double MillisSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The median of an odd number of timed runs; the untimed warm-up builds
+// primitives, packs weights and sizes the sample (more runs for short calls).
+absl::StatusOr<double> MedianMs(const std::function<absl::Status(const FfnRun&)>& run,
+                                const FfnRun& call) {
+  const auto warm = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(run(call));
+  const double warm_ms = MillisSince(warm);
+  const int reps =
+      std::clamp(static_cast<int>(kTuneSampleMs / std::max(warm_ms, 1e-3)), 1, 5) * 2 + 1;
+  std::vector<double> ms;
+  for (int rep = 0; rep < reps; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(run(call));
+    ms.push_back(MillisSince(start));
+  }
+  std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+  return ms[static_cast<size_t>(reps / 2)];
+}
+
+}  // namespace
+
+const char* StrategyName(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::kUnfused: return "unfused";
+    case Strategy::kPostops: return "postops";
+    case Strategy::kFused: return "fused";
+    case Strategy::kAuto: return "auto";
+  }
+  return "unknown";
+}
+
+std::optional<Strategy> ParseStrategy(std::string_view name) {
+  for (Strategy s : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused, Strategy::kAuto}) {
+    if (name == StrategyName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::vector<Strategy> ConcreteStrategies() {
+  return {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused};
+}
+
+std::string TuneResult::ToString() const {
+  std::string out;
+  for (const Probe& p : probes) {
+    absl::StrAppend(&out, out.empty() ? "" : "; ", DataTypeName(p.compute), " m=", p.m, " ",
+                    StrategyName(p.chosen), " (");
+    for (int i = 0; i < 3; ++i) {
+      absl::StrAppend(&out, i ? ", " : "", StrategyName(ConcreteStrategies()[i]), " ",
+                      p.ms[i] < 0 ? std::string("n/a") : absl::StrFormat("%.3g", p.ms[i]));
+    }
+    absl::StrAppend(&out, " ms)");
+  }
+  return out;
+}
+
+Activation RepresentativeActivation(FfnKind kind) {
+  return kind == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
+}
+
+Strategy StrategyPlan::Resolve(Strategy requested, int64_t m, DataType compute,
+                               Activation activation, const ActivationParams& params) const {
+  if (requested != Strategy::kAuto) return requested;
+  absl::MutexLock lock(&mu_);
+  const std::vector<PlanEntry>& p = entries_[compute == DataType::kBf16];
+  if (p.empty()) return m <= kUntunedFusedTokens ? Strategy::kFused : Strategy::kUnfused;
+  const double lm = std::log(static_cast<double>(m));
+  const PlanEntry* best = &p.front();
+  for (const PlanEntry& entry : p) {
+    if (std::abs(std::log(static_cast<double>(entry.m)) - lm) <
+        std::abs(std::log(static_cast<double>(best->m)) - lm)) {
+      best = &entry;
+    }
+  }
+  if (best->chosen == Strategy::kPostops && !PostopsSupports(activation, params)) return best->ours;
+  return best->chosen;
+}
+
+void StrategyPlan::Set(std::vector<PlanEntry> f32, std::vector<PlanEntry> bf16) {
+  absl::MutexLock lock(&mu_);
+  entries_[0] = std::move(f32);
+  entries_[1] = std::move(bf16);
+}
+
+void StrategyPlan::Force(Strategy strategy) {
+  absl::MutexLock lock(&mu_);
+  for (std::vector<PlanEntry>& entries : entries_) {
+    entries.clear();
+    if (strategy != Strategy::kAuto) {
+      entries.push_back({1, strategy, strategy == Strategy::kPostops ? Strategy::kUnfused : strategy});
+    }
+  }
+}
+
+absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
+                                           const std::function<absl::Status(const FfnRun&)>& run) {
+  std::vector<int64_t> probes;
+  for (int64_t p : kTuneProbes) {
+    if (p < max_m) probes.push_back(p);
+  }
+  const int64_t last = std::min<int64_t>(max_m, kTuneProbes[std::size(kTuneProbes) - 1]);
+  if (probes.empty() || probes.back() != last) probes.push_back(last);
+  std::vector<float> x(static_cast<size_t>(probes.back() * d_model)), y(x.size());
+  FillUniform(11, RandomStream::kInput, kRandomInputScale, x);
+  Measured out;
+  const std::vector<Strategy> strategies = ConcreteStrategies();
+  for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+    for (int64_t m : probes) {
+      TuneResult::Probe probe{compute, m, {-1, -1, -1}, Strategy::kUnfused};
+      for (size_t i = 0; i < strategies.size(); ++i) {
+        FfnRun call{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
+        call.strategy = strategies[i];
+        ASSIGN_OR_RETURN(probe.ms[i], MedianMs(run, call));
+      }
+      // Our kernels unless oneDNN's post-ops are clearly faster: within the
+      // noise of a few runs, the more accurate activation wins.
+      const Strategy ours = probe.ms[2] <= probe.ms[0] ? Strategy::kFused : Strategy::kUnfused;
+      probe.chosen = ours;
+      if (probe.ms[1] < std::min(probe.ms[0], probe.ms[2]) * (1.0 - kPostopsMargin)) {
+        probe.chosen = Strategy::kPostops;
+      }
+      (compute == DataType::kBf16 ? out.bf16 : out.f32).push_back({m, probe.chosen, ours});
+      out.result.probes.push_back(probe);
+    }
+  }
+  return out;
+}
+
+}  // namespace ffn

@@ -1,0 +1,241 @@
+#include "strategies.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "small_m.h"
+
+namespace ffn {
+namespace {
+
+// Column tile of the unfused activation pass: small enough to split one
+// token's d_ff over threads, large enough to amortise the loop overhead.
+constexpr int64_t kActivationTileCols = 512;
+
+// The epilogue of a [rows, cols] block at column `col0` of d_ff: plain
+// act(in + b1) or gated act(gate)·up (up at `up_offset` after gate), into
+// f32 or bf16 `out`.
+void Epilogue(const CoreCall& c, const float* in, int64_t in_stride, int64_t up_offset,
+              int64_t col0, void* out, int64_t out_stride, int64_t rows, int64_t cols,
+              const float* bias) {
+  const EpilogueKernels& k = *c.kernels.epilogue;
+  ActivationParams p = c.weights.params();
+  if (p.prelu_alpha.size() > 1) p.prelu_alpha = p.prelu_alpha.subspan(static_cast<size_t>(col0));
+  const size_t is = static_cast<size_t>(in_stride), os = static_cast<size_t>(out_stride);
+  const size_t r = static_cast<size_t>(rows), n = static_cast<size_t>(cols);
+  const float* b = bias != nullptr ? bias + col0 : nullptr;
+  const bool gated = c.weights.gated();
+  if (c.compute == DataType::kBf16) {
+    auto* o = static_cast<uint16_t*>(out);
+    if (gated) {
+      k.gated_bf16(c.activation, p, in, in + up_offset, is, o, os, r, n);
+    } else {
+      k.bias_act_bf16(c.activation, p, in, is, b, o, os, r, n);
+    }
+  } else {
+    auto* o = static_cast<float*>(out);
+    if (gated) {
+      k.gated(c.activation, p, in, in + up_offset, is, o, os, r, n);
+    } else {
+      k.bias_act(c.activation, p, in, is, b, o, os, r, n);
+    }
+  }
+}
+
+// A dense [m, cols] activated buffer in the compute type.
+void* Activated(const CoreCall& c, Scratch& scratch, int64_t cols) {
+  if (c.compute == DataType::kBf16) return Scratch::Get(scratch.act_bf16, c.m * cols);
+  return Scratch::Get(scratch.product, c.m * cols);
+}
+
+// The second matmul over the dense activated block: y = act · W2ᵀ + b2.
+void RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) {
+  const PreparedWeights& w = c.weights;
+  const int64_t d_ff = w.d_ff(), d_model = w.d_model();
+  MatmulSpec spec{c.m, d_ff, d_model, d_ff, d_ff, d_model, c.compute, DataType::kF32,
+                  w.b2() != nullptr};
+  c.matmuls.Execute(spec, stream, activated, w.down(c.compute), c.y, w.b2(), nullptr);
+}
+
+// Fused, for m <= kSmallMaxTokens with the small-M kernels: each thread owns
+// a share of d_ff's column blocks, then a share of d_model's output columns.
+void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
+  const PreparedWeights& w = c.weights;
+  const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
+  const bool bf16 = c.compute == DataType::kBf16;
+  const size_t es = ElementBytes(c.compute);
+  void* activated = Activated(c, scratch, d_ff);
+  const PreparedWeights::SmallMPacks packs = w.SmallM(c.compute);
+  const float* bias1 = w.b1();
+  const float* bias2 = w.b2();
+  const int64_t nblocks = w.blocks();
+  // y = x · (rows [row0, row0 + n) of the packed matrix)ᵀ; row0 is a
+  // multiple of kPackRows (block starts and the thread split below are).
+  auto dot = [&](const void* x, int64_t x_stride, const void* packed, int64_t row0, int64_t k,
+                 int64_t n, float* y, int64_t y_stride) {
+    if (bf16) {
+      c.kernels.small_m_bf16(static_cast<const uint16_t*>(x), x_stride, m,
+                             static_cast<const uint16_t*>(packed), k, row0 / kPackRows, n, y,
+                             y_stride);
+    } else {
+      c.kernels.small_m_f32(static_cast<const float*>(x), x_stride, m,
+                            static_cast<const float*>(packed), k, row0 / kPackRows, n, y,
+                            y_stride);
+    }
+  };
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+    // Phase 1: this thread's column blocks of d_ff: the first matmul's rows
+    // (gate and up side by side for gated models) into a cache-resident
+    // tile, the epilogue straight into the activated block.
+    alignas(64) float tile[kSmallMaxTokens * 2 * kColumnBlock];
+    const int64_t b0 = nblocks * t / threads, b1 = nblocks * (t + 1) / threads;
+    for (int64_t j = b0; j < b1; ++j) {
+      const int64_t nb = w.block_cols(j), rows = w.gated() ? 2 * nb : nb;
+      dot(c.x, d_model, packs.up, w.block_row(j), d_model, rows, tile, rows);
+      if (!c.skip_epilogue) {
+        Epilogue(c, tile, rows, nb, w.block_col(j),
+                 static_cast<char*>(activated) + static_cast<size_t>(w.block_col(j)) * es, d_ff, m,
+                 nb, bias1);
+      }
+    }
+#pragma omp barrier
+    // Phase 2: this thread's rows of W2 (output columns), b2 added.
+    const int64_t groups = (d_model + kPackRows - 1) / kPackRows;
+    const int64_t r0 = groups * t / threads * kPackRows;
+    const int64_t r1 = std::min(d_model, groups * (t + 1) / threads * kPackRows);
+    if (r1 > r0) {
+      dot(activated, d_ff, packs.down, r0, d_ff, r1 - r0, c.y + r0, d_model);
+      if (bias2 != nullptr) {
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t j = r0; j < r1; ++j) c.y[r * d_model + j] += bias2[j];
+        }
+      }
+    }
+  }
+}
+
+// Fused, other m: d_ff in column blocks of kColumnBlock; each block's
+// first-matmul output gets the epilogue while in L2 and is multiplied into
+// y at once.
+void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  const PreparedWeights& w = c.weights;
+  const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
+  const size_t es = ElementBytes(c.compute);
+  float* tile = Scratch::Get(scratch.hidden, m * (w.gated() ? 2 : 1) * kColumnBlock);
+  void* act = Activated(c, scratch, kColumnBlock);
+  const char* w_up = static_cast<const char*>(w.up(c.compute));
+  const char* w2 = static_cast<const char*>(w.down(c.compute));
+  for (int64_t j = 0; j < w.blocks(); ++j) {
+    const int64_t nb = w.block_cols(j), rows = w.gated() ? 2 * nb : nb;
+    // First matmul for this block's columns (+ b1 in the epilogue).
+    MatmulSpec up{m, d_model, rows, d_model, d_model, rows, c.compute, DataType::kF32, false};
+    c.matmuls.Execute(up, stream, c.x, w_up + static_cast<size_t>(w.block_row(j) * d_model) * es,
+                      tile, nullptr, nullptr);
+    stream.wait();
+    if (!c.skip_epilogue) {
+#pragma omp parallel for schedule(static) if (m > 1)
+      for (int64_t r = 0; r < m; ++r) {
+        Epilogue(c, tile + r * rows, rows, nb, w.block_col(j),
+                 static_cast<char*>(act) + static_cast<size_t>(r * nb) * es, nb, 1, nb, w.b1());
+      }
+    }
+    // y (+)= act_j · W2[:, block]ᵀ; the first block also adds b2.
+    MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32,
+                    j == 0 && w.b2() != nullptr, j == 0 ? PostOp::kNone : PostOp::kSum};
+    c.matmuls.Execute(down, stream, act, w2 + static_cast<size_t>(w.block_col(j)) * es, c.y,
+                      w.b2(), nullptr);
+  }
+}
+
+}  // namespace
+
+void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  const PreparedWeights& w = c.weights;
+  const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model(), cols = w.up_cols();
+  float* hidden = Scratch::Get(scratch.hidden, m * cols);
+  MatmulSpec up{m, d_model, cols, d_model, d_model, cols, c.compute, DataType::kF32,
+                w.b1() != nullptr};
+  c.matmuls.Execute(up, stream, c.x, w.up(c.compute), hidden, w.b1(), nullptr);
+  stream.wait();
+  // A separate pass of the activation kernels over the whole intermediate.
+  // f32 plain: in place; otherwise into a dense [m, d_ff] block.
+  void* activated = hidden;
+  if (c.compute == DataType::kBf16 || w.gated()) activated = Activated(c, scratch, d_ff);
+  const int64_t col_tiles =
+      w.gated() ? w.blocks() : (d_ff + kActivationTileCols - 1) / kActivationTileCols;
+  const int64_t tiles = c.skip_epilogue ? 0 : m * col_tiles;
+  const size_t out_size = ElementBytes(c.compute);
+#pragma omp parallel for schedule(static) if (tiles > 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t row = t / col_tiles, tile = t % col_tiles;
+    int64_t col0, ncols, in_col, up_offset = 0;
+    if (w.gated()) {
+      col0 = w.block_col(tile);
+      ncols = w.block_cols(tile);
+      in_col = w.block_row(tile);
+      up_offset = ncols;
+    } else {
+      col0 = tile * kActivationTileCols;
+      ncols = std::min(kActivationTileCols, d_ff - col0);
+      in_col = col0;
+    }
+    char* out = static_cast<char*>(activated) + static_cast<size_t>(row * d_ff + col0) * out_size;
+    Epilogue(c, hidden + row * cols + in_col, cols, up_offset, col0, out, d_ff, 1, ncols, nullptr);
+  }
+  RunDown(c, activated, stream);
+}
+
+void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  const PreparedWeights& w = c.weights;
+  const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
+  void* activated = Activated(c, scratch, d_ff);
+  const EltwiseOp op = OneDnnEltwise(c.activation, w.params());
+  if (!w.gated()) {
+    MatmulSpec up{m,         d_model,         d_ff,         d_model,      d_model,
+                  d_ff,      c.compute,       c.compute,    w.b1() != nullptr,
+                  PostOp::kEltwise, op.algorithm, op.alpha, op.beta};
+    c.matmuls.Execute(up, stream, c.x, w.up(c.compute), activated, w.b1(), nullptr);
+    RunDown(c, activated, stream);
+    return;
+  }
+  // Gated, per column block: u = x·Wu_jᵀ, then act(x·Wg_jᵀ)·u as eltwise
+  // and binary-mul post-ops into a dense block (oneDNN 2.6 falls back to
+  // its reference matmul when a binary post-op writes a strided
+  // destination), multiplied into y at once.
+  float* u = Scratch::Get(scratch.gate_up, m * kColumnBlock);
+  const char* w_up = static_cast<const char*>(w.up(c.compute));
+  const char* w2 = static_cast<const char*>(w.down(c.compute));
+  const size_t es = ElementBytes(c.compute);
+  for (int64_t j = 0; j < w.blocks(); ++j) {
+    const int64_t nb = w.block_cols(j), row = w.block_row(j);
+    MatmulSpec up_spec{m, d_model, nb, d_model, d_model, nb, c.compute, DataType::kF32, false};
+    MatmulSpec gate_spec{m,         d_model,   nb,    d_model, d_model,
+                         nb,        c.compute, c.compute, false, PostOp::kEltwiseThenMul,
+                         op.algorithm, op.alpha, op.beta};
+    MatmulSpec down{m, nb, d_model, nb, d_ff, d_model, c.compute, DataType::kF32, false,
+                    j == 0 ? PostOp::kNone : PostOp::kSum};
+    c.matmuls.Execute(up_spec, stream, c.x, w_up + static_cast<size_t>((row + nb) * d_model) * es,
+                      u, nullptr, nullptr);
+    c.matmuls.Execute(gate_spec, stream, c.x, w_up + static_cast<size_t>(row * d_model) * es,
+                      activated, nullptr, u);
+    c.matmuls.Execute(down, stream, activated, w2 + static_cast<size_t>(w.block_col(j)) * es, c.y,
+                      nullptr, nullptr);
+  }
+}
+
+bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute) {
+  return m <= kSmallMaxTokens && kernels.HasSmallM(compute);
+}
+
+void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  if (FusedRunsSmallM(c.kernels, c.m, c.compute)) {
+    RunFusedSmall(c, scratch);
+  } else {
+    RunFusedBlocks(c, scratch, stream);
+  }
+}
+
+}  // namespace ffn

@@ -1,0 +1,60 @@
+// The strategy bodies (see ffn_block.h): free functions over the prepared
+// weights, each computing the core of a call,
+//   y_f32 [m, d_model] = FFN(x) (+ b2) with x [m, d_model] dense in the compute type,
+// and leaving pre-norm, residual and output conversion to FfnBlock::Run.
+// All may throw dnnl::error; Run catches it.
+#ifndef FFN_KERNELS_SRC_STRATEGIES_H_
+#define FFN_KERNELS_SRC_STRATEGIES_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "dispatch.h"
+#include "ffn/kernels/activation.h"
+#include "ffn/kernels/dtype.h"
+#include "onednn_matmul.h"
+#include "prepared_weights.h"
+
+namespace ffn {
+
+// Per-thread buffers reused across calls, grown on demand. OpenMP workers
+// have their own thread_locals: parallel regions use pointers taken before.
+struct Scratch {
+  std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up;
+  std::vector<uint16_t> x_bf16, act_bf16;
+
+  template <typename T>
+  static T* Get(std::vector<T>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    return v.data();
+  }
+};
+
+// What a strategy computes, and with what.
+struct CoreCall {
+  const PreparedWeights& weights;
+  const MatmulCache& matmuls;
+  const KernelTable& kernels;
+  Activation activation;
+  DataType compute;
+  const void* x;
+  int64_t m;
+  float* y;
+  // Benchmarks only: skip the epilogue (the answer is then meaningless).
+  bool skip_epilogue;
+};
+
+// oneDNN matmul (+ b1), one pass of our activation kernels over the whole
+// intermediate, the second matmul.
+void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
+// oneDNN's eltwise (and, gated, binary-mul) post-ops on the first matmul.
+// Not for per-channel PReLU (PostopsSupports); ignores skip_epilogue.
+void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
+// The intermediate never leaves the cache: the small-M dot-product kernels
+// where FusedRunsSmallM, otherwise column blocks through oneDNN.
+void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
+bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute);
+
+}  // namespace ffn
+
+#endif  // FFN_KERNELS_SRC_STRATEGIES_H_
