@@ -1,4 +1,5 @@
-// Internal to the load generator: the two ways of sending calls. A driver
+// Internal to the load generator: the three ways of sending calls (closed
+// loop, open loop, closed loop over InferStream). A driver
 // sends a plan's calls and files each finished one with the recorder; the
 // caller decides which windows to wait for and when to stop.
 #ifndef FFN_CLIENT_SRC_LOAD_DRIVER_H_

@@ -1,7 +1,9 @@
 // When an open-loop load test means to send each call: a constant interval,
 // or Poisson arrivals (exponential gaps) from a seeded generator.
 //
-//   ArrivalSchedule schedule(/*rate_per_second=*/500, Arrival::kPoisson, /*seed=*/1);
+// Example:
+//   ffn::client::ArrivalSchedule schedule(/*rate_per_second=*/500,
+//                                         ffn::client::Arrival::kPoisson, /*seed=*/1);
 //   double first = schedule.NextSeconds();   // offsets from the start of the run
 //   double second = schedule.NextSeconds();
 #ifndef FFN_CLIENT_ARRIVALS_H_

@@ -1,6 +1,10 @@
 // Checking a server's answers on the client: rebuild a served model's weights
 // from what ListModels reports and compare with the fp64 reference FFN.
 //
+// Example:
+//   ffn::v1::ModelInfo info;         // from ListModels
+//   std::vector<float> x;            // the request's input
+//   ffn::v1::InferResponse response;  // the server's answer to it
 //   ASSIGN_OR_RETURN(ffn::FfnWeights weights, ffn::client::WeightsForModel(info, ""));
 //   ffn::ActivationParams params = ffn::client::ParamsForModel(info, weights);
 //   ASSIGN_OR_RETURN(ffn::ReferenceComparison c,

@@ -1,6 +1,7 @@
 // Talking to an ffn-server: channels, stubs and the unary calls, each with a
 // deadline and its gRPC status turned into an absl::Status.
 //
+// Example:
 //   auto stub = ffn::v1::FfnService::NewStub(ffn::client::MakeChannel("127.0.0.1:50051"));
 //   absl::StatusOr<std::vector<ffn::v1::ModelInfo>> models =
 //       ffn::client::ListModels(*stub, /*timeout_seconds=*/30);

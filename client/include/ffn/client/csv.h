@@ -3,7 +3,9 @@
 // shortest form that reads back as the same double, so a CSV holds exactly
 // the figures of the JSON report.
 //
-//   std::ofstream(path) << LoadCsv(result);
+// Example:
+//   ffn::client::LoadResult result;  // from RunLoad
+//   std::ofstream("load.csv") << ffn::client::LoadCsv(result);
 #ifndef FFN_CLIENT_CSV_H_
 #define FFN_CLIENT_CSV_H_
 

@@ -1,8 +1,14 @@
 // One Infer call as `ffn-client infer` makes it: seeded input, timing, and
 // optionally the fp64 check of the answer.
 //
-//   InferOptions options{.model = "glu-768", .activation = "geglu", .tokens = 7, .check = true};
-//   ASSIGN_OR_RETURN(InferOutcome outcome, RunInfer(*stub, options));
+// Example:
+//   auto stub = ffn::v1::FfnService::NewStub(ffn::client::MakeChannel("127.0.0.1:50051"));
+//   ffn::client::InferOptions options;
+//   options.model = "glu-768";
+//   options.activation = "geglu";
+//   options.tokens = 7;
+//   options.check = true;
+//   ASSIGN_OR_RETURN(ffn::client::InferOutcome outcome, ffn::client::RunInfer(*stub, options));
 //   bool passed = outcome.comparison->within(ffn::kFp32CheckTolerance);
 #ifndef FFN_CLIENT_INFER_H_
 #define FFN_CLIENT_INFER_H_

@@ -2,11 +2,12 @@
 // loop (calls sent at a rate, whatever the server does), over one or more
 // targets, a weighted mix of variants and a distribution of request sizes.
 //
-//   LoadOptions options;
+// Example:
+//   ffn::client::LoadOptions options;
 //   options.targets = {"127.0.0.1:50051"};
-//   options.rate = 500;                      // open loop; 0: closed loop of `concurrency`
-//   ASSIGN_OR_RETURN(LoadResult result, RunLoad(options));
-//   std::cout << LoadTable(result);          // report.h
+//   options.rate = 500;  // open loop; 0: closed loop of `concurrency`
+//   ASSIGN_OR_RETURN(ffn::client::LoadResult result, ffn::client::RunLoad(options));
+//   std::cout << ffn::client::LoadTable(result);  // report.h
 //
 // Latency. Closed loop: from a call's send to its answer. Open loop: from the
 // call's *intended* send time (its slot in the schedule) to its answer, as
@@ -167,9 +168,12 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);
 // of a fixed length, for sweeps. `options.duration_seconds` and `requests`
 // do not apply; the warmup does.
 //
-//   ASSIGN_OR_RETURN(auto load, WindowedLoad::Start(options, /*window_seconds=*/2));
-//   LoadResult first = load->NextWindow();
-//   LoadResult second = load->NextWindow();
+// Example:
+//   ffn::client::LoadOptions options;
+//   options.targets = {"127.0.0.1:50051"};
+//   ASSIGN_OR_RETURN(auto load, ffn::client::WindowedLoad::Start(options, /*window_seconds=*/2));
+//   ffn::client::LoadResult first = load->NextWindow();
+//   ffn::client::LoadResult second = load->NextWindow();
 //   load->Stop();
 class WindowedLoad {
  public:

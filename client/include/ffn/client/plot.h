@@ -1,7 +1,9 @@
 // The picture of a sweep: latency percentiles against achieved throughput,
 // one panel for all calls (TOTAL) and one per variant, drawn by gnuplot.
 //
-//   RETURN_IF_ERROR(PlotSweep(steps, "sweep.svg", "ffn-768, closed loop"));
+// Example:
+//   std::vector<ffn::client::SweepStep> steps;  // from RunSweep
+//   RETURN_IF_ERROR(ffn::client::PlotSweep(steps, "sweep.svg", "ffn-768, closed loop"));
 //
 // Needs the `gnuplot` program on PATH (Debian: apt-get install gnuplot-nox).
 #ifndef FFN_CLIENT_PLOT_H_

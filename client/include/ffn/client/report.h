@@ -3,8 +3,10 @@
 // LoadRows()/TargetRows() and RowFigures(), so they always show the same
 // numbers.
 //
-//   std::cout << LoadTable(result) << LoadErrors(result);
-//   std::ofstream(path) << LoadJson(result).dump(2);
+// Example:
+//   ffn::client::LoadResult result;  // from RunLoad
+//   std::cout << ffn::client::LoadTable(result) << ffn::client::LoadErrors(result);
+//   std::ofstream("load.json") << ffn::client::LoadJson(result).dump(2);
 #ifndef FFN_CLIENT_REPORT_H_
 #define FFN_CLIENT_REPORT_H_
 

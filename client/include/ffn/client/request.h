@@ -4,6 +4,7 @@
 // ffn::FillUniform(seed, RandomStream::kInput, kRandomInputScale, ...), so any
 // request can be rebuilt from (tokens, d_model, seed) alone.
 //
+// Example:
 //   std::vector<float> x = ffn::client::RandomInput(/*tokens=*/4, /*d_model=*/768, /*seed=*/0);
 //   ffn::v1::InferRequest request = ffn::client::MakeInferRequest("ffn-768", "gelu", x, 4);
 #ifndef FFN_CLIENT_REQUEST_H_

@@ -3,9 +3,12 @@
 // call's number, so any thread can deal call n without locks and a run is
 // reproducible from its seed.
 //
-//   ASSIGN_OR_RETURN(TokenDistribution tokens, TokenDistribution::Parse("1-8=70,64=30"));
-//   int64_t rows = tokens.Sample(MixBits(seed, n));
-//   WeightedCycle cycle({3, 1});   // 0 0 1 0 0 0 1 0 ... : index 0 three times as often
+// Example:
+//   const uint64_t seed = 1, n = 0;  // the run's seed and the call's number
+//   ASSIGN_OR_RETURN(ffn::client::TokenDistribution tokens,
+//                    ffn::client::TokenDistribution::Parse("1-8=70,64=30"));
+//   int64_t rows = tokens.Sample(ffn::client::MixBits(seed, n));
+//   ffn::client::WeightedCycle cycle({3, 1});  // 0 0 1 0 0 0 1 0 ...: index 0 three times as often
 //   size_t variant = cycle.At(n);
 #ifndef FFN_CLIENT_REQUEST_MIX_H_
 #define FFN_CLIENT_REQUEST_MIX_H_

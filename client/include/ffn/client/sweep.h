@@ -3,13 +3,15 @@
 // a row agree within a tolerance (as perf_analyzer's stability check does),
 // or a cap; its figures are those three windows merged.
 //
-//   SweepOptions options;
+// Example:
+//   ffn::client::SweepOptions options;
 //   options.load.targets = {"127.0.0.1:50051"};
-//   options.over = SweepOver::kConcurrency;
+//   options.over = ffn::client::SweepOver::kConcurrency;
 //   options.range = "1:64:x2";
-//   ASSIGN_OR_RETURN(std::vector<SweepStep> steps, RunSweep(options, nullptr));
-//   std::ofstream(csv_path) << SweepCsv(steps);
-//   RETURN_IF_ERROR(PlotSweep(steps, "sweep.svg", "my sweep"));   // plot.h
+//   ASSIGN_OR_RETURN(std::vector<ffn::client::SweepStep> steps,
+//                    ffn::client::RunSweep(options, nullptr));
+//   std::ofstream("sweep.csv") << ffn::client::SweepCsv(steps);
+//   RETURN_IF_ERROR(ffn::client::PlotSweep(steps, "sweep.svg", "my sweep"));  // plot.h
 #ifndef FFN_CLIENT_SWEEP_H_
 #define FFN_CLIENT_SWEEP_H_
 

@@ -1,7 +1,8 @@
 // A plain-text table with aligned columns: a column whose cells are all
 // numbers is right-aligned, any other left-aligned.
 //
-//   TextTable table({"variant", "requests"});
+// Example:
+//   ffn::client::TextTable table({"variant", "requests"});
 //   table.AddRow({"ffn-768/gelu", "1200"});
 //   std::cout << table.Render();
 #ifndef FFN_CLIENT_TEXT_TABLE_H_

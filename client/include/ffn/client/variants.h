@@ -6,6 +6,8 @@
 //   "ffn-768"                every activation of that model
 //   "gelu,glu-768:swiglu"    a comma-separated list of the above
 //
+// Example:
+//   std::vector<ffn::v1::ModelInfo> models;  // from ListModels
 //   ASSIGN_OR_RETURN(auto variants, ffn::client::SelectVariants("gelu,glu-768", models));
 //   ASSIGN_OR_RETURN(auto mix, ffn::client::SelectWeightedVariants("gelu=3,glu-768", models));
 #ifndef FFN_CLIENT_VARIANTS_H_

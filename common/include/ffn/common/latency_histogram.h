@@ -5,7 +5,8 @@
 // is within 1/64 (1.6 %) of a recorded value: at least two significant digits.
 // Memory is fixed (about 30 KiB); recording is O(1) and never sorts samples.
 //
-//   LatencyHistogram h;
+// Example:
+//   ffn::LatencyHistogram h;
 //   h.RecordNanos(1500);
 //   double p99_us = h.PercentileMicros(99.0);
 //

@@ -5,8 +5,10 @@
 // data. SafetensorsFile maps the file read-only and checks the whole header
 // on Open(), so later look-ups cannot read outside the file.
 //
-//   ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open("model.safetensors"));
-//   ASSIGN_OR_RETURN(std::vector<float> w, file->ReadFloat("fc1.weight", {3072, 768}));
+// Example:
+//   ASSIGN_OR_RETURN(auto file, ffn::SafetensorsFile::Open("model.safetensors"));
+//   const int64_t shape[] = {3072, 768};
+//   ASSIGN_OR_RETURN(std::vector<float> w, file->ReadFloat("fc1.weight", shape));
 #ifndef FFN_COMMON_SAFETENSORS_H_
 #define FFN_COMMON_SAFETENSORS_H_
 

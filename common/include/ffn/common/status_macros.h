@@ -1,10 +1,14 @@
 // Early-return helpers for absl::Status and absl::StatusOr, as Abseil-based
-// projects spell them, so a chain of fallible steps reads top to bottom:
+// projects spell them, so a chain of fallible steps reads top to bottom.
 //
-//   absl::StatusOr<Answer> Compute(const Request& request) {
-//     ASSIGN_OR_RETURN(const Shape shape, ParseShape(request));  // StatusOr<Shape>
-//     RETURN_IF_ERROR(CheckLimits(shape));                         // Status
-//     return Answer{shape};
+// Example:
+//   absl::StatusOr<int> ParseCount(const std::string& text);
+//   absl::Status CheckLimit(int count);
+//
+//   absl::StatusOr<int> DoubledCount(const std::string& text) {
+//     ASSIGN_OR_RETURN(const int count, ParseCount(text));  // StatusOr<int>
+//     RETURN_IF_ERROR(CheckLimit(count));                    // Status
+//     return 2 * count;
 //   }
 //
 // Both work in functions returning absl::Status or absl::StatusOr<T>; the

@@ -5,6 +5,7 @@
 // projections: out = gate_act(gate) ⊙ up (the activated half is the gate,
 // LLaMA's gate_proj).
 //
+// Example:
 //   ffn::ActivationParams params;  // PyTorch's inference defaults
 //   std::optional<ffn::Activation> gelu = ffn::ParseActivation("gelu");
 //   float y = ffn::ActivationScalar(*gelu, params, 0.5f);

@@ -3,9 +3,11 @@
 // scheduler and statistics all use it; the proto enum (v1::DType) is
 // converted at the gRPC service boundary only.
 //
-//   std::optional<ffn::DataType> t = ffn::ParseDataType("bf16");
-//   std::vector<uint16_t> half(n);
-//   ffn::CopyConverting(floats.data(), ffn::DataType::kF32, half.data(), *t, n);
+// Example:
+//   std::vector<float> floats = {1.0f, 0.1f};
+//   std::optional<ffn::DataType> type = ffn::ParseDataType("bf16");
+//   std::vector<uint16_t> half(floats.size());
+//   ffn::CopyConverting(floats.data(), ffn::DataType::kF32, half.data(), *type, floats.size());
 //
 // bf16 is the upper half of an IEEE fp32: fp32 → bf16 rounds to nearest,
 // ties to even, and keeps NaN a (quiet) NaN; bf16 → fp32 is exact.

@@ -11,9 +11,13 @@
 // CPUID, or from the environment variable FFN_ISA=scalar|avx2|avx512 (for
 // tests and benchmarks; an ISA the CPU lacks falls back to the best it has).
 //
+// Example:
+//   ffn::ActivationParams params;
+//   std::vector<float> acc(2 * 64, 0.5f), bias(64), out(acc.size());
 //   const ffn::EpilogueKernels& k = ffn::KernelsFor(ffn::Isa::kAvx512);
-//   k.bias_act(ffn::Activation::kGelu, params, acc, ld, bias, out, ld, rows, cols);
-//   ffn::ApplyActivationRows(ffn::Activation::kGelu, params, data, rows, cols, cols);
+//   k.bias_act(ffn::Activation::kGelu, params, acc.data(), 64, bias.data(), out.data(), 64,
+//              /*rows=*/2, /*cols=*/64);
+//   ffn::ApplyActivationRows(ffn::Activation::kGelu, params, acc.data(), 2, 64, 64);
 //
 // Accuracy against the fp64 reference (ActivationReference), every ISA: see
 // docs/ACCURACY.md and the bounds in tests/kernels/epilogue_test.cc.

@@ -34,6 +34,7 @@
 // strategies read), onednn_matmul (primitives and packed weights),
 // strategies (the bodies above), plan (auto's choice and its tuning).
 //
+// Example:
 //   ASSIGN_OR_RETURN(std::unique_ptr<ffn::FfnBlock> block,
 //                    ffn::FfnBlock::Create(ffn::RandomFfnWeights(ffn::FfnKind::kPlain, 768, 3072, 1)));
 //   std::vector<float> x(4 * 768, 0.5f), y(x.size());
@@ -166,7 +167,7 @@ class FfnBlock {
   std::unique_ptr<Impl> impl_;
 };
 
-// "oneDNN 2.6.3 (cpu runtime OMP, isa avx512_core_amx)".
+// "oneDNN 2.6.3 (OpenMP runtime, max ISA avx512_core_amx, 2 threads)".
 std::string OneDnnDescription();
 
 }  // namespace ffn
