@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "ffn/common/status_macros.h"
 #include "ffn/kernels/epilogue.h"
 #include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
@@ -44,16 +45,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   if (s.tls_cert.empty() || s.tls_key.empty()) {
     return absl::InvalidArgumentError("TLS needs both tls_cert and tls_key");
   }
-  auto cert = ReadWholeFile(s.tls_cert, "TLS certificate");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadWholeFile(s.tls_key, "TLS key");
-  if (!key.ok()) return key.status();
+  ASSIGN_OR_RETURN(std::string cert, ReadWholeFile(s.tls_cert, "TLS certificate"));
+  ASSIGN_OR_RETURN(std::string key, ReadWholeFile(s.tls_key, "TLS key"));
   grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({key, cert});
   if (!s.tls_client_ca.empty()) {
-    auto ca = ReadWholeFile(s.tls_client_ca, "TLS client CA");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(s.tls_client_ca, "TLS client CA"));
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
@@ -85,14 +82,13 @@ FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
   const ServerSettings& settings = config.server;
   auto impl = std::make_unique<Impl>();
-  auto credentials = Credentials(settings);
-  if (!credentials.ok()) return credentials.status();
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(settings));
   ServiceOptions service_options;
   service_options.max_stream_inflight = settings.max_stream_inflight;
   if (!settings.auth_token_file.empty()) {
-    auto token = ReadWholeFile(settings.auth_token_file, "auth token file");
-    if (!token.ok()) return token.status();
-    service_options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    ASSIGN_OR_RETURN(const std::string token,
+                     ReadWholeFile(settings.auth_token_file, "auth token file"));
+    service_options.auth_token = std::string(absl::StripAsciiWhitespace(token));
     if (service_options.auth_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("auth token file ", settings.auth_token_file,
                                                      " is empty"));
@@ -102,19 +98,16 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     }
   }
 
-  auto registry = ModelRegistry::Load(config);
-  if (!registry.ok()) return registry.status();
-  impl->registry = std::move(*registry);
-  if (!settings.metrics_address.empty()) {
-    const std::string onednn = OneDnnDescription();
-    auto metrics = Metrics::Start(settings.metrics_address, onednn, IsaName(ActiveIsa()));
-    if (!metrics.ok()) return metrics.status();
-    impl->metrics = std::move(*metrics);
-  }
-  impl->stats = std::make_unique<ServerStats>(settings.stats_window_seconds, impl->metrics.get());
   SchedulerOptions scheduler_options;
   scheduler_options.executors = settings.executors;
   scheduler_options.threads_per_executor = settings.ThreadsPerExecutor(DefaultThreadCount());
+  ASSIGN_OR_RETURN(impl->registry,
+                   ModelRegistry::Load(config, scheduler_options.threads_per_executor));
+  if (!settings.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(impl->metrics, Metrics::Start(settings.metrics_address, OneDnnDescription(),
+                                                   IsaName(ActiveIsa())));
+  }
+  impl->stats = std::make_unique<ServerStats>(settings.stats_window_seconds, impl->metrics.get());
   impl->scheduler = std::make_unique<Scheduler>(scheduler_options, *impl->stats);
 
   // Warm-up through the real path: every model's primitives are built and
@@ -134,7 +127,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     task.input = x.data();
     task.output = y.data();
     task.arrival = std::chrono::steady_clock::now();
-    task.done = [&](const absl::Status& status, const TaskTimings&) {
+    task.done = [&](const absl::Status& status, const RequestTimings&) {
       warm = status;
       done.Notify();
     };
@@ -164,7 +157,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(settings.address, *credentials, &impl->port);
+  builder.AddListeningPort(settings.address, credentials, &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(settings.max_message_bytes));

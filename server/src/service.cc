@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ffn/server/proto_dtype.h"
 #include "ffn/server/status.h"
 #include "infer_stream.h"
 #include "spdlog/spdlog.h"
@@ -121,8 +122,8 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
                           request.compute_dtype() == v1::BFLOAT16 ||
                                   (request.compute_dtype() == v1::DTYPE_UNSPECIFIED &&
                                    model->config.dtype == DataType::kBf16)
-                              ? v1::BFLOAT16
-                              : v1::FLOAT32},
+                              ? DataType::kBf16
+                              : DataType::kF32},
                          code);
     } else {
       stats_.RecordRejected(code);
@@ -154,7 +155,7 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
   task.deadline = context->deadline();
   task.cancelled = [context] { return context->IsCancelled(); };
   task.done = [this, response, key, tokens = v.tokens, done](const absl::Status& status,
-                                                            const TaskTimings& t) {
+                                                            const RequestTimings& t) {
     if (!status.ok()) {
       stats_.RecordError(key, status.code());
       if (status.code() == absl::StatusCode::kInternal) {
@@ -164,11 +165,11 @@ void FfnServiceImpl::Submit(grpc::CallbackServerContext* context, const v1::Infe
       done(status);
       return;
     }
-    stats_.RecordSuccess(key, tokens, {t.queue_ns, t.compute_ns, t.total_ns});
+    stats_.RecordSuccess(key, tokens, t);
     v1::Variant* variant = response->mutable_variant();
     variant->set_model(key.model);
     variant->set_activation(key.activation);
-    variant->set_dtype(key.dtype);
+    variant->set_dtype(ToProtoDType(key.dtype));
     response->set_queue_us(t.queue_ns / 1000);
     response->set_compute_us(t.compute_ns / 1000);
     response->set_total_us(t.total_ns / 1000);

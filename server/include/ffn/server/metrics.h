@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "ffn/server/stats.h"
+#include "ffn/server/variant_key.h"
 
 namespace prometheus {
 class Counter;
