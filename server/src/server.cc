@@ -21,6 +21,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "infer_call.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
@@ -54,6 +55,27 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
+}
+
+// Runs one token of `model`'s default variant through the request path.
+absl::Status Warm(const Model& model, const InferBackend& backend) {
+  v1::InferRequest request;
+  request.set_model(model.config.name);
+  v1::Tensor* input = request.mutable_input();
+  input->set_dtype(v1::FLOAT32);
+  input->add_shape(1);
+  input->add_shape(model.config.d_model);
+  const std::vector<float> x(static_cast<size_t>(model.config.d_model), 0.5f);
+  input->set_data(x.data(), x.size() * sizeof(float));
+  v1::InferResponse response;
+  absl::Notification done;
+  absl::Status warm;
+  InferCall::Start(backend, request, &response, CallLimits{}, [&](const absl::Status& status) {
+    warm = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return warm;
 }
 
 }  // namespace
@@ -116,24 +138,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   Scheduler warmup(scheduler_options, warmup_stats);
   for (const auto& model : impl->registry->models()) {
     const Model* m = model.get();
-    std::vector<float> x(static_cast<size_t>(m->config.d_model), 0.5f), y(x.size());
-    absl::Notification done;
-    absl::Status warm;
-    InferTask task;
-    task.model = m;
-    task.activation = m->config.default_activation;
-    task.compute = m->config.dtype;
-    task.tokens = 1;
-    task.input = x.data();
-    task.output = y.data();
-    task.arrival = std::chrono::steady_clock::now();
-    task.done = [&](const absl::Status& status, const RequestTimings&) {
-      warm = status;
-      done.Notify();
-    };
-    if (absl::Status s = warmup.Submit(std::move(task)); !s.ok()) return s;
-    done.WaitForNotification();
-    if (!warm.ok()) {
+    if (absl::Status warm = Warm(*m, {*impl->registry, warmup, warmup_stats}); !warm.ok()) {
       return absl::Status(warm.code(), absl::StrCat("warming model '", m->config.name, "': ",
                                                     warm.message()));
     }
