@@ -2,8 +2,11 @@
 // types and the proto enum, used where requests are read and responses,
 // statistics and metrics labels are written.
 //
-//   std::optional<ffn::DataType> type = ffn::FromProtoDType(ffn::v1::BFLOAT16);
-//   ffn::v1::DType wire = ffn::ToProtoDType(type.value_or(ffn::DataType::kF32));
+//   ffn::v1::Tensor tensor;
+//   tensor.set_dtype(ffn::ToProtoDType(ffn::DataType::kBf16));
+//   if (std::optional<ffn::DataType> type = ffn::FromProtoDType(tensor.dtype())) {
+//     tensor.mutable_data()->resize(ffn::ElementBytes(*type));  // one value
+//   }
 #ifndef FFN_SERVER_PROTO_DTYPE_H_
 #define FFN_SERVER_PROTO_DTYPE_H_
 

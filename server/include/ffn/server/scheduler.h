@@ -9,9 +9,11 @@
 // max_batch_tokens tokens, when its oldest request has waited
 // max_queue_delay_us, or at once when that delay is 0.
 //
-//   Scheduler scheduler(options, stats);
+//   ffn::ServerStats stats(/*window_seconds=*/10);
+//   ffn::Scheduler scheduler(ffn::SchedulerOptions{}, stats);
+//   ffn::InferTask task;  // its model, tokens, buffers and done callback filled in
 //   RETURN_IF_ERROR(scheduler.Submit(std::move(task)));  // task.done runs later
-//   scheduler.Shutdown();                               // runs what is queued
+//   scheduler.Shutdown();                                 // runs what is queued
 #ifndef FFN_SERVER_SCHEDULER_H_
 #define FFN_SERVER_SCHEDULER_H_
 
