@@ -1,14 +1,13 @@
 #include "infer_stream.h"
 
-#include "ffn/server/service.h"
 #include "ffn/server/status.h"
 
 namespace ffn {
 
-InferStreamReactor::InferStreamReactor(FfnServiceImpl* service,
+InferStreamReactor::InferStreamReactor(const InferBackend& backend,
                                        grpc::CallbackServerContext* context, int64_t max_inflight,
                                        const absl::Status& auth)
-    : service_(service), context_(context), max_inflight_(static_cast<size_t>(max_inflight)) {
+    : backend_(backend), context_(context), max_inflight_(static_cast<size_t>(max_inflight)) {
   if (!auth.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -41,7 +40,7 @@ void InferStreamReactor::OnReadDone(bool ok) {
   if (slot != nullptr) {
     // The slot stays in slots_ until its answer is written, so the pointers
     // the computation holds stay valid.
-    service_->Submit(context_, slot->request, &slot->response,
+    InferCall::Start(backend_, slot->request, &slot->response, LimitsOf(context_),
                      [this, slot](const absl::Status& status) { OnComputed(slot, status); });
   }
   Actions actions;

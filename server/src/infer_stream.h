@@ -11,16 +11,15 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "ffn/v1/ffn.grpc.pb.h"
+#include "infer_call.h"
 
 namespace ffn {
-
-class FfnServiceImpl;
 
 class InferStreamReactor final
     : public grpc::ServerBidiReactor<v1::InferRequest, v1::InferResponse> {
  public:
   // `auth` is the call's authentication result: a failure ends the call at once.
-  InferStreamReactor(FfnServiceImpl* service, grpc::CallbackServerContext* context,
+  InferStreamReactor(const InferBackend& backend, grpc::CallbackServerContext* context,
                      int64_t max_inflight, const absl::Status& auth);
 
   void OnReadDone(bool ok) override;
@@ -48,7 +47,7 @@ class InferStreamReactor final
   Actions NextActions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(const Actions& actions);
 
-  FfnServiceImpl* const service_;
+  const InferBackend backend_;
   grpc::CallbackServerContext* const context_;
   const size_t max_inflight_;
   absl::Mutex mu_;

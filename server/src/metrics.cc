@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
-#include "ffn/v1/ffn.pb.h"
+#include "ffn/server/proto_dtype.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -35,7 +35,9 @@ std::string CodeName(absl::StatusCode code) {
 }
 
 Labels VariantLabels(const VariantKey& v) {
-  return {{"model", v.model}, {"activation", v.activation}, {"dtype", v1::DType_Name(v.dtype)}};
+  return {{"model", v.model},
+          {"activation", v.activation},
+          {"dtype", v1::DType_Name(ToProtoDType(v.dtype))}};
 }
 
 Labels With(Labels labels, const std::string& key, const std::string& value) {

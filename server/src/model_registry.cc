@@ -6,7 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "ffn/common/safetensors.h"
-#include "ffn/server/server.h"
+#include "ffn/common/status_macros.h"
+#include "ffn/server/proto_dtype.h"
 
 namespace ffn {
 namespace {
@@ -17,8 +18,8 @@ absl::Status WithModel(const ModelConfig& config, const absl::Status& status) {
 }
 
 absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
-  auto file = SafetensorsFile::Open(config.safetensors_path);
-  if (!file.ok()) return file.status();
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                   SafetensorsFile::Open(config.safetensors_path));
   FfnWeights w;
   w.kind = config.kind;
   w.d_model = config.d_model;
@@ -30,7 +31,7 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (name == config.tensors.end()) {
       return absl::InvalidArgumentError(absl::StrCat("weight ", role, ": no tensor name given"));
     }
-    auto values = (*file)->ReadFloat(name->second, shape);
+    auto values = file->ReadFloat(name->second, shape);
     if (!values.ok()) {
       return absl::Status(values.status().code(),
                           absl::StrCat("weight ", role, ": ", values.status().message()));
@@ -45,7 +46,7 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (s.ok() && w.has_bias) s = read("b1", {dff}, w.b1);
     if (s.ok() && w.has_bias) s = read("b2", {dm}, w.b2);
     if (s.ok() && config.tensors.contains("alpha")) {
-      auto entry = (*file)->Get(config.tensors.at("alpha"));
+      auto entry = file->Get(config.tensors.at("alpha"));
       if (!entry.ok()) {
         return absl::Status(entry.status().code(),
                             absl::StrCat("weight alpha: ", entry.status().message()));
@@ -83,9 +84,9 @@ v1::ModelInfo DescribeModel(const Model& model) {
   for (Activation a : c.kind == FfnKind::kGated ? GatedActivations() : PlainActivations()) {
     info.add_activations(std::string(ActivationName(a)));
   }
-  info.set_dtype(c.dtype == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32);
-  info.add_compute_dtypes(v1::FLOAT32);
-  info.add_compute_dtypes(v1::BFLOAT16);
+  info.set_dtype(ToProtoDType(c.dtype));
+  info.add_compute_dtypes(ToProtoDType(DataType::kF32));
+  info.add_compute_dtypes(ToProtoDType(DataType::kBf16));
   if (c.random_weights) {
     info.mutable_random()->set_seed(c.seed);
   } else {
@@ -128,12 +129,12 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
   return weights;
 }
 
-absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerConfig& config) {
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerConfig& config,
+                                                                   int tuning_threads) {
   auto registry = std::make_unique<ModelRegistry>();
   for (const ModelConfig& mc : config.models) {
-    auto weights = LoadWeights(mc);
-    if (!weights.ok()) return weights.status();
-    auto block = FfnBlock::Create(std::move(*weights));
+    ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
+    auto block = FfnBlock::Create(std::move(weights));
     if (!block.ok()) return WithModel(mc, block.status());
     const BatchingSettings batching = mc.batching.Over(config.server.batching);
     // auto: time the strategies with the thread count each executor runs
@@ -142,7 +143,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     std::string tuning;
     if (strategy == Strategy::kAuto) {
       const int saved = omp_get_max_threads();
-      omp_set_num_threads(config.server.ThreadsPerExecutor(DefaultThreadCount()));
+      omp_set_num_threads(tuning_threads > 0 ? tuning_threads : saved);
       auto tuned = (*block)->Tune(batching.max_batch_tokens);
       omp_set_num_threads(saved);
       if (!tuned.ok()) return WithModel(mc, tuned.status());

@@ -21,8 +21,7 @@ int64_t Nanos(Clock::duration d) {
 }  // namespace
 
 VariantKey VariantFor(const Model& model, Activation activation, DataType compute) {
-  return {model.config.name, ActivationName(activation),
-          compute == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32};
+  return {model.config.name, ActivationName(activation), compute};
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stats_(stats) {
@@ -139,7 +138,7 @@ void Scheduler::ExecutorLoop(int omp_threads) {
   }
 }
 
-void Scheduler::Finish(InferTask& task, const absl::Status& status, const TaskTimings& timings) {
+void Scheduler::Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings) {
   task.done(status, timings);
   task.done = nullptr;  // releases what the callback holds
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "ffn/common/status_macros.h"
 #include "ffn/kernels/epilogue.h"
 #include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
@@ -20,6 +21,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "infer_call.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
@@ -44,19 +46,36 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   if (s.tls_cert.empty() || s.tls_key.empty()) {
     return absl::InvalidArgumentError("TLS needs both tls_cert and tls_key");
   }
-  auto cert = ReadWholeFile(s.tls_cert, "TLS certificate");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadWholeFile(s.tls_key, "TLS key");
-  if (!key.ok()) return key.status();
+  ASSIGN_OR_RETURN(std::string cert, ReadWholeFile(s.tls_cert, "TLS certificate"));
+  ASSIGN_OR_RETURN(std::string key, ReadWholeFile(s.tls_key, "TLS key"));
   grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({key, cert});
   if (!s.tls_client_ca.empty()) {
-    auto ca = ReadWholeFile(s.tls_client_ca, "TLS client CA");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(s.tls_client_ca, "TLS client CA"));
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
+}
+
+// Runs one token of `model`'s default variant through the request path.
+absl::Status Warm(const Model& model, const InferBackend& backend) {
+  v1::InferRequest request;
+  request.set_model(model.config.name);
+  v1::Tensor* input = request.mutable_input();
+  input->set_dtype(v1::FLOAT32);
+  input->add_shape(1);
+  input->add_shape(model.config.d_model);
+  const std::vector<float> x(static_cast<size_t>(model.config.d_model), 0.5f);
+  input->set_data(x.data(), x.size() * sizeof(float));
+  v1::InferResponse response;
+  absl::Notification done;
+  absl::Status warm;
+  InferCall::Start(backend, request, &response, CallLimits{}, [&](const absl::Status& status) {
+    warm = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return warm;
 }
 
 }  // namespace
@@ -85,14 +104,13 @@ FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
   const ServerSettings& settings = config.server;
   auto impl = std::make_unique<Impl>();
-  auto credentials = Credentials(settings);
-  if (!credentials.ok()) return credentials.status();
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(settings));
   ServiceOptions service_options;
   service_options.max_stream_inflight = settings.max_stream_inflight;
   if (!settings.auth_token_file.empty()) {
-    auto token = ReadWholeFile(settings.auth_token_file, "auth token file");
-    if (!token.ok()) return token.status();
-    service_options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    ASSIGN_OR_RETURN(const std::string token,
+                     ReadWholeFile(settings.auth_token_file, "auth token file"));
+    service_options.auth_token = std::string(absl::StripAsciiWhitespace(token));
     if (service_options.auth_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("auth token file ", settings.auth_token_file,
                                                      " is empty"));
@@ -102,19 +120,16 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     }
   }
 
-  auto registry = ModelRegistry::Load(config);
-  if (!registry.ok()) return registry.status();
-  impl->registry = std::move(*registry);
-  if (!settings.metrics_address.empty()) {
-    const std::string onednn = OneDnnDescription();
-    auto metrics = Metrics::Start(settings.metrics_address, onednn, IsaName(ActiveIsa()));
-    if (!metrics.ok()) return metrics.status();
-    impl->metrics = std::move(*metrics);
-  }
-  impl->stats = std::make_unique<ServerStats>(settings.stats_window_seconds, impl->metrics.get());
   SchedulerOptions scheduler_options;
   scheduler_options.executors = settings.executors;
   scheduler_options.threads_per_executor = settings.ThreadsPerExecutor(DefaultThreadCount());
+  ASSIGN_OR_RETURN(impl->registry,
+                   ModelRegistry::Load(config, scheduler_options.threads_per_executor));
+  if (!settings.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(impl->metrics, Metrics::Start(settings.metrics_address, OneDnnDescription(),
+                                                   IsaName(ActiveIsa())));
+  }
+  impl->stats = std::make_unique<ServerStats>(settings.stats_window_seconds, impl->metrics.get());
   impl->scheduler = std::make_unique<Scheduler>(scheduler_options, *impl->stats);
 
   // Warm-up through the real path: every model's primitives are built and
@@ -123,24 +138,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   Scheduler warmup(scheduler_options, warmup_stats);
   for (const auto& model : impl->registry->models()) {
     const Model* m = model.get();
-    std::vector<float> x(static_cast<size_t>(m->config.d_model), 0.5f), y(x.size());
-    absl::Notification done;
-    absl::Status warm;
-    InferTask task;
-    task.model = m;
-    task.activation = m->config.default_activation;
-    task.compute = m->config.dtype;
-    task.tokens = 1;
-    task.input = x.data();
-    task.output = y.data();
-    task.arrival = std::chrono::steady_clock::now();
-    task.done = [&](const absl::Status& status, const TaskTimings&) {
-      warm = status;
-      done.Notify();
-    };
-    if (absl::Status s = warmup.Submit(std::move(task)); !s.ok()) return s;
-    done.WaitForNotification();
-    if (!warm.ok()) {
+    if (absl::Status warm = Warm(*m, {*impl->registry, warmup, warmup_stats}); !warm.ok()) {
       return absl::Status(warm.code(), absl::StrCat("warming model '", m->config.name, "': ",
                                                     warm.message()));
     }
@@ -164,7 +162,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(settings.address, *credentials, &impl->port);
+  builder.AddListeningPort(settings.address, credentials, &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(settings.max_message_bytes));

@@ -1,9 +1,10 @@
 #include "ffn/server/stats.h"
 
-#include "ffn/server/metrics.h"
-
 #include <algorithm>
 #include <cmath>
+
+#include "ffn/server/metrics.h"
+#include "ffn/server/proto_dtype.h"
 
 namespace ffn {
 namespace {
@@ -96,7 +97,7 @@ v1::GetStatsResponse ServerStats::Snapshot() const {
     v1::VariantStats* s = response.add_variants();
     s->mutable_variant()->set_model(key.model);
     s->mutable_variant()->set_activation(key.activation);
-    s->mutable_variant()->set_dtype(key.dtype);
+    s->mutable_variant()->set_dtype(ToProtoDType(key.dtype));
     s->set_requests(v.requests);
     s->set_tokens(v.tokens);
     s->set_errors(v.errors);

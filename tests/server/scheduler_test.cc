@@ -37,7 +37,7 @@ models:
 struct Request {
   std::vector<float> input, output;
   absl::Status status = absl::UnknownError("not done");
-  TaskTimings timings;
+  RequestTimings timings;
   int finish_order = -1;
   absl::Notification done;
 };
@@ -60,7 +60,7 @@ class SchedulerTest : public ::testing::Test {
     task.input = r->input.data();
     task.output = r->output.data();
     task.arrival = Clock::now();
-    task.done = [this, r](const absl::Status& status, const TaskTimings& timings) {
+    task.done = [this, r](const absl::Status& status, const RequestTimings& timings) {
       r->status = status;
       r->timings = timings;
       r->finish_order = finished_.fetch_add(1);

@@ -1,15 +1,18 @@
 // Server configuration: the YAML file format, the embedded default, flags.
 //
-//   server: {address: "127.0.0.1:50051", threads: 2}
-//   models:
-//     - name: tiny-swiglu
-//       d_model: 64
-//       d_ff: 172
-//       activation: swiglu       # default activation; gated ones make a gated model
-//       dtype: f32
-//       weights: {random: {seed: 7}}
+//   ASSIGN_OR_RETURN(ffn::ServerConfig config, ffn::ParseConfig(R"(
+//     server: {address: "127.0.0.1:50051", threads: 2}
+//     models:
+//       - name: tiny-swiglu
+//         d_model: 64
+//         d_ff: 172
+//         activation: swiglu       # default activation; gated ones make a gated model
+//         dtype: f32
+//         weights: {random: {seed: 7}}
+//   )", /*base_dir=*/"/etc/ffn"));
 //
-// Paths inside the file are relative to the file's folder. See docs/CONFIG.md.
+// Paths inside the file are relative to the file's folder (base_dir). See
+// docs/CONFIG.md.
 #ifndef FFN_SERVER_CONFIG_H_
 #define FFN_SERVER_CONFIG_H_
 

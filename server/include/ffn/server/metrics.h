@@ -1,14 +1,19 @@
 // Prometheus metrics over HTTP (text format, GET /metrics), by prometheus-cpp.
 //
-//   ffn_requests_total{model,activation,dtype,code}      counter
-//   ffn_rejected_requests_total{code}                      counter (no variant)
-//   ffn_tokens_total{model,activation,dtype}              counter
-//   ffn_request_duration_seconds{...,stage}               histogram, 50 µs .. 10 s,
-//                                                           stage = total | queue | compute
-//   ffn_batches_total{model,activation,dtype}             counter
-//   ffn_batch_tokens{model,activation,dtype}              histogram, 1 .. 8192
-//   ffn_queue_requests / ffn_queue_tokens{...}            gauges
-//   ffn_build_info{version,onednn,kernels_isa}            gauge, always 1
+//   ASSIGN_OR_RETURN(std::unique_ptr<ffn::Metrics> metrics,
+//                    ffn::Metrics::Start("127.0.0.1:9464", "oneDNN v2.6", "avx2"));
+//   metrics->OnBatch(ffn::VariantKey{"glu-768", "swiglu", ffn::DataType::kF32}, /*tokens=*/32);
+//
+// The series (dtype labels are FLOAT32 / BFLOAT16):
+// - ffn_requests_total{model,activation,dtype,code}: counter
+// - ffn_rejected_requests_total{code}: counter (no variant)
+// - ffn_tokens_total{model,activation,dtype}: counter
+// - ffn_request_duration_seconds{...,stage}: histogram, 50 µs .. 10 s,
+//   stage = total | queue | compute
+// - ffn_batches_total{model,activation,dtype}: counter
+// - ffn_batch_tokens{model,activation,dtype}: histogram, 1 .. 8192
+// - ffn_queue_requests / ffn_queue_tokens{...}: gauges
+// - ffn_build_info{version,onednn,kernels_isa}: gauge, always 1
 //
 // Thread-safe; every method is cheap enough for the request path.
 #ifndef FFN_SERVER_METRICS_H_
@@ -23,7 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "ffn/server/stats.h"
+#include "ffn/server/variant_key.h"
 
 namespace prometheus {
 class Counter;

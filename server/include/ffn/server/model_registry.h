@@ -32,8 +32,12 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config);
 
 class ModelRegistry {
  public:
-  // Loads every model and builds its engine (primitives for one token).
-  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(const ServerConfig& config);
+  // Loads every model and builds its engine (primitives for one token). A
+  // model with the auto strategy is tuned with `tuning_threads` OpenMP
+  // threads, the count each executor runs batches with; 0: the calling
+  // thread's OpenMP default.
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(const ServerConfig& config,
+                                                             int tuning_threads = 0);
 
   // nullptr if there is no model `name`.
   const Model* Find(std::string_view name) const;

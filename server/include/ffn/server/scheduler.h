@@ -9,9 +9,11 @@
 // max_batch_tokens tokens, when its oldest request has waited
 // max_queue_delay_us, or at once when that delay is 0.
 //
-//   Scheduler scheduler(options, stats);
+//   ffn::ServerStats stats(/*window_seconds=*/10);
+//   ffn::Scheduler scheduler(ffn::SchedulerOptions{}, stats);
+//   ffn::InferTask task;  // its model, tokens, buffers and done callback filled in
 //   RETURN_IF_ERROR(scheduler.Submit(std::move(task)));  // task.done runs later
-//   scheduler.Shutdown();                               // runs what is queued
+//   scheduler.Shutdown();                                 // runs what is queued
 #ifndef FFN_SERVER_SCHEDULER_H_
 #define FFN_SERVER_SCHEDULER_H_
 
@@ -29,16 +31,9 @@
 #include "absl/synchronization/mutex.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/stats.h"
+#include "ffn/server/variant_key.h"
 
 namespace ffn {
-
-// Server-side timings of one request, and the batch it ran in.
-struct TaskTimings {
-  int64_t queue_ns = 0;    // arrival → its batch started computing
-  int64_t compute_ns = 0;  // the batch's engine call
-  int64_t total_ns = 0;    // arrival → its output was written
-  int64_t batch_tokens = 0;
-};
 
 // One request waiting for compute. `input` and `output` ([tokens, d_model]
 // of their types) belong to the caller and must stay valid until `done` runs.
@@ -58,7 +53,7 @@ struct InferTask {
   std::function<bool()> cancelled;
   // Runs exactly once on an executor thread: OK with the output written, or
   // DEADLINE_EXCEEDED, CANCELLED or the engine's error.
-  std::function<void(const absl::Status&, const TaskTimings&)> done;
+  std::function<void(const absl::Status&, const RequestTimings&)> done;
 };
 
 // The variant a task belongs to: (model, activation, compute dtype).
@@ -104,7 +99,7 @@ class Scheduler {
   bool Ready(const Queue& queue, std::chrono::steady_clock::time_point now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(Batch& batch);
-  void Finish(InferTask& task, const absl::Status& status, const TaskTimings& timings);
+  void Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings);
   void PublishDepth(const Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ServerStats& stats_;

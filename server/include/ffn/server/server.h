@@ -1,7 +1,8 @@
 // FfnServer: everything ffn-server runs, startable in-process for tests.
 //
-//   ASSIGN_OR_RETURN(auto server, FfnServer::Start(config));
-//   ... server->port() ...
+//   ASSIGN_OR_RETURN(ffn::ServerConfig config, ffn::ParseConfig(ffn::DefaultConfigYaml(), ""));
+//   config.server.address = "127.0.0.1:0";  // any free port; server->port() tells which
+//   ASSIGN_OR_RETURN(std::unique_ptr<ffn::FfnServer> server, ffn::FfnServer::Start(config));
 //   server->Shutdown(std::chrono::seconds(5));
 #ifndef FFN_SERVER_SERVER_H_
 #define FFN_SERVER_SERVER_H_

@@ -4,37 +4,24 @@
 // reads the request's bytes in place and writes into the response's bytes,
 // or the batch copies them once each way), then hand the computation to the
 // Scheduler; answers are finished from its executor threads. Reactors never
-// block.
+// block. Every call is first checked against the configured bearer token.
+//
+//   ffn::ServiceOptions options;
+//   options.auth_token = "s3cret";  // the content of the auth token file
+//   ffn::FfnServiceImpl service(registry, scheduler, stats, options);  // then RegisterService
 #ifndef FFN_SERVER_SERVICE_H_
 #define FFN_SERVER_SERVICE_H_
 
+#include <cstdint>
 #include <string>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/scheduler.h"
 #include "ffn/server/stats.h"
 #include "ffn/v1/ffn.grpc.pb.h"
 
 namespace ffn {
-
-// A request that passed validation.
-struct ValidatedInfer {
-  const Model* model = nullptr;
-  Activation activation = Activation::kRelu;
-  int64_t tokens = 0;
-  DataType input_type = DataType::kF32;  // also the output's
-  DataType compute = DataType::kF32;
-};
-
-// Checks an InferRequest against the registry. NOT_FOUND for an unknown
-// model; INVALID_ARGUMENT for an unknown activation or one of the wrong kind,
-// an input dtype other than FLOAT32 or BFLOAT16, an unknown compute_dtype, a
-// shape other than [tokens, d_model], a byte count not matching shape and
-// dtype, or tokens outside [1, max_tokens]. The message names what was
-// expected.
-absl::StatusOr<ValidatedInfer> ValidateInfer(const ModelRegistry& registry,
-                                             const v1::InferRequest& request);
 
 struct ServiceOptions {
   // Bearer token every FfnService call must carry ("authorization: Bearer
@@ -61,16 +48,15 @@ class FfnServiceImpl final : public v1::FfnService::CallbackService {
                                      const v1::GetStatsRequest* request,
                                      v1::GetStatsResponse* response) override;
 
-  // Validates `request`, prepares `response`'s output buffer and queues the
-  // computation; `done` runs once with the final status, on an executor
-  // thread, or on the calling thread if the request is refused at once.
-  // `response` and `request` must live until then.
-  void Submit(grpc::CallbackServerContext* context, const v1::InferRequest& request,
-              v1::InferResponse* response, std::function<void(const absl::Status&)> done);
-
  private:
   // OK, or UNAUTHENTICATED when a token is configured and the call lacks it.
+  // Every handler starts with it.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
+  // The reactor of a unary call. `body` runs only if the call is
+  // authenticated; it gets the function that finishes the call, and calls it
+  // once (itself, or from a callback it starts).
+  template <typename Body>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Body body);
 
   const ModelRegistry& registry_;
   Scheduler& scheduler_;

@@ -9,31 +9,16 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <string>
-#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "ffn/common/latency_histogram.h"
+#include "ffn/server/variant_key.h"
 #include "ffn/v1/ffn.pb.h"
 
 namespace ffn {
-
-struct VariantKey {
-  std::string model;
-  std::string activation;
-  v1::DType dtype = v1::FLOAT32;
-  auto operator<=>(const VariantKey&) const = default;
-};
-
-// Server-side timings of one request, in nanoseconds.
-struct RequestTimings {
-  int64_t queue_ns = 0;
-  int64_t compute_ns = 0;
-  int64_t total_ns = 0;
-};
 
 class Metrics;
 

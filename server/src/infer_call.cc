@@ -1,0 +1,90 @@
+#include "infer_call.h"
+
+#include <string>
+#include <utility>
+
+#include "ffn/server/proto_dtype.h"
+#include "ffn/server/validate_infer.h"
+#include "spdlog/spdlog.h"
+
+namespace ffn {
+
+CallLimits LimitsOf(grpc::CallbackServerContext* context) {
+  return {context->deadline(), [context] { return context->IsCancelled(); }};
+}
+
+void InferCall::Start(const InferBackend& backend, const v1::InferRequest& request,
+                      v1::InferResponse* response, CallLimits limits, Done done) {
+  const auto arrival = std::chrono::steady_clock::now();
+  const ValidatedInfer validated = ValidateInfer(backend.registry, request);
+  if (!validated.status.ok()) {
+    // With the variant known (a bad tensor), the rejection counts against it.
+    if (validated.variant) {
+      const InferVariant& v = *validated.variant;
+      backend.stats.RecordError(VariantFor(*v.model, v.activation, v.compute),
+                                validated.status.code());
+    } else {
+      backend.stats.RecordRejected(validated.status.code());
+    }
+    spdlog::debug("Infer rejected: {}", validated.status.ToString());
+    done(validated.status);
+    return;
+  }
+  const InferVariant& v = *validated.variant;
+  const int64_t tokens = validated.input.tokens;
+  const DataType io_type = validated.input.type;  // the output's type is the input's
+  v1::Tensor* output = response->mutable_output();
+  output->set_dtype(ToProtoDType(io_type));
+  output->add_shape(tokens);
+  output->add_shape(v.model->config.d_model);
+  std::string* bytes = output->mutable_data();
+  bytes->resize(static_cast<size_t>(tokens * v.model->config.d_model) * ElementBytes(io_type));
+
+  const InferCall call(backend.stats, VariantFor(*v.model, v.activation, v.compute), tokens,
+                       response, std::move(done));
+  InferTask task;
+  task.model = v.model;
+  task.activation = v.activation;
+  task.compute = v.compute;
+  task.tokens = tokens;
+  task.input = request.input().data().data();
+  task.input_type = io_type;
+  task.output = bytes->data();
+  task.output_type = io_type;
+  task.arrival = arrival;
+  task.deadline = limits.deadline;
+  task.cancelled = std::move(limits.cancelled);
+  task.done = [call](const absl::Status& status, const RequestTimings& timings) {
+    call.Finish(status, timings);
+  };
+  if (absl::Status submitted = backend.scheduler.Submit(std::move(task)); !submitted.ok()) {
+    call.Finish(submitted, {});
+  }
+}
+
+void InferCall::Finish(const absl::Status& status, const RequestTimings& timings) const {
+  if (!status.ok()) {
+    stats_->RecordError(variant_, status.code());
+    if (status.code() == absl::StatusCode::kInternal) {
+      spdlog::error("Infer {} / {}: {}", variant_.model, variant_.activation, status.ToString());
+    }
+    response_->clear_output();
+    done_(status);
+    return;
+  }
+  stats_->RecordSuccess(variant_, tokens_, timings);
+  v1::Variant* variant = response_->mutable_variant();
+  variant->set_model(variant_.model);
+  variant->set_activation(variant_.activation);
+  variant->set_dtype(ToProtoDType(variant_.dtype));
+  response_->set_queue_us(timings.queue_ns / 1000);
+  response_->set_compute_us(timings.compute_ns / 1000);
+  response_->set_total_us(timings.total_ns / 1000);
+  response_->set_batch_tokens(timings.batch_tokens);
+  spdlog::debug("Infer {} / {}: {} tokens in a batch of {}, queue {} us, compute {} us",
+                variant_.model, variant_.activation, tokens_, timings.batch_tokens,
+                timings.queue_ns / 1000, timings.compute_ns / 1000);
+  done_(absl::OkStatus());
+}
+
+}  // namespace ffn

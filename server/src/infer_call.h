@@ -1,0 +1,78 @@
+// The one path of an Infer request through the server, taken by the unary
+// Infer, by every request of an InferStream and by the start-up warm-up:
+// validate the request, queue its computation on the Scheduler, count the
+// outcome against its variant, and fill in the response.
+//
+//   ffn::InferBackend backend{registry, scheduler, stats};
+//   ffn::InferCall::Start(backend, request, &response, ffn::CallLimits{},
+//                         [](const absl::Status& status) { /* answer the client */ });
+#ifndef FFN_SERVER_SRC_INFER_CALL_H_
+#define FFN_SERVER_SRC_INFER_CALL_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "ffn/server/model_registry.h"
+#include "ffn/server/scheduler.h"
+#include "ffn/server/stats.h"
+#include "ffn/server/variant_key.h"
+#include "ffn/v1/ffn.grpc.pb.h"
+
+namespace ffn {
+
+// The parts of the server a call runs through; they outlive every call.
+struct InferBackend {
+  const ModelRegistry& registry;
+  Scheduler& scheduler;
+  ServerStats& stats;
+};
+
+// When a queued computation is no longer wanted. The defaults (no deadline,
+// never cancelled) suit a call with no client behind it.
+struct CallLimits {
+  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
+  std::function<bool()> cancelled;
+};
+
+// The limits of a gRPC call: its deadline, and whether the client has gone.
+// `context` must outlive the call's computation.
+CallLimits LimitsOf(grpc::CallbackServerContext* context);
+
+// One request in flight: what it needs to finish once the Scheduler is done.
+class InferCall {
+ public:
+  using Done = std::function<void(const absl::Status&)>;
+
+  // Validates `request`, sizes `response`'s output tensor and queues the
+  // computation. `done` runs exactly once with the final status: on an
+  // executor thread, or on the calling thread if the request is refused at
+  // once (invalid, queue full, shutting down). On OK, `response` holds the
+  // output, the variant and the server's timings; on an error its output is
+  // cleared. `request` and `response` must live until `done` has run.
+  static void Start(const InferBackend& backend, const v1::InferRequest& request,
+                    v1::InferResponse* response, CallLimits limits, Done done);
+
+ private:
+  InferCall(ServerStats& stats, VariantKey variant, int64_t tokens, v1::InferResponse* response,
+            Done done)
+      : stats_(&stats),
+        variant_(std::move(variant)),
+        tokens_(tokens),
+        response_(response),
+        done_(std::move(done)) {}
+
+  // Counts the outcome, completes the response and runs `done`.
+  void Finish(const absl::Status& status, const RequestTimings& timings) const;
+
+  ServerStats* stats_;
+  VariantKey variant_;
+  int64_t tokens_;
+  v1::InferResponse* response_;
+  Done done_;
+};
+
+}  // namespace ffn
+
+#endif  // FFN_SERVER_SRC_INFER_CALL_H_

@@ -1,0 +1,102 @@
+#include "ffn/server/validate_infer.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "ffn/server/proto_dtype.h"
+
+namespace ffn {
+namespace {
+
+std::string AcceptedActivations(const Model& model) {
+  return absl::StrJoin(model.info.activations(), ", ");
+}
+
+absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
+                                             const v1::InferRequest& request) {
+  InferVariant v;
+  v.model = registry.Find(request.model());
+  if (v.model == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& m : registry.models()) names.push_back(m->config.name);
+    return absl::NotFoundError(absl::StrCat("no model named '", request.model(),
+                                            "'; this server has: ", absl::StrJoin(names, ", ")));
+  }
+  const Model& model = *v.model;
+  if (request.activation().empty()) {
+    v.activation = model.config.default_activation;
+  } else {
+    auto activation = ParseActivation(request.activation());
+    if (!activation || IsGated(*activation) != (model.config.kind == FfnKind::kGated)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "activation '", request.activation(), "' is not valid for ",
+          model.config.kind == FfnKind::kGated ? "gated" : "plain", " model '", model.config.name,
+          "'; use one of: ", AcceptedActivations(model), " (or empty for the default, ",
+          ActivationName(model.config.default_activation), ")"));
+    }
+    v.activation = *activation;
+  }
+  if (request.compute_dtype() == v1::DTYPE_UNSPECIFIED) {
+    v.compute = model.config.dtype;
+  } else if (std::optional<DataType> compute = FromProtoDType(request.compute_dtype())) {
+    v.compute = *compute;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compute_dtype ", static_cast<int>(request.compute_dtype()),
+        " is not FLOAT32, BFLOAT16 or DTYPE_UNSPECIFIED (the model's default)"));
+  }
+  return v;
+}
+
+absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& input) {
+  InferInput in;
+  std::optional<DataType> type = FromProtoDType(input.dtype());
+  if (!type) {
+    return absl::InvalidArgumentError(absl::StrCat("input dtype ", v1::DType_Name(input.dtype()),
+                                                   " is not served; send FLOAT32 or BFLOAT16"));
+  }
+  in.type = *type;
+  const int64_t d_model = model.config.d_model;
+  if (input.shape_size() != 2 || input.shape(1) != d_model) {
+    std::vector<int64_t> shape(input.shape().begin(), input.shape().end());
+    return absl::InvalidArgumentError(absl::StrCat("input shape [", absl::StrJoin(shape, ", "),
+                                                   "] is not [tokens, d_model = ", d_model, "]"));
+  }
+  in.tokens = input.shape(0);
+  if (in.tokens < 1 || in.tokens > model.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("input has ", in.tokens,
+                                                   " tokens; model '", model.config.name,
+                                                   "' accepts 1 to ", model.max_tokens));
+  }
+  const uint64_t expected_bytes =
+      static_cast<uint64_t>(in.tokens * d_model) * ElementBytes(in.type);
+  if (input.data().size() != expected_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input data has ", input.data().size(), " bytes; shape [", in.tokens, ", ", d_model,
+        "] of ", v1::DType_Name(input.dtype()), " needs ", expected_bytes));
+  }
+  return in;
+}
+
+}  // namespace
+
+ValidatedInfer ValidateInfer(const ModelRegistry& registry, const v1::InferRequest& request) {
+  ValidatedInfer result;
+  absl::StatusOr<InferVariant> variant = ValidateVariant(registry, request);
+  if (!variant.ok()) {
+    result.status = variant.status();
+    return result;
+  }
+  result.variant = *variant;
+  absl::StatusOr<InferInput> input = ValidateInput(*variant->model, request.input());
+  if (!input.ok()) {
+    result.status = input.status();
+    return result;
+  }
+  result.input = *input;
+  return result;
+}
+
+}  // namespace ffn
