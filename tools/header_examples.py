@@ -5,7 +5,8 @@ An example is the block of indented comment lines ("//   code") right after a
 line that reads "// Example:" (blank "//" lines inside the block are kept).
 Each becomes the body of a function returning absl::Status in its own
 namespace, so RETURN_IF_ERROR and ASSIGN_OR_RETURN work; a block that defines
-a function ("...) {" on an unindented line) is put at namespace scope instead.
+a function (an unindented "type name(" whose signature ends in ") {") is put at
+namespace scope instead, which is how an example takes what it is given.
 An indented comment line ending in ';' outside an example is an error: code in
 a header comment is either a compiled example or not code ("code" here: a
 statement ending in ';' with a call or an assignment).
@@ -15,7 +16,16 @@ statement ending in ';' with a call or an assignment).
 import re
 import sys
 
-FUNCTION_DEF = re.compile(r"^[A-Za-z_][\w:<>,\s\*&]*\s[\w:]+\(.*\)\s*(const\s*)?\{$")
+SIGNATURE_START = re.compile(r"^[\w:<>\*&]+(\s+[\w:<>\*&]+)*\s+[\w:]+\(")
+BODY_OPEN = re.compile(r"\)\s*(const\s*)?\{$")
+
+
+def defines_function(block):
+    """True if an unindented line starts a signature that a later line opens."""
+    for i, line in enumerate(block):
+        if SIGNATURE_START.match(line):
+            return any(BODY_OPEN.search(l) for l in block[i:])
+    return False
 
 
 def examples(path):
@@ -59,7 +69,7 @@ def main():
             parts.append(f'#include "{include}"')
             parts.append(f"// {header}:{line}")
             parts.append(f"namespace header_example_{count} {{")
-            at_namespace_scope = any(FUNCTION_DEF.match(l) for l in block)
+            at_namespace_scope = defines_function(block)
             if not at_namespace_scope:
                 parts.append("[[maybe_unused]] absl::Status Example() {")
             parts += [("  " if not at_namespace_scope else "") + l for l in block]

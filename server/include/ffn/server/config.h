@@ -1,5 +1,6 @@
 // Server configuration: the YAML file format, the embedded default, flags.
 //
+// Example:
 //   ASSIGN_OR_RETURN(ffn::ServerConfig config, ffn::ParseConfig(R"(
 //     server: {address: "127.0.0.1:50051", threads: 2}
 //     models:

@@ -1,5 +1,6 @@
 // Prometheus metrics over HTTP (text format, GET /metrics), by prometheus-cpp.
 //
+// Example:
 //   ASSIGN_OR_RETURN(std::unique_ptr<ffn::Metrics> metrics,
 //                    ffn::Metrics::Start("127.0.0.1:9464", "oneDNN v2.6", "avx2"));
 //   metrics->OnBatch(ffn::VariantKey{"glu-768", "swiglu", ffn::DataType::kF32}, /*tokens=*/32);

@@ -2,6 +2,7 @@
 // types and the proto enum, used where requests are read and responses,
 // statistics and metrics labels are written.
 //
+// Example:
 //   ffn::v1::Tensor tensor;
 //   tensor.set_dtype(ffn::ToProtoDType(ffn::DataType::kBf16));
 //   if (std::optional<ffn::DataType> type = ffn::FromProtoDType(tensor.dtype())) {

@@ -9,6 +9,7 @@
 // max_batch_tokens tokens, when its oldest request has waited
 // max_queue_delay_us, or at once when that delay is 0.
 //
+// Example:
 //   ffn::ServerStats stats(/*window_seconds=*/10);
 //   ffn::Scheduler scheduler(ffn::SchedulerOptions{}, stats);
 //   ffn::InferTask task;  // its model, tokens, buffers and done callback filled in

@@ -1,5 +1,6 @@
 // FfnServer: everything ffn-server runs, startable in-process for tests.
 //
+// Example:
 //   ASSIGN_OR_RETURN(ffn::ServerConfig config, ffn::ParseConfig(ffn::DefaultConfigYaml(), ""));
 //   config.server.address = "127.0.0.1:0";  // any free port; server->port() tells which
 //   ASSIGN_OR_RETURN(std::unique_ptr<ffn::FfnServer> server, ffn::FfnServer::Start(config));

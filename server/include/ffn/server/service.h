@@ -6,9 +6,13 @@
 // Scheduler; answers are finished from its executor threads. Reactors never
 // block. Every call is first checked against the configured bearer token.
 //
-//   ffn::ServiceOptions options;
-//   options.auth_token = "s3cret";  // the content of the auth token file
-//   ffn::FfnServiceImpl service(registry, scheduler, stats, options);  // then RegisterService
+// Example:
+//   void Serve(const ffn::ModelRegistry& registry, ffn::Scheduler& scheduler,
+//              ffn::ServerStats& stats) {
+//     ffn::ServiceOptions options;
+//     options.auth_token = "s3cret";  // the content of the auth token file
+//     ffn::FfnServiceImpl service(registry, scheduler, stats, options);  // then RegisterService
+//   }
 #ifndef FFN_SERVER_SERVICE_H_
 #define FFN_SERVER_SERVICE_H_
 

@@ -1,9 +1,12 @@
 // Checking an InferRequest against the models a server holds, before any
 // work is queued for it.
 //
-//   ffn::ValidatedInfer validated = ffn::ValidateInfer(registry, request);
-//   if (!validated.status.ok() && validated.variant) {
+// Example:
+//   bool CountsAgainstVariant(const ffn::ModelRegistry& registry,
+//                             const ffn::v1::InferRequest& request) {
+//     ffn::ValidatedInfer validated = ffn::ValidateInfer(registry, request);
 //     // a bad tensor for a valid variant: count it against that variant
+//     return !validated.status.ok() && validated.variant.has_value();
 //   }
 #ifndef FFN_SERVER_VALIDATE_INFER_H_
 #define FFN_SERVER_VALIDATE_INFER_H_

@@ -2,6 +2,7 @@
 // it ran as, and how long it took. Shared by both, so neither includes the
 // other's header for it.
 //
+// Example:
 //   ffn::VariantKey variant{"glu-768", "swiglu", ffn::DataType::kBf16};
 //   ffn::RequestTimings timings;
 //   timings.total_ns = timings.queue_ns + timings.compute_ns;
