@@ -3,9 +3,12 @@
 // validate the request, queue its computation on the Scheduler, count the
 // outcome against its variant, and fill in the response.
 //
-//   ffn::InferBackend backend{registry, scheduler, stats};
-//   ffn::InferCall::Start(backend, request, &response, ffn::CallLimits{},
-//                         [](const absl::Status& status) { /* answer the client */ });
+// Example:
+//   void Answer(const ffn::InferBackend& backend, const ffn::v1::InferRequest& request,
+//               ffn::v1::InferResponse* response) {
+//     ffn::InferCall::Start(backend, request, response, ffn::CallLimits{},
+//                           [](const absl::Status& status) { /* answer the client */ });
+//   }
 #ifndef FFN_SERVER_SRC_INFER_CALL_H_
 #define FFN_SERVER_SRC_INFER_CALL_H_
 
