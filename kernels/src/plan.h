@@ -52,10 +52,10 @@ struct Measured {
   std::vector<PlanEntry> f32, bf16;
 };
 
-// Times unfused, postops and fused through `run` at the probe token counts
-// for max_m (1, 2, 4, ..., 512 below max_m, and min(max_m, 512)) in both
-// compute dtypes, on seeded inputs of `d_model` columns with `activation`,
-// and chooses per probe as FfnBlock::Tune documents.
+// Times unfused and fused through `run` at the probe token counts for max_m
+// (1, 2, 4, ..., 512 below max_m, and min(max_m, 512)) in both compute
+// dtypes, on seeded inputs of `d_model` columns with `activation`, and
+// chooses the faster per probe (postops is never timed nor chosen).
 absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run);
 

@@ -110,6 +110,7 @@ v1::ModelInfo DescribeModel(const Model& model) {
   info.set_norm_eps(w.norm_eps);
   info.set_residual(w.residual);
   info.set_strategy(StrategyName(model.strategy));
+  info.set_accuracy(StrategyAccuracy(model.strategy));
   return info;
 }
 

@@ -21,8 +21,6 @@
 namespace ffn {
 namespace {
 
-using ::testing::AnyOf;
-using ::testing::Eq;
 using ::testing::HasSubstr;
 
 constexpr int64_t kDModel = 72, kDff = 600;
@@ -176,19 +174,15 @@ TEST(TuneTest, PlansAValidStrategyForEveryProbeAndUsesIt) {
   // Probes 1, 2, 4, 8, 16, 32 and max_m = 64, for both dtypes.
   ASSERT_EQ(result->probes.size(), 14u);
   for (const TuneResult::Probe& p : result->probes) {
-    EXPECT_THAT(p.chosen, AnyOf(Eq(Strategy::kUnfused), Eq(Strategy::kPostops), Eq(Strategy::kFused)));
-    for (double ms : p.ms) EXPECT_GT(ms, 0.0);
-    // The faster of unfused and fused, unless postops beats it by over 3 %.
-    const double ours = std::min(p.ms[0], p.ms[2]);
-    if (p.ms[1] < 0.97 * ours) {
-      EXPECT_EQ(p.chosen, Strategy::kPostops);
-    } else {
-      EXPECT_EQ(p.chosen, p.ms[2] <= p.ms[0] ? Strategy::kFused : Strategy::kUnfused);
-    }
+    EXPECT_GT(p.ms[0], 0.0);
+    EXPECT_LT(p.ms[1], 0.0) << "postops is never timed: auto does not trade accuracy for speed";
+    EXPECT_GT(p.ms[2], 0.0);
+    // The faster of unfused and fused, never postops.
+    EXPECT_EQ(p.chosen, p.ms[2] <= p.ms[0] ? Strategy::kFused : Strategy::kUnfused);
     EXPECT_EQ((*block)->PlannedStrategy(p.m, p.compute), p.chosen);
   }
   EXPECT_THAT(result->ToString(), HasSubstr("bf16 m=64 "));
-  EXPECT_THAT(result->ToString(), HasSubstr("postops "));
+  EXPECT_THAT(result->ToString(), HasSubstr("postops n/a"));
   // Token counts between probes take the nearest probe on a log scale.
   EXPECT_EQ((*block)->PlannedStrategy(2, DataType::kF32), (*block)->PlannedStrategy(1, DataType::kF32));
   EXPECT_EQ((*block)->PlannedStrategy(1000, DataType::kBf16), (*block)->PlannedStrategy(64, DataType::kBf16));

@@ -19,9 +19,10 @@
 //            for larger M (or without AVX-512), d_ff is cut into column
 //            blocks of kColumnBlock whose first-matmul output gets the
 //            epilogue while in L2 and is multiplied into y at once.
-//   auto     per M range, the strategy Tune() measured fastest (postops only
-//            when clearly so; before tuning: fused for one token, unfused
-//            above).
+//   auto     per M range, the faster of unfused and fused as Tune() measured
+//            (before tuning: fused for one token, unfused above). Never
+//            postops, whose activations are less accurate: a model runs it
+//            only by asking for it.
 // Each strategy computes the same function; they differ in speed, and in the
 // last bits (postops uses oneDNN's activation approximations; fused sums
 // the second matmul in column blocks).
@@ -67,6 +68,9 @@ const char* StrategyName(Strategy strategy);  // "unfused", "postops", "fused", 
 std::optional<Strategy> ParseStrategy(std::string_view name);
 // unfused, postops, fused: the ones a run can be forced to.
 std::vector<Strategy> ConcreteStrategies();
+// What a model running `strategy` promises about its answers, one line for
+// ListModels (the measured figures are in docs/ACCURACY.md).
+const char* StrategyAccuracy(Strategy strategy);
 
 // Gated weights are interleaved by blocks of this many columns of d_ff; the
 // fused strategy's large-M path cuts d_ff into blocks of the same size.
@@ -100,7 +104,7 @@ struct TuneResult {
   struct Probe {
     DataType compute;
     int64_t m;
-    double ms[3];  // unfused, postops, fused; < 0 where it could not run
+    double ms[3];  // unfused, postops, fused; < 0 where not timed (postops, always)
     Strategy chosen;
   };
   std::vector<Probe> probes;
@@ -139,15 +143,14 @@ class FfnBlock {
   // compute dtypes now (about 1 ms per count), so requests of those sizes
   // never pay for it. INTERNAL if oneDNN fails.
   absl::Status Prepare(int64_t max_m) const;
-  // Times unfused, postops and fused for both compute dtypes at token
-  // counts 1, 2, 4, ..., 512 (those <= max_m, and max_m), with the model's
-  // representative activation (gelu, or swiglu for gated models; also the
-  // one Prepare and PlannedStrategy use), and makes
-  // the fastest the auto plan for the M range around each count (postops,
-  // whose activations are less accurate, only if more than 3 % faster than
-  // the better of unfused and fused), keeping
-  // only the packed weight copies the plan uses. Takes about 13 engine calls
-  // per count and dtype; call before serving.
+  // Times unfused and fused for both compute dtypes at token counts 1, 2,
+  // 4, ..., 512 (those <= max_m, and max_m), with the model's representative
+  // activation (gelu, or swiglu for gated models; also the one Prepare and
+  // PlannedStrategy use), and makes the faster the auto plan for the M range
+  // around each count, keeping only the packed weight copies the plan uses.
+  // postops is neither timed nor chosen: auto only runs paths with our
+  // activation kernels, whose accuracy docs/ACCURACY.md states. Takes about
+  // 9 engine calls per count and dtype; call before serving.
   absl::StatusOr<TuneResult> Tune(int64_t max_m);
   // Makes kAuto run `strategy` at every M (kAuto: back to the untuned rule).
   void SetStrategy(Strategy strategy);
