@@ -79,7 +79,9 @@ int RunInfer(const Connection& connection, ffn::client::InferOptions options) {
                                : ffn::kFp32CheckTolerance;
   std::cout << ffn::client::InferSummary(*outcome, tolerance);
   if (outcome->comparison && !outcome->comparison->within(tolerance)) {
-    std::cerr << "error: the answer is outside the fp32 tolerance of the fp64 reference\n";
+    std::cerr << "error: the answer is outside the "
+              << (tolerance == ffn::kBf16CheckTolerance ? "bf16" : "fp32")
+              << " tolerance of the fp64 reference\n";
     return kExitFailed;
   }
   return 0;
@@ -131,6 +133,10 @@ void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
       ->capture_default_str();
   command->add_option("--seed", flags.options.seed, "seed of inputs, sizes and arrivals")
       ->capture_default_str();
+  command
+      ->add_option("--compute-dtype", flags.options.compute_dtype,
+                   "compute dtype of every call: f32 or bf16 (default: each model's own)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   command->add_option("--arrival", flags.arrival, "open loop arrivals")
       ->capture_default_str()
       ->check(CLI::IsMember({"constant", "poisson"}));
@@ -268,6 +274,10 @@ int main(int argc, char** argv) {
   ffn::client::InferOptions infer_options;
   infer->add_option("--model", infer_options.model, "model name")->required();
   infer->add_option("--activation", infer_options.activation, "activation (default: the model's)");
+  infer
+      ->add_option("--compute-dtype", infer_options.compute_dtype,
+                   "compute dtype: f32 or bf16 (default: the model's)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   infer->add_option("--tokens", infer_options.tokens, "rows of the input")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -28,7 +28,7 @@ build_packages=(
 # Not in the default list: docker.io starts no daemon here (smoke-test.sh runs
 # a private one), and nginx is only for `nginx -t` on docker/nginx.conf.
 docker_packages=(
-  docker.io debootstrap docker-compose nginx python3-yaml
+  docker.io debootstrap docker-compose nginx python3-yaml python3-venv
 )
 
 case "${1:-}" in

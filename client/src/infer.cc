@@ -22,8 +22,10 @@ absl::StatusOr<InferOutcome> RunInfer(v1::FfnService::StubInterface& stub,
   outcome.model = std::move(*model);
   const std::vector<float> input =
       RandomInput(options.tokens, outcome.model.d_model(), options.seed);
+  auto compute = ParseComputeDtype(options.compute_dtype);
+  if (!compute.ok()) return compute.status();
   const v1::InferRequest request =
-      MakeInferRequest(options.model, options.activation, input, options.tokens);
+      MakeInferRequest(options.model, options.activation, input, options.tokens, *compute);
   const auto start = std::chrono::steady_clock::now();
   auto response = Infer(stub, request, options.timeout_seconds);
   const auto finish = std::chrono::steady_clock::now();

@@ -58,6 +58,7 @@ absl::Status ValidateLoadOptions(const LoadOptions& o) {
   if (!(o.warmup_seconds >= 0)) return invalid("warmup must be >= 0");
   if (!(o.timeout_seconds > 0)) return invalid("timeout must be positive");
   if (auto tokens = TokenDistribution::Parse(o.tokens); !tokens.ok()) return tokens.status();
+  if (auto compute = ParseComputeDtype(o.compute_dtype); !compute.ok()) return compute.status();
   return absl::OkStatus();
 }
 
@@ -76,7 +77,7 @@ v1::InferRequest LoadPlan::MakeRequest(const CallDeal& deal) const {
       v.model, v.activation,
       std::span<const float>(input.data(),
                              static_cast<size_t>(deal.tokens * d_model[deal.variant])),
-      deal.tokens);
+      deal.tokens, ParseComputeDtype(options.compute_dtype).value_or(std::nullopt));
 }
 
 absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& options) {

@@ -19,16 +19,25 @@ std::vector<float> RandomInput(int64_t tokens, int64_t d_model, uint64_t seed) {
 }
 
 v1::InferRequest MakeInferRequest(const std::string& model, const std::string& activation,
-                                  std::span<const float> input, int64_t tokens) {
+                                  std::span<const float> input, int64_t tokens,
+                                  std::optional<DataType> compute) {
   v1::InferRequest request;
   request.set_model(model);
   request.set_activation(activation);
+  if (compute) request.set_compute_dtype(*compute == DataType::kBf16 ? v1::BFLOAT16 : v1::FLOAT32);
   v1::Tensor* tensor = request.mutable_input();
   tensor->set_dtype(v1::FLOAT32);
   tensor->add_shape(tokens);
   tensor->add_shape(static_cast<int64_t>(input.size()) / tokens);
   tensor->set_data(input.data(), input.size_bytes());
   return request;
+}
+
+absl::StatusOr<std::optional<DataType>> ParseComputeDtype(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  if (std::optional<DataType> type = ParseDataType(name)) return type;
+  return absl::InvalidArgumentError(
+      absl::StrCat("compute dtype '", name, "' is not one of f32, bf16"));
 }
 
 absl::Status CheckTokens(const v1::ModelInfo& model, int64_t tokens) {

@@ -119,6 +119,44 @@ TEST_F(EndToEndTest, EveryActivationPassesTheReferenceCheck) {
   EXPECT_EQ(checked, 14);
 }
 
+TEST_F(EndToEndTest, ComputeDtypeIsAskedPerCall) {
+  auto stub = Stub();
+  InferOptions options;
+  options.model = "gated-32";
+  options.tokens = 3;
+  options.check = true;
+  for (const auto& [name, dtype] : {std::pair{"bf16", v1::BFLOAT16}, std::pair{"f32", v1::FLOAT32}}) {
+    options.compute_dtype = name;
+    auto outcome = RunInfer(*stub, options);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(outcome->response.variant().dtype(), dtype) << name;
+    EXPECT_TRUE(outcome->comparison->within(dtype == v1::BFLOAT16 ? kBf16CheckTolerance
+                                                                  : kFp32CheckTolerance));
+  }
+  // bf16 really ran: its answer is not the f32 one.
+  options.compute_dtype = "bf16";
+  auto bf16 = RunInfer(*stub, options);
+  options.compute_dtype = "f32";
+  auto f32 = RunInfer(*stub, options);
+  ASSERT_TRUE(bf16.ok() && f32.ok());
+  EXPECT_NE(bf16->output, f32->output);
+  options.compute_dtype = "f16";
+  EXPECT_EQ(RunInfer(*stub, options).status().code(), absl::StatusCode::kInvalidArgument);
+
+  LoadOptions load;
+  load.targets = {Target()};
+  load.duration_seconds = 0.3;
+  load.warmup_seconds = 0;
+  load.variants = "gated-32:swiglu";
+  load.compute_dtype = "bf16";
+  auto result = RunLoad(load);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_GT(result->variants.at(0).requests, 0u);
+  EXPECT_EQ(result->variants.at(0).errors, 0u);
+  load.compute_dtype = "fp8";
+  EXPECT_EQ(RunLoad(load).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(EndToEndTest, DefaultActivationIsCheckedAsTheOneThatRan) {
   auto stub = Stub();
   InferOptions options;

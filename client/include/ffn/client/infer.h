@@ -27,6 +27,7 @@ namespace ffn::client {
 struct InferOptions {
   std::string model;
   std::string activation;  // empty: the model's default
+  std::string compute_dtype;  // "f32" or "bf16"; empty: the model's default
   int64_t tokens = 1;
   uint64_t seed = 0;             // of the random input
   bool check = false;            // compare the answer with the fp64 reference

@@ -65,6 +65,7 @@ struct LoadOptions {
   uint64_t requests = 0;         // > 0: measure this many calls instead
   double warmup_seconds = 0.5;   // load before measuring, not counted
   std::string variants = "all";  // see SelectWeightedVariants
+  std::string compute_dtype;     // "f32" or "bf16" for every call; empty: each model's default
   std::string tokens = "1";      // per request; see TokenDistribution::Parse
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call

@@ -11,11 +11,13 @@
 #define FFN_CLIENT_REQUEST_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "ffn/kernels/dtype.h"
 #include "ffn/v1/ffn.pb.h"
 
 namespace ffn::client {
@@ -24,10 +26,16 @@ namespace ffn::client {
 std::vector<float> RandomInput(int64_t tokens, int64_t d_model, uint64_t seed);
 
 // A FLOAT32 request for `model` with input shape [tokens, input.size() / tokens].
-// An empty `activation` asks for the model's default. Requires tokens >= 1 and
-// input.size() a multiple of tokens.
+// An empty `activation` asks for the model's default, no `compute` the
+// model's default compute dtype. Requires tokens >= 1 and input.size() a
+// multiple of tokens.
 v1::InferRequest MakeInferRequest(const std::string& model, const std::string& activation,
-                                  std::span<const float> input, int64_t tokens);
+                                  std::span<const float> input, int64_t tokens,
+                                  std::optional<DataType> compute = std::nullopt);
+
+// A --compute-dtype value: "" (the model's default: nullopt), "f32" or
+// "bf16"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::optional<DataType>> ParseComputeDtype(const std::string& name);
 
 // OK if a request of `tokens` rows fits `model` (1 to its max_tokens, when it
 // reports one); INVALID_ARGUMENT worded as the server's answer otherwise, so
