@@ -78,10 +78,14 @@ const EpilogueKernels& KernelsFor(Isa isa) {
 const KernelTable& ActiveKernelTable() {
   static const KernelTable table = [] {
     const Isa isa = ActiveIsa();
-    KernelTable t{&KernelsFor(isa), nullptr, nullptr};
+    KernelTable t{&KernelsFor(isa), isa == Isa::kScalar ? ScalarSmallMKernels() : Avx2SmallMKernels()};
     if (isa == Isa::kAvx512) {
-      t.small_m_f32 = SmallMPackedF32;
-      if (__builtin_cpu_supports("avx512bf16")) t.small_m_bf16 = SmallMPackedBf16;
+      t.small_m.f32 = SmallMPackedF32;
+      t.small_m_native_f32 = true;
+      if (__builtin_cpu_supports("avx512bf16")) {
+        t.small_m.bf16 = SmallMPackedBf16;
+        t.small_m_native_bf16 = true;
+      }
     }
     return t;
   }();

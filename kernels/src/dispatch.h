@@ -22,16 +22,26 @@ using SmallMBf16Kernel = void (*)(const uint16_t* x, int64_t x_stride, int64_t m
                                   const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
                                   float* y, int64_t y_stride);
 
+struct SmallMKernels {
+  SmallMF32Kernel f32 = nullptr;
+  SmallMBf16Kernel bf16 = nullptr;
+};
+SmallMKernels Avx2SmallMKernels();    // the portable loops, AVX2 + FMA
+SmallMKernels ScalarSmallMKernels();  // the portable loops, any x86-64
+
 // Everything the engine dispatches on.
 struct KernelTable {
   const EpilogueKernels* epilogue;
-  // Null where the active ISA lacks them: f32 needs AVX-512, bf16 also
-  // AVX512-BF16 (so FFN_ISA=avx2 turns both off).
-  SmallMF32Kernel small_m_f32;
-  SmallMBf16Kernel small_m_bf16;
+  // The small-M dot products for every ISA: the AVX-512 (+BF16) kernels
+  // where the active ISA has them, else the portable loops (AVX2 or scalar).
+  SmallMKernels small_m;
+  // Whether small_m is the AVX-512 kernel for that dtype: only those beat
+  // oneDNN for few tokens, so only they run fused's small-M path outside
+  // batch-invariant calls.
+  bool small_m_native_f32 = false, small_m_native_bf16 = false;
 
-  bool HasSmallM(DataType compute) const {
-    return compute == DataType::kBf16 ? small_m_bf16 != nullptr : small_m_f32 != nullptr;
+  bool HasNativeSmallM(DataType compute) const {
+    return compute == DataType::kBf16 ? small_m_native_bf16 : small_m_native_f32;
   }
 };
 

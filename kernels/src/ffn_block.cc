@@ -14,6 +14,7 @@
 #include "onednn_matmul.h"
 #include "plan.h"
 #include "prepared_weights.h"
+#include "small_m.h"
 #include "strategies.h"
 
 namespace ffn {
@@ -115,7 +116,13 @@ absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
 
 size_t FfnBlock::PackedWeightBytes() const { return impl_->matmuls.PackedBytes(); }
 
-absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute) const {
+absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute,
+                                                        bool batch_invariant) const {
+  if (batch_invariant) {
+    return absl::StrCat("fused, batch-invariant: ffnserve ",
+                        IsaName(ActiveIsa()), " ", DataTypeName(compute),
+                        " dot products in chunks of up to ", kSmallMaxTokens, " tokens");
+  }
   const Strategy strategy = PlannedStrategy(m, compute);
   if (strategy == Strategy::kFused && FusedRunsSmallM(ActiveKernelTable(), m, compute)) {
     return absl::StrCat("fused: ffnserve avx512 ", DataTypeName(compute), " dot products");
@@ -144,8 +151,15 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         IsGated(run.activation) ? "gated" : "plain", " model; this one is ",
         w.kind == FfnKind::kGated ? "gated" : "plain"));
   }
+  if (run.batch_invariant && run.strategy != Strategy::kAuto && run.strategy != Strategy::kFused) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batch-invariant call runs the fused strategy; ", StrategyName(run.strategy),
+        " sums in an order that depends on the token count"));
+  }
   const Strategy strategy =
-      impl_->plan.Resolve(run.strategy, m, run.compute, run.activation, params());
+      run.batch_invariant
+          ? Strategy::kFused
+          : impl_->plan.Resolve(run.strategy, m, run.compute, run.activation, params());
   if (strategy == Strategy::kPostops && !PostopsSupports(run.activation, params())) {
     return absl::UnimplementedError(
         "strategy postops cannot run per-channel prelu: oneDNN 2.6 has its prelu post-op only "
@@ -191,7 +205,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
                                                  : static_cast<float*>(run.y);
     const CoreCall core{impl_->weights, impl_->matmuls, ActiveKernelTable(), run.activation,
                         run.compute,    x,              m,                   y_out,
-                        run.skip_epilogue_for_timing};
+                        run.skip_epilogue_for_timing, run.batch_invariant};
     switch (strategy) {
       case Strategy::kUnfused: RunUnfused(core, scratch, stream); break;
       case Strategy::kPostops: RunPostops(core, scratch, stream); break;

@@ -8,7 +8,8 @@
 // VDPBF16PS, which treats bf16 denormals as zero). Compiled for AVX-512
 // (+BF16) in its own translation unit; callers reach them through
 // ActiveKernelTable() (dispatch.h), which holds them only where the CPU runs
-// them. Run on the calling thread.
+// them; the portable loops (small_m_portable-inl.h) compute the same sums in
+// the same order on other CPUs. Run on the calling thread.
 #ifndef FFN_KERNELS_SRC_SMALL_M_H_
 #define FFN_KERNELS_SRC_SMALL_M_H_
 

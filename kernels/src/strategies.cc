@@ -75,11 +75,11 @@ void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
   auto dot = [&](const void* x, int64_t x_stride, const void* packed, int64_t row0, int64_t k,
                  int64_t n, float* y, int64_t y_stride) {
     if (bf16) {
-      c.kernels.small_m_bf16(static_cast<const uint16_t*>(x), x_stride, m,
+      c.kernels.small_m.bf16(static_cast<const uint16_t*>(x), x_stride, m,
                              static_cast<const uint16_t*>(packed), k, row0 / kPackRows, n, y,
                              y_stride);
     } else {
-      c.kernels.small_m_f32(static_cast<const float*>(x), x_stride, m,
+      c.kernels.small_m.f32(static_cast<const float*>(x), x_stride, m,
                             static_cast<const float*>(packed), k, row0 / kPackRows, n, y,
                             y_stride);
     }
@@ -227,10 +227,23 @@ void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
 }
 
 bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute) {
-  return m <= kSmallMaxTokens && kernels.HasSmallM(compute);
+  return m <= kSmallMaxTokens && kernels.HasNativeSmallM(compute);
 }
 
 void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  if (c.batch_invariant) {
+    // The same kernels summing in the same order at every m: the small-M
+    // path over chunks of at most kSmallMaxTokens tokens.
+    const size_t x_row_bytes = static_cast<size_t>(c.weights.d_model()) * ElementBytes(c.compute);
+    for (int64_t r0 = 0; r0 < c.m; r0 += kSmallMaxTokens) {
+      CoreCall chunk = c;
+      chunk.x = static_cast<const char*>(c.x) + static_cast<size_t>(r0) * x_row_bytes;
+      chunk.y = c.y + r0 * c.weights.d_model();
+      chunk.m = std::min(kSmallMaxTokens, c.m - r0);
+      RunFusedSmall(chunk, scratch);
+    }
+    return;
+  }
   if (FusedRunsSmallM(c.kernels, c.m, c.compute)) {
     RunFusedSmall(c, scratch);
   } else {

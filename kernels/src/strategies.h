@@ -42,6 +42,8 @@ struct CoreCall {
   float* y;
   // Benchmarks only: skip the epilogue (the answer is then meaningless).
   bool skip_epilogue;
+  // RunFused only: the small-M kernels at every m (FfnRun::batch_invariant).
+  bool batch_invariant;
 };
 
 // oneDNN matmul (+ b1), one pass of our activation kernels over the whole
@@ -51,7 +53,8 @@ void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 // Not for per-channel PReLU (PostopsSupports); ignores skip_epilogue.
 void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 // The intermediate never leaves the cache: the small-M dot-product kernels
-// where FusedRunsSmallM, otherwise column blocks through oneDNN.
+// where FusedRunsSmallM or the call is batch-invariant (then in chunks of
+// kSmallMaxTokens tokens, at every m), otherwise column blocks through oneDNN.
 void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute);
 

@@ -7,6 +7,7 @@
 // Tolerances (CompareToReference's scaled error): f32 kFp32CheckTolerance
 // (1e-4; oneDNN's post-op approximations included), bf16 kBf16CheckTolerance
 // (5e-2: inputs, weights and the activated block rounded to 8 bits).
+#include <cstring>
 #include <ostream>
 #include <string>
 #include <tuple>
@@ -227,6 +228,77 @@ TEST(PackedWeightsTest, PackedOncePerMatmulAndTrimmedByTune) {
   EXPECT_TRUE(all > unfused || before > 0) << all << " " << unfused << " " << before;
   ASSERT_TRUE((*block)->Tune(64).ok());
   EXPECT_LE((*block)->PackedWeightBytes(), all);
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// Batch invariance: a token's output bits are the same alone and as any row
+// of a call of m tokens, whatever the other rows hold, for every compute and
+// I/O dtype, plain and gated, with and without pre-norm and residual.
+TEST(BatchInvariantTest, TokenAloneEqualsTokenInsideEveryBatch) {
+  FfnWeights sublayer = RandomFfnWeights(FfnKind::kPlain, kDModel, kDff, 43);
+  AddRandomNorm(sublayer, NormKind::kLayerNorm, 43);
+  sublayer.residual = true;
+  const auto with_norm = FfnBlock::Create(sublayer);
+  ASSERT_TRUE(with_norm.ok()) << with_norm.status();
+  const std::pair<const FfnBlock*, Activation> models[] = {
+      {&Block(FfnKind::kPlain), Activation::kGelu},
+      {&Block(FfnKind::kGated), Activation::kSwiglu},
+      {with_norm->get(), Activation::kSilu}};
+  for (const auto& [block, activation] : models) {
+    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+      for (DataType io : {DataType::kF32, DataType::kBf16}) {
+        const size_t es = ElementBytes(io);
+        // The token, alone.
+        std::vector<float> token(kDModel);
+        FillUniform(99, RandomStream::kInput, kRandomInputScale, token);
+        std::vector<char> x1(kDModel * es), y1(kDModel * es);
+        CopyConverting(token.data(), DataType::kF32, x1.data(), io, kDModel);
+        FfnRun alone{activation, compute, x1.data(), io, 1, y1.data(), io};
+        alone.batch_invariant = true;
+        ASSERT_TRUE(block->Run(alone).ok());
+        for (int64_t m : {2, 3, 8, 31, 33, 64, 200, 512}) {
+          // ... as row `at` of m rows of other tokens.
+          std::vector<float> others(static_cast<size_t>(m * kDModel));
+          FillUniform(static_cast<uint64_t>(m), RandomStream::kInput, kRandomInputScale, others);
+          for (int64_t at : {int64_t{0}, m / 2, m - 1}) {
+            std::copy(token.begin(), token.end(), others.begin() + at * kDModel);
+            std::vector<char> x(others.size() * es), y(others.size() * es);
+            CopyConverting(others.data(), DataType::kF32, x.data(), io, others.size());
+            FfnRun batch{activation, compute, x.data(), io, m, y.data(), io};
+            batch.batch_invariant = true;
+            ASSERT_TRUE(block->Run(batch).ok());
+            EXPECT_EQ(std::memcmp(y.data() + at * kDModel * es, y1.data(), kDModel * es), 0)
+                << ActivationName(activation) << " compute " << DataTypeName(compute) << " io "
+                << DataTypeName(io) << ": row " << at << " of " << m << " differs from the token alone";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchInvariantTest, MatchesTheReferenceAndRefusesOrderDependentStrategies) {
+  const FfnWeights& weights = Weights(FfnKind::kGated);
+  ActivationParams params;
+  std::vector<float> x(static_cast<size_t>(100 * kDModel)), y(x.size());
+  FillUniform(5, RandomStream::kInput, kRandomInputScale, x);
+  FfnRun run{Activation::kGeglu, DataType::kF32, x.data(), DataType::kF32, 100, y.data(), DataType::kF32};
+  run.batch_invariant = true;
+  ASSERT_TRUE(Block(FfnKind::kGated).Run(run).ok());
+  const std::vector<double> expected = ReferenceFfn(weights, Activation::kGeglu, params, x.data(), 100);
+  EXPECT_TRUE(CompareToReference(y.data(), expected).within(kFp32CheckTolerance));
+  for (Strategy order_dependent : {Strategy::kUnfused, Strategy::kPostops}) {
+    run.strategy = order_dependent;
+    EXPECT_EQ(Block(FfnKind::kGated).Run(run).code(), absl::StatusCode::kInvalidArgument);
+  }
+  auto impl = Block(FfnKind::kGated).ImplementationFor(100, DataType::kF32, true);
+  ASSERT_TRUE(impl.ok());
+  EXPECT_THAT(*impl, HasSubstr("batch-invariant"));
 }
 
 }  // namespace

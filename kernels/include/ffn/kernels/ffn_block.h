@@ -96,6 +96,12 @@ struct FfnRun {
   // Benchmarks only (unfused and fused; postops ignores it): skip the epilogue (bias, activation, gated product) to
   // time the two matmuls alone. The answer is then meaningless.
   bool skip_epilogue_for_timing = false;
+  // true: each token's output bits do not depend on m nor on the other rows
+  // (batch invariance): the fused strategy's small-M kernels run at every m,
+  // in chunks of up to 32 tokens, so every sum over d_model and d_ff has the
+  // same order (whatever the thread count, too). Needs strategy kAuto or
+  // kFused (INVALID_ARGUMENT otherwise); the plan is not consulted.
+  bool batch_invariant = false;
 };
 
 // What Tune() measured: per compute dtype and probe token count, the median
@@ -160,9 +166,10 @@ class FfnBlock {
   Strategy PlannedStrategy(int64_t m, DataType compute) const;
 
   // oneDNN's implementation names for the two matmuls at m tokens, e.g.
-  // "brg:avx512_core / brg:avx512_core".
-  absl::StatusOr<std::string> ImplementationFor(int64_t m,
-                                                DataType compute = DataType::kF32) const;
+  // "brg:avx512_core / brg:avx512_core" (batch_invariant: the kernels such
+  // a call runs instead).
+  absl::StatusOr<std::string> ImplementationFor(int64_t m, DataType compute = DataType::kF32,
+                                                bool batch_invariant = false) const;
 
  private:
   struct Impl;

@@ -1,0 +1,56 @@
+// The small-M dot products (small_m.h) in plain C++ over the same packed
+// layout, for CPUs without AVX-512 (or AVX512-BF16): compiled once with AVX2
+// + FMA flags (the 16-lane inner loops vectorize) and once without. No
+// include guard: included by small_m_avx2.cc and small_m_scalar.cc, each with
+// its own MULTIPLY_ADD.
+//
+// Each output's sum runs over k in order, one multiply-add per step (bf16:
+// the pair's two values in turn, both exact in fp32), whatever m is, so the
+// answers of a token do not depend on the other tokens of the call.
+
+// y[r, j] for r < m, j < n: rows 16·group0 .. of the packed matrix.
+template <typename T, typename Widen>
+void PortablePackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t k,
+                       int64_t group0, int64_t n, float* y, int64_t y_stride, Widen widen) {
+  constexpr bool kPairs = sizeof(T) == 2;
+  const int64_t steps = kPairs ? (k + 1) / 2 : k;
+  const int64_t step_elems = kPairs ? 2 * kPackRows : kPackRows;
+  const int64_t group_size = steps * step_elems;
+  const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* w = packed + (group0 + g) * group_size;
+    const int64_t rows = std::min<int64_t>(kPackRows, n - g * kPackRows);
+    for (int64_t r = 0; r < m; ++r) {
+      const T* xr = x + r * x_stride;
+      float acc[kPackRows] = {};
+      for (int64_t s = 0; s < steps; ++s) {
+        const T* ws = w + s * step_elems;
+        if constexpr (kPairs) {
+          const float x0 = widen(xr[2 * s]);
+          const float x1 = 2 * s + 1 < k ? widen(xr[2 * s + 1]) : 0.0f;
+          for (int64_t l = 0; l < kPackRows; ++l) {
+            acc[l] = MULTIPLY_ADD(x1, widen(ws[2 * l + 1]), MULTIPLY_ADD(x0, widen(ws[2 * l]), acc[l]));
+          }
+        } else {
+          const float xv = widen(xr[s]);
+          for (int64_t l = 0; l < kPackRows; ++l) acc[l] = MULTIPLY_ADD(xv, widen(ws[l]), acc[l]);
+        }
+      }
+      float* yr = y + r * y_stride + g * kPackRows;
+      for (int64_t l = 0; l < rows; ++l) yr[l] = acc[l];
+    }
+  }
+}
+
+inline float WidenF32(float v) { return v; }
+inline float WidenBf16(uint16_t v) { return Bf16ToFloat(v); }
+
+void PortableF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
+                 int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32);
+}
+
+void PortableBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
+                  int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenBf16);
+}
