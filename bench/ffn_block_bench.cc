@@ -117,7 +117,7 @@ double ReadGBps() {
 }
 
 void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activation, DataType compute,
-                 Strategy strategy, bool identity) {
+                 Strategy strategy, bool batch_invariant, bool identity) {
   const FfnBlock& block = Block(*shape);
   const int64_t m = state.range(0);
   std::vector<float> x(static_cast<size_t>(m * block.d_model()));
@@ -125,6 +125,7 @@ void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activat
   FillUniform(3, RandomStream::kInput, kRandomInputScale, x);
   FfnRun run{activation, compute, x.data(), DataType::kF32, m, y.data(), DataType::kF32};
   run.strategy = strategy;
+  run.batch_invariant = batch_invariant;
   run.skip_epilogue_for_timing = identity;
   for (auto _ : state) {
     absl::Status s = block.Run(run);
@@ -156,15 +157,18 @@ int Register() {
     }
     runs.emplace_back("identity", activations.front());
     for (DataType compute : {DataType::kF32, DataType::kBf16}) {
-      for (Strategy strategy : {Strategy::kUnfused, Strategy::kPostops, Strategy::kFused}) {
+      // "invariant": fused with FfnRun::batch_invariant, the server's default.
+      for (const char* path : {"unfused", "postops", "fused", "invariant"}) {
+        const bool invariant = std::string(path) == "invariant";
+        const Strategy strategy = invariant ? Strategy::kFused : *ParseStrategy(path);
         for (const auto& [name, activation] : runs) {
           const bool identity = name == "identity";
           // postops has no matmul-only form: its identity is unfused's.
           if (identity && strategy == Strategy::kPostops) continue;
           const std::string label = std::string(shape.name) + "/" + name + "/" +
-                                    DataTypeName(compute) + "/" + StrategyName(strategy);
+                                    DataTypeName(compute) + "/" + path;
           auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
-                                                 compute, strategy, identity);
+                                                 compute, strategy, invariant, identity);
           b->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
         }
       }

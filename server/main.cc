@@ -18,12 +18,14 @@ namespace {
 struct Overrides {
   std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file;
   std::optional<ffn::Strategy> strategy;
+  std::optional<bool> batch_invariant;
   int threads = -1, executors = 0, threads_per_executor = 0;
   int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0;
 
   void ApplyTo(ffn::ServerSettings& s) const {
     if (!address.empty()) s.address = address;
     if (strategy) s.strategy = *strategy;
+    if (batch_invariant) s.batch_invariant = *batch_invariant;
     if (!metrics_address.empty()) s.metrics_address = metrics_address;
     if (!tls_cert.empty()) s.tls_cert = tls_cert;
     if (!tls_key.empty()) s.tls_key = tls_key;
@@ -72,6 +74,9 @@ int main(int argc, char** argv) {
                  "engine strategy of models without their own: auto (measure at load, default), "
                  "unfused, postops, fused")
       ->check(CLI::IsMember({"auto", "unfused", "postops", "fused"}));
+  app.add_option("--batch-invariant", o.batch_invariant,
+                 "true (default): an answer's bits do not depend on what it is batched with, for "
+                 "models running auto or fused; false: auto may pick faster order-dependent paths");
   app.add_option("--metrics-address", o.metrics_address,
                  "HOST:PORT for Prometheus metrics at /metrics (default: off)");
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: serve TLS");

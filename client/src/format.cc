@@ -48,11 +48,13 @@ std::string WeightsSource(const v1::ModelInfo& info) {
 
 std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   TextTable table(
-      {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "strategy", "weights"});
+      {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "strategy",
+       "invariant", "weights"});
   for (const v1::ModelInfo& m : models) {
     table.AddRow({m.name(), KindName(m.kind()), absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
                   m.default_activation(), absl::StrJoin(m.activations(), ","),
-                  v1::DType_Name(m.dtype()), m.strategy(), WeightsSource(m)});
+                  v1::DType_Name(m.dtype()), m.strategy(), m.batch_invariant() ? "yes" : "no",
+                  WeightsSource(m)});
   }
   // The default paths keep docs/ACCURACY.md's bounds; a model that asked for
   // oneDNN's approximations says so under the table.
@@ -86,6 +88,7 @@ nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
          {"max_tokens", m.max_tokens()},
          {"strategy", m.strategy()},
          {"accuracy", m.accuracy()},
+         {"batch_invariant", m.batch_invariant()},
          {"params", ParamsJson(m.params())}});
   }
   return list;

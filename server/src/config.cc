@@ -156,7 +156,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                           "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight",
                           "stats_window_seconds", "metrics_address", "tls_cert", "tls_key",
-                          "tls_client_ca", "auth_token_file", "strategy"},
+                          "tls_client_ca", "auth_token_file", "strategy", "batch_invariant"},
                          "server");
       !s.ok()) {
     return s;
@@ -165,6 +165,11 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
     return strategy.status();
   } else if (strategy->has_value()) {
     st.strategy = **strategy;
+  }
+  if (server["batch_invariant"]) {
+    auto v = Scalar<bool>(server["batch_invariant"], "server.batch_invariant");
+    if (!v.ok()) return v.status();
+    st.batch_invariant = *v;
   }
   int64_t threads = st.threads, executors = st.executors, per_executor = st.threads_per_executor;
   absl::Status s = ReadString(server, "address", "server", st.address);
@@ -200,7 +205,7 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
                                 "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
-                                "residual", "strategy"},
+                                "residual", "strategy", "batch_invariant"},
                          where);
       !s.ok()) {
     return s;
@@ -251,6 +256,17 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     return strategy.status();
   } else {
     model.strategy = *strategy;
+  }
+  if (node["batch_invariant"]) {
+    auto v = Scalar<bool>(node["batch_invariant"], at + ".batch_invariant");
+    if (!v.ok()) return v.status();
+    if (*v && model.strategy && *model.strategy != Strategy::kAuto &&
+        *model.strategy != Strategy::kFused) {
+      return Invalid(at + ".batch_invariant",
+                     absl::StrCat("needs strategy auto or fused; ", StrategyName(*model.strategy),
+                                  " sums in an order that depends on the batch"));
+    }
+    model.batch_invariant = *v;
   }
   if (node["norm"]) {
     auto norm = Scalar<std::string>(node["norm"], at + ".norm");

@@ -111,6 +111,7 @@ v1::ModelInfo DescribeModel(const Model& model) {
   info.set_residual(w.residual);
   info.set_strategy(StrategyName(model.strategy));
   info.set_accuracy(StrategyAccuracy(model.strategy));
+  info.set_batch_invariant(model.batch_invariant);
   return info;
 }
 
@@ -141,8 +142,14 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     // auto: time the strategies with the thread count each executor runs
     // batches with, up to the largest batch this model sees.
     const Strategy strategy = mc.strategy.value_or(config.server.strategy);
+    // Invariance applies where the strategy allows it (an explicit true with
+    // another strategy is refused by the config parser); nothing to tune then.
+    const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
+                           (strategy == Strategy::kAuto || strategy == Strategy::kFused);
     std::string tuning;
-    if (strategy == Strategy::kAuto) {
+    if (invariant) {
+      tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
+    } else if (strategy == Strategy::kAuto) {
       const int saved = omp_get_max_threads();
       omp_set_num_threads(tuning_threads > 0 ? tuning_threads : saved);
       auto tuned = (*block)->Tune(batching.max_batch_tokens);
@@ -165,6 +172,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
     model->batching = batching;
     model->strategy = strategy;
+    model->batch_invariant = invariant;
     model->tuning = std::move(tuning);
     model->info = DescribeModel(*model);
     registry->by_name_.emplace(mc.name, model.get());

@@ -177,8 +177,9 @@ void Scheduler::RunBatch(Batch& batch) {
   if (live.size() == 1) {
     // One request: the engine reads its bytes and writes its answer in place.
     const InferTask& task = *live.front();
-    status = model.block->Run(
-        {activation, compute, task.input, task.input_type, tokens, task.output, task.output_type});
+    FfnRun run{activation, compute, task.input, task.input_type, tokens, task.output, task.output_type};
+    run.batch_invariant = model.batch_invariant;
+    status = model.block->Run(run);
   } else {
     // Rows of every request stacked in fp32 (bf16 inputs widen exactly); the
     // engine converts to the compute dtype once for the whole batch.
@@ -194,8 +195,10 @@ void Scheduler::RunBatch(Batch& batch) {
       CopyConverting(task->input, task->input_type, batch_in.data() + offset, DataType::kF32, n);
       offset += n;
     }
-    status = model.block->Run({activation, compute, batch_in.data(), DataType::kF32, tokens,
-                               batch_out.data(), DataType::kF32});
+    FfnRun run{activation, compute, batch_in.data(), DataType::kF32, tokens, batch_out.data(),
+               DataType::kF32};
+    run.batch_invariant = model.batch_invariant;
+    status = model.block->Run(run);
     if (status.ok()) {
       offset = 0;
       for (InferTask* task : live) {

@@ -142,7 +142,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
       return absl::Status(warm.code(), absl::StrCat("warming model '", m->config.name, "': ",
                                                     warm.message()));
     }
-    auto matmuls = m->block->ImplementationFor(1);
+    auto matmuls = m->block->ImplementationFor(1, DataType::kF32, m->batch_invariant);
     spdlog::info("model {}: {} d_model={} d_ff={} default={} weights={} batching: max {} tokens, "
                  "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}; packed weights {:.1f} MiB",
                  m->config.name, m->config.kind == FfnKind::kGated ? "gated" : "plain",

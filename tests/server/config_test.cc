@@ -270,6 +270,20 @@ TEST(ConfigTest, TensorsOnlyWithSafetensors) {
                 {"model 'm'.weights", "tensors only go with safetensors"});
 }
 
+TEST(ConfigTest, BatchInvariantNeedsAnOrderFixedStrategy) {
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, strategy: unfused, "
+                         "batch_invariant: true, weights: {random: {}}}"),
+                {"model 'm'.batch_invariant", "needs strategy auto or fused"});
+  auto config = ParseConfig("server: {batch_invariant: false}\n" +
+                                OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                                         "batch_invariant: true, weights: {random: {}}}"),
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->server.batch_invariant);
+  EXPECT_EQ(config->models[0].batch_invariant, true);
+  EXPECT_TRUE(ServerSettings().batch_invariant);  // on by default
+}
+
 TEST(ConfigTest, SafetensorsWithoutTensors) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {safetensors: w.st}}"),
                 {"model 'm'.weights", "safetensors needs tensors"});

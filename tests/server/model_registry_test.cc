@@ -339,7 +339,7 @@ TEST_F(ModelRegistryTest, DefaultConfigLoads) {
 
 TEST_F(ModelRegistryTest, StrategyAutoIsTunedAndFixedOnesAreKept) {
   auto config = ParseConfig(R"(
-server: {max_batch_tokens: 64}
+server: {max_batch_tokens: 64, batch_invariant: false}
 models:
   - {name: tuned, d_model: 32, d_ff: 300, activation: gelu, weights: {random: {seed: 1}}}
   - {name: fixed, d_model: 32, d_ff: 300, activation: swiglu, strategy: postops,
@@ -361,6 +361,33 @@ models:
     EXPECT_EQ(fixed->block->PlannedStrategy(m, DataType::kF32), Strategy::kPostops);
     EXPECT_EQ(fixed->block->PlannedStrategy(m, DataType::kBf16), Strategy::kPostops);
   }
+}
+
+TEST_F(ModelRegistryTest, BatchInvariantByDefaultWhereTheStrategyAllows) {
+  auto config = ParseConfig(R"(
+server: {max_batch_tokens: 64}
+models:
+  - {name: auto, d_model: 32, d_ff: 300, activation: gelu, weights: {random: {seed: 1}}}
+  - {name: fused, d_model: 32, d_ff: 300, activation: gelu, strategy: fused,
+     weights: {random: {seed: 1}}}
+  - {name: unfused, d_model: 32, d_ff: 300, activation: gelu, strategy: unfused,
+     weights: {random: {seed: 1}}}
+  - {name: opted-out, d_model: 32, d_ff: 300, activation: gelu, batch_invariant: false,
+     weights: {random: {seed: 1}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto registry = ModelRegistry::Load(*config);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  for (const char* name : {"auto", "fused"}) {
+    const Model* m = (*registry)->Find(name);
+    EXPECT_TRUE(m->batch_invariant) << name;
+    EXPECT_TRUE(m->info.batch_invariant()) << name;
+    EXPECT_THAT(m->tuning, HasSubstr("batch-invariant")) << name;  // nothing to tune
+  }
+  EXPECT_FALSE((*registry)->Find("unfused")->info.batch_invariant());
+  const Model* opted_out = (*registry)->Find("opted-out");
+  EXPECT_FALSE(opted_out->info.batch_invariant());
+  EXPECT_THAT(opted_out->tuning, HasSubstr("bf16 m=64 "));  // tuned as before
 }
 
 TEST_F(ModelRegistryTest, MissingFile) {

@@ -74,6 +74,9 @@ struct ModelConfig {
   BatchingOverrides batching;
   // How the engine runs this model (unset: the server's strategy).
   std::optional<Strategy> strategy;
+  // Batch-invariant answers (unset: the server's setting); true needs the
+  // strategy auto or fused.
+  std::optional<bool> batch_invariant;
   // Optional pre-norm and residual add: y = x + FFN(norm(x)).
   NormKind norm = NormKind::kNone;
   float norm_eps = 1e-5f;
@@ -90,9 +93,12 @@ struct ServerSettings {
   int64_t max_tokens_per_request = 8192;
   int64_t max_message_bytes = 64 << 20;
   BatchingSettings batching;  // defaults for every model
-  // Engine strategy of every model without its own: auto times unfused,
-  // postops and fused at load and picks per M range.
+  // Engine strategy of every model without its own: auto times unfused and
+  // fused at load and picks per M range.
   Strategy strategy = Strategy::kAuto;
+  // A request's answer has the same bits whatever it is batched with (models
+  // running auto or fused; see FfnRun::batch_invariant). Models may override.
+  bool batch_invariant = true;
   // Requests one InferStream call may have in flight before the server stops
   // reading from it.
   int64_t max_stream_inflight = 256;

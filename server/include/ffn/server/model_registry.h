@@ -21,6 +21,7 @@ struct Model {
   int64_t max_tokens = 0;  // per request
   BatchingSettings batching;  // the server's defaults with this model's overrides
   Strategy strategy = Strategy::kAuto;  // the configured engine strategy
+  bool batch_invariant = false;  // every call runs FfnRun::batch_invariant
   std::string tuning;  // auto: what Tune() measured and chose (for the log)
   v1::ModelInfo info;      // what ListModels reports
 };

@@ -1,0 +1,150 @@
+// Batch invariance through the server (on by default): a request's answer
+// has the same bits alone, inside a larger request, and batched by the
+// scheduler with other clients' requests.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ffn/kernels/ffn_weights.h"
+#include "ffn/server/config.h"
+#include "ffn/server/server.h"
+#include "ffn/v1/ffn.grpc.pb.h"
+
+namespace ffn {
+namespace {
+
+constexpr int64_t kDModel = 72;  // not a multiple of 16: ragged groups too
+constexpr int64_t kTokenCounts[] = {2, 3, 8, 31, 64, 200, 512};
+
+class BatchInvarianceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // A queue delay long enough for concurrent requests to share batches.
+    auto config = ParseConfig(absl::StrCat(R"(
+server: {address: "127.0.0.1:0", max_queue_delay_us: 20000, max_batch_tokens: 1024}
+models:
+  - {name: plain, d_model: )", kDModel, R"(, d_ff: 600, activation: gelu, weights: {random: {seed: 3}}}
+  - {name: gated, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}}}
+)"),
+                              "");
+    ASSERT_TRUE(config.ok()) << config.status();
+    auto server = FfnServer::Start(*config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() { delete server_; }
+
+  static std::unique_ptr<v1::FfnService::Stub> Stub() {
+    return v1::FfnService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  // `rows` seeded rows; row r of seed s is the same in every request.
+  static v1::InferRequest Request(const std::string& model, v1::DType compute,
+                                  const std::vector<uint64_t>& row_seeds) {
+    v1::InferRequest request;
+    request.set_model(model);
+    request.set_compute_dtype(compute);
+    request.mutable_input()->set_dtype(v1::FLOAT32);
+    request.mutable_input()->add_shape(static_cast<int64_t>(row_seeds.size()));
+    request.mutable_input()->add_shape(kDModel);
+    std::vector<float> x(row_seeds.size() * kDModel);
+    for (size_t r = 0; r < row_seeds.size(); ++r) {
+      FillUniform(row_seeds[r], RandomStream::kInput, kRandomInputScale,
+                  std::span<float>(x.data() + r * kDModel, kDModel));
+    }
+    request.mutable_input()->set_data(x.data(), x.size() * sizeof(float));
+    return request;
+  }
+
+  static v1::InferResponse Call(v1::FfnService::Stub& stub, const v1::InferRequest& request) {
+    grpc::ClientContext context;
+    v1::InferResponse response;
+    const grpc::Status status = stub.Infer(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  // Bytes of row r of an answer.
+  static std::string Row(const v1::InferResponse& response, int64_t r) {
+    return response.output().data().substr(static_cast<size_t>(r * kDModel) * sizeof(float),
+                                           kDModel * sizeof(float));
+  }
+
+  static FfnServer* server_;
+};
+
+FfnServer* BatchInvarianceTest::server_ = nullptr;
+
+TEST_F(BatchInvarianceTest, ModelsSayTheyAreBatchInvariant) {
+  auto stub = Stub();
+  grpc::ClientContext context;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(stub->ListModels(&context, {}, &models).ok());
+  for (const v1::ModelInfo& m : models.models()) EXPECT_TRUE(m.batch_invariant()) << m.name();
+}
+
+TEST_F(BatchInvarianceTest, TokenAloneEqualsTokenInsideAnyRequest) {
+  auto stub = Stub();
+  for (const char* model : {"plain", "gated"}) {
+    for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
+      const std::string alone = Row(Call(*stub, Request(model, compute, {7})), 0);
+      ASSERT_EQ(alone.size(), kDModel * sizeof(float));
+      for (int64_t m : kTokenCounts) {
+        std::vector<uint64_t> seeds(static_cast<size_t>(m));
+        for (int64_t r = 0; r < m; ++r) seeds[static_cast<size_t>(r)] = 1000 + static_cast<uint64_t>(r);
+        for (int64_t at : {int64_t{0}, m - 1}) {
+          seeds[static_cast<size_t>(at)] = 7;
+          EXPECT_EQ(Row(Call(*stub, Request(model, compute, seeds)), at), alone)
+              << model << " " << v1::DType_Name(compute) << ": row " << at << " of " << m;
+          seeds[static_cast<size_t>(at)] = 1000 + static_cast<uint64_t>(at);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(BatchInvarianceTest, ConcurrentRequestsBatchedTogetherEqualEachAlone) {
+  // Requests of 1 to 64 tokens, first each alone, then all at once from
+  // their own clients so the scheduler stacks them into shared batches.
+  constexpr int kClients = 8;
+  for (const char* model : {"plain", "gated"}) {
+    for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
+      std::vector<v1::InferRequest> requests;
+      std::vector<std::string> alone;
+      auto stub = Stub();
+      for (int c = 0; c < kClients; ++c) {
+        std::vector<uint64_t> seeds(static_cast<size_t>(1 + c * 9));
+        for (size_t r = 0; r < seeds.size(); ++r) seeds[r] = 50 * static_cast<uint64_t>(c) + r;
+        requests.push_back(Request(model, compute, seeds));
+        alone.push_back(Call(*stub, requests.back()).output().data());
+      }
+      std::vector<v1::InferResponse> together(kClients);
+      std::vector<std::thread> clients;
+      for (int c = 0; c < kClients; ++c) {
+        clients.emplace_back([&, c] {
+          auto own = Stub();
+          together[static_cast<size_t>(c)] = Call(*own, requests[static_cast<size_t>(c)]);
+        });
+      }
+      for (std::thread& t : clients) t.join();
+      int batched = 0;
+      for (int c = 0; c < kClients; ++c) {
+        const v1::InferResponse& r = together[static_cast<size_t>(c)];
+        EXPECT_EQ(r.output().data(), alone[static_cast<size_t>(c)])
+            << model << " " << v1::DType_Name(compute) << ": client " << c
+            << " got other bits in a batch of " << r.batch_tokens() << " tokens";
+        if (r.batch_tokens() > requests[static_cast<size_t>(c)].input().shape(0)) ++batched;
+      }
+      // The 20 ms queue delay lets most requests share a batch.
+      EXPECT_GT(batched, kClients / 2) << model << " " << v1::DType_Name(compute);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ffn
