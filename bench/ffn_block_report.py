@@ -9,7 +9,9 @@ Prints, per shape and dtype, the median ms of every activation x strategy
 at every M; then, per shape/activation/dtype, the fastest strategy at each
 M, its GFLOP/s and share of the matmul peak, the activation's cost over the
 identity (the two matmuls alone) and, with --torch (the output of
-bench/pytorch_baseline.py), PyTorch's time and our speed-up.
+bench/pytorch_baseline.py), PyTorch's time and our speed-up; where the run
+has the `invariant` path, the cost of batch invariance: its time against the
+faster of unfused and fused (what auto picks without it).
 """
 import argparse
 import collections
@@ -102,6 +104,20 @@ def main():
             tt = torch.get((shape, activation, dtype, m))
             row += f" {tt:.3g} | {tt / t:.2f}x |" if tt else " | |"
         print(row)
+
+    invariant = sorted({(sh, a, d, m) for (sh, a, d, s, m) in runs if s == "invariant"})
+    if invariant:
+        print("\n#### Cost of batch invariance\n")
+        print("| shape / activation / dtype | M | invariant ms | unfused ms | fused ms | cost |")
+        print("|---|---|---|---|---|---|")
+        for shape, activation, dtype, m in invariant:
+            inv = ms(runs[(shape, activation, dtype, "invariant", m)])
+            others = {s: ms(runs[(shape, activation, dtype, s, m)]) for s in ("unfused", "fused")
+                      if (shape, activation, dtype, s, m) in runs}
+            best = min(others.values()) if others else None
+            cells = " | ".join(f"{others[s]:.3g}" if s in others else "" for s in ("unfused", "fused"))
+            cost = f"{100 * (inv / best - 1):+.0f} %" if best else ""
+            print(f"| {shape} / {activation} / {dtype} | {m} | {inv:.3g} | {cells} | {cost} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "small_m.h"
 
@@ -21,7 +22,9 @@ struct PackedF32 {
   static constexpr int64_t kStepElems = 16;
   static int64_t Steps(int64_t k) { return k; }
   static __m512 LoadW(const float* w) { return _mm512_loadu_ps(w); }
-  static __m512 Broadcast(const float* x, int64_t step, int64_t) { return _mm512_set1_ps(x[step]); }
+  static int64_t FullSteps(int64_t k) { return k; }
+  static __m512 Broadcast(const float* x, int64_t step) { return _mm512_set1_ps(x[step]); }
+  static __m512 BroadcastLast(const float* x, int64_t step, int64_t) { return Broadcast(x, step); }
   static __m512 Madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(x, w, acc); }
 };
 
@@ -30,11 +33,17 @@ struct PackedBf16 {
   static constexpr int64_t kStepElems = 32;
   static int64_t Steps(int64_t k) { return (k + 1) / 2; }
   static __m512 LoadW(const uint16_t* w) { return _mm512_castsi512_ps(_mm512_loadu_si512(w)); }
-  // The token's pair (x[2s], x[2s+1]) in every lane; the pad of an odd k is 0.
-  static __m512 Broadcast(const uint16_t* x, int64_t step, int64_t k) {
-    uint32_t pair = x[2 * step];
-    if (2 * step + 1 < k) pair |= static_cast<uint32_t>(x[2 * step + 1]) << 16;
-    return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair)));
+  // Steps whose pair is whole; an odd k leaves a last step with one value.
+  static int64_t FullSteps(int64_t k) { return k / 2; }
+  // The token's pair (x[2s], x[2s+1]) in every lane, one 32-bit broadcast load.
+  static __m512 Broadcast(const uint16_t* x, int64_t step) {
+    int32_t pair;
+    std::memcpy(&pair, x + 2 * step, sizeof(pair));
+    return _mm512_castsi512_ps(_mm512_set1_epi32(pair));
+  }
+  // The last step of an odd k: (x[k-1], 0).
+  static __m512 BroadcastLast(const uint16_t* x, int64_t step, int64_t) {
+    return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(x[2 * step])));
   }
   static __m512 Madd(__m512 acc, __m512 w, __m512 x) {
     return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(x));
@@ -53,13 +62,15 @@ void PackedTile(const typename Op::T* x, int64_t x_stride, const typename Op::T*
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
   const int64_t steps = Op::Steps(k), group = steps * Op::kStepElems;
+  const int64_t full = Op::FullSteps(k);
   for (int64_t step = 0; step < steps; ++step) {
     __m512 wv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) wv[v] = Op::LoadW(w + v * group + step * Op::kStepElems);
 #pragma GCC unroll 8
     for (int r = 0; r < MB; ++r) {
-      const __m512 xv = Op::Broadcast(x + r * x_stride, step, k);
+      const __m512 xv = step < full ? Op::Broadcast(x + r * x_stride, step)
+                                    : Op::BroadcastLast(x + r * x_stride, step, k);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = Op::Madd(acc[r][v], wv[v], xv);
     }

@@ -9,6 +9,9 @@
 namespace ffn {
 namespace {
 
+// Tokens per chunk of a batch-invariant call: the small-M kernels' sums do
+// not depend on it; larger chunks read the weights fewer times.
+constexpr int64_t kInvariantChunkTokens = 128;
 // Column tile of the unfused activation pass: small enough to split one
 // token's d_ff over threads, large enough to amortise the loop overhead.
 constexpr int64_t kActivationTileCols = 512;
@@ -70,6 +73,10 @@ void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
   const float* bias1 = w.b1();
   const float* bias2 = w.b2();
   const int64_t nblocks = w.blocks();
+  // Each thread's cache-resident tile of the first matmul's output: m tokens
+  // × one column block (gate and up side by side for gated models).
+  const int64_t tile_elems = m * 2 * kColumnBlock;
+  float* tiles = Scratch::Get(scratch.tiles, omp_get_max_threads() * tile_elems);
   // y = x · (rows [row0, row0 + n) of the packed matrix)ᵀ; row0 is a
   // multiple of kPackRows (block starts and the thread split below are).
   auto dot = [&](const void* x, int64_t x_stride, const void* packed, int64_t row0, int64_t k,
@@ -90,7 +97,7 @@ void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
     // Phase 1: this thread's column blocks of d_ff: the first matmul's rows
     // (gate and up side by side for gated models) into a cache-resident
     // tile, the epilogue straight into the activated block.
-    alignas(64) float tile[kSmallMaxTokens * 2 * kColumnBlock];
+    float* tile = tiles + t * tile_elems;
     const int64_t b0 = nblocks * t / threads, b1 = nblocks * (t + 1) / threads;
     for (int64_t j = b0; j < b1; ++j) {
       const int64_t nb = w.block_cols(j), rows = w.gated() ? 2 * nb : nb;
@@ -235,11 +242,11 @@ void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
     // The same kernels summing in the same order at every m: the small-M
     // path over chunks of at most kSmallMaxTokens tokens.
     const size_t x_row_bytes = static_cast<size_t>(c.weights.d_model()) * ElementBytes(c.compute);
-    for (int64_t r0 = 0; r0 < c.m; r0 += kSmallMaxTokens) {
+    for (int64_t r0 = 0; r0 < c.m; r0 += kInvariantChunkTokens) {
       CoreCall chunk = c;
       chunk.x = static_cast<const char*>(c.x) + static_cast<size_t>(r0) * x_row_bytes;
       chunk.y = c.y + r0 * c.weights.d_model();
-      chunk.m = std::min(kSmallMaxTokens, c.m - r0);
+      chunk.m = std::min(kInvariantChunkTokens, c.m - r0);
       RunFusedSmall(chunk, scratch);
     }
     return;

@@ -20,7 +20,7 @@ namespace ffn {
 // Per-thread buffers reused across calls, grown on demand. OpenMP workers
 // have their own thread_locals: parallel regions use pointers taken before.
 struct Scratch {
-  std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up;
+  std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up, tiles;
   std::vector<uint16_t> x_bf16, act_bf16;
 
   template <typename T>
