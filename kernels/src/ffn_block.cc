@@ -145,12 +145,29 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
   const FfnWeights& w = weights();
   const int64_t m = run.m;
   if (m <= 0) return absl::InvalidArgumentError(absl::StrCat("token count must be positive, got ", m));
-  if (IsGated(run.activation) != (w.kind == FfnKind::kGated)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "activation ", std::string(ActivationName(run.activation)), " needs a ",
-        IsGated(run.activation) ? "gated" : "plain", " model; this one is ",
-        w.kind == FfnKind::kGated ? "gated" : "plain"));
+  // The rows' activations: one for all, or one per segment.
+  const ActivationSegment whole{m, run.activation};
+  const std::span<const ActivationSegment> segments =
+      run.segments.empty() ? std::span<const ActivationSegment>(&whole, 1) : run.segments;
+  int64_t covered = 0;
+  for (const ActivationSegment& segment : segments) {
+    if (segment.rows <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("an activation segment must have rows, got ", segment.rows));
+    }
+    if (IsGated(segment.activation) != (w.kind == FfnKind::kGated)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "activation ", std::string(ActivationName(segment.activation)), " needs a ",
+          IsGated(segment.activation) ? "gated" : "plain", " model; this one is ",
+          w.kind == FfnKind::kGated ? "gated" : "plain"));
+    }
+    covered += segment.rows;
   }
+  if (covered != m) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the activation segments cover ", covered, " rows; the call has ", m));
+  }
+  const Activation first = segments.front().activation;
   if (run.batch_invariant && run.strategy != Strategy::kAuto && run.strategy != Strategy::kFused) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a batch-invariant call runs the fused strategy; ", StrategyName(run.strategy),
@@ -159,8 +176,23 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
   const Strategy strategy =
       run.batch_invariant
           ? Strategy::kFused
-          : impl_->plan.Resolve(run.strategy, m, run.compute, run.activation, params());
-  if (strategy == Strategy::kPostops && !PostopsSupports(run.activation, params())) {
+          : impl_->plan.Resolve(run.strategy, m, run.compute, first, params());
+  if (strategy == Strategy::kPostops && segments.size() > 1) {
+    // A post-op computes one activation: one call per segment.
+    int64_t row = 0;
+    for (const ActivationSegment& segment : segments) {
+      FfnRun part = run;
+      part.segments = {};
+      part.activation = segment.activation;
+      part.m = segment.rows;
+      part.x = static_cast<const char*>(run.x) + row * w.d_model * ElementBytes(run.x_type);
+      part.y = static_cast<char*>(run.y) + row * w.d_model * ElementBytes(run.y_type);
+      RETURN_IF_ERROR(Run(part));
+      row += segment.rows;
+    }
+    return absl::OkStatus();
+  }
+  if (strategy == Strategy::kPostops && !PostopsSupports(first, params())) {
     return absl::UnimplementedError(
         "strategy postops cannot run per-channel prelu: oneDNN 2.6 has its prelu post-op only "
         "in the reference matmul, which fails; use unfused or fused");
@@ -168,6 +200,10 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
   const int64_t d_model = w.d_model;
   const int64_t io_size = m * d_model;
   thread_local Scratch scratch;
+  Activation* row_activation = Scratch::Get(scratch.row_activation, m);
+  for (const ActivationSegment& segment : segments) {
+    row_activation = std::fill_n(row_activation, segment.rows, segment.activation);
+  }
   try {
     dnnl::stream stream(CpuEngine());
     // Pre-norm and residual read the input in f32.
@@ -203,7 +239,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
     // The core writes f32: into y, or into scratch to convert to bf16.
     float* y_out = run.y_type == DataType::kBf16 ? Scratch::Get(scratch.y_f32, io_size)
                                                  : static_cast<float*>(run.y);
-    const CoreCall core{impl_->weights, impl_->matmuls, ActiveKernelTable(), run.activation,
+    const CoreCall core{impl_->weights, impl_->matmuls, ActiveKernelTable(), scratch.row_activation.data(), first,
                         run.compute,    x,              m,                   y_out,
                         run.skip_epilogue_for_timing, run.batch_invariant};
     switch (strategy) {

@@ -19,9 +19,9 @@ constexpr int64_t kActivationTileCols = 512;
 // The epilogue of a [rows, cols] block at column `col0` of d_ff: plain
 // act(in + b1) or gated act(gate)·up (up at `up_offset` after gate), into
 // f32 or bf16 `out`.
-void Epilogue(const CoreCall& c, const float* in, int64_t in_stride, int64_t up_offset,
-              int64_t col0, void* out, int64_t out_stride, int64_t rows, int64_t cols,
-              const float* bias) {
+void Epilogue(const CoreCall& c, Activation activation, const float* in, int64_t in_stride,
+              int64_t up_offset, int64_t col0, void* out, int64_t out_stride, int64_t rows,
+              int64_t cols, const float* bias) {
   const EpilogueKernels& k = *c.kernels.epilogue;
   ActivationParams p = c.weights.params();
   if (p.prelu_alpha.size() > 1) p.prelu_alpha = p.prelu_alpha.subspan(static_cast<size_t>(col0));
@@ -32,16 +32,16 @@ void Epilogue(const CoreCall& c, const float* in, int64_t in_stride, int64_t up_
   if (c.compute == DataType::kBf16) {
     auto* o = static_cast<uint16_t*>(out);
     if (gated) {
-      k.gated_bf16(c.activation, p, in, in + up_offset, is, o, os, r, n);
+      k.gated_bf16(activation, p, in, in + up_offset, is, o, os, r, n);
     } else {
-      k.bias_act_bf16(c.activation, p, in, is, b, o, os, r, n);
+      k.bias_act_bf16(activation, p, in, is, b, o, os, r, n);
     }
   } else {
     auto* o = static_cast<float*>(out);
     if (gated) {
-      k.gated(c.activation, p, in, in + up_offset, is, o, os, r, n);
+      k.gated(activation, p, in, in + up_offset, is, o, os, r, n);
     } else {
-      k.bias_act(c.activation, p, in, is, b, o, os, r, n);
+      k.bias_act(activation, p, in, is, b, o, os, r, n);
     }
   }
 }
@@ -103,9 +103,16 @@ void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
       const int64_t nb = w.block_cols(j), rows = w.gated() ? 2 * nb : nb;
       dot(c.x, d_model, packs.up, w.block_row(j), d_model, rows, tile, rows);
       if (!c.skip_epilogue) {
-        Epilogue(c, tile, rows, nb, w.block_col(j),
-                 static_cast<char*>(activated) + static_cast<size_t>(w.block_col(j)) * es, d_ff, m,
-                 nb, bias1);
+        // One epilogue call per run of rows sharing an activation.
+        char* out = static_cast<char*>(activated) + static_cast<size_t>(w.block_col(j)) * es;
+        for (int64_t r0 = 0; r0 < m;) {
+          const Activation activation = c.row_activation[r0];
+          int64_t r1 = r0 + 1;
+          while (r1 < m && c.row_activation[r1] == activation) ++r1;
+          Epilogue(c, activation, tile + r0 * rows, rows, nb, w.block_col(j),
+                   out + static_cast<size_t>(r0 * d_ff) * es, d_ff, r1 - r0, nb, bias1);
+          r0 = r1;
+        }
       }
     }
 #pragma omp barrier
@@ -145,7 +152,7 @@ void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
     if (!c.skip_epilogue) {
 #pragma omp parallel for schedule(static) if (m > 1)
       for (int64_t r = 0; r < m; ++r) {
-        Epilogue(c, tile + r * rows, rows, nb, w.block_col(j),
+        Epilogue(c, c.row_activation[r], tile + r * rows, rows, nb, w.block_col(j),
                  static_cast<char*>(act) + static_cast<size_t>(r * nb) * es, nb, 1, nb, w.b1());
       }
     }
@@ -190,7 +197,8 @@ void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
       in_col = col0;
     }
     char* out = static_cast<char*>(activated) + static_cast<size_t>(row * d_ff + col0) * out_size;
-    Epilogue(c, hidden + row * cols + in_col, cols, up_offset, col0, out, d_ff, 1, ncols, nullptr);
+    Epilogue(c, c.row_activation[row], hidden + row * cols + in_col, cols, up_offset, col0, out,
+             d_ff, 1, ncols, nullptr);
   }
   RunDown(c, activated, stream);
 }
@@ -246,6 +254,7 @@ void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
       CoreCall chunk = c;
       chunk.x = static_cast<const char*>(c.x) + static_cast<size_t>(r0) * x_row_bytes;
       chunk.y = c.y + r0 * c.weights.d_model();
+      chunk.row_activation = c.row_activation + r0;
       chunk.m = std::min(kInvariantChunkTokens, c.m - r0);
       RunFusedSmall(chunk, scratch);
     }

@@ -22,6 +22,7 @@ namespace ffn {
 struct Scratch {
   std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up, tiles;
   std::vector<uint16_t> x_bf16, act_bf16;
+  std::vector<Activation> row_activation;
 
   template <typename T>
   static T* Get(std::vector<T>& v, int64_t n) {
@@ -35,6 +36,9 @@ struct CoreCall {
   const PreparedWeights& weights;
   const MatmulCache& matmuls;
   const KernelTable& kernels;
+  // The activation of every row (m entries); postops runs only calls whose
+  // rows share one, `activation`.
+  const Activation* row_activation;
   Activation activation;
   DataType compute;
   const void* x;

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
 #include "ffn/kernels/reference.h"
@@ -303,6 +304,78 @@ TEST(BatchInvariantTest, MatchesTheReferenceAndRefusesOrderDependentStrategies) 
   auto impl = Block(FfnKind::kGated).ImplementationFor(100, DataType::kF32, true);
   ASSERT_TRUE(impl.ok());
   EXPECT_THAT(*impl, HasSubstr("batch-invariant"));
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// Requests of several variants batched together: one call whose row
+// segments each run their own activation over the shared matmuls.
+TEST(SegmentsTest, EachSegmentGetsItsOwnActivation) {
+  struct Model {
+    FfnKind kind;
+    std::vector<ActivationSegment> segments;
+  };
+  const Model models[] = {
+      {FfnKind::kPlain, {{3, Activation::kGelu}, {5, Activation::kRelu}, {40, Activation::kSilu},
+                         {1, Activation::kElu}}},
+      {FfnKind::kGated, {{2, Activation::kSwiglu}, {37, Activation::kGeglu}, {9, Activation::kGlu}}}};
+  for (const Model& model : models) {
+    const FfnBlock& block = Block(model.kind);
+    ActivationParams params;
+    params.prelu_alpha = Weights(model.kind).prelu_alpha;
+    const int64_t m = 49 - (model.kind == FfnKind::kGated ? 1 : 0);
+    std::vector<float> x(static_cast<size_t>(m * kDModel)), y(x.size());
+    FillUniform(8, RandomStream::kInput, kRandomInputScale, x);
+    for (int invariant = 0; invariant < 2; ++invariant) {
+      for (Strategy strategy : ConcreteStrategies()) {
+        if (invariant && strategy != Strategy::kFused) continue;
+        SCOPED_TRACE(absl::StrCat(StrategyName(strategy), invariant ? " invariant" : ""));
+        FfnRun run{Activation::kRelu, DataType::kF32, x.data(), DataType::kF32, m, y.data(),
+                   DataType::kF32};
+        run.strategy = strategy;
+        run.batch_invariant = invariant;
+        run.segments = model.segments;
+        ASSERT_TRUE(block.Run(run).ok());
+        int64_t row = 0;
+        for (const ActivationSegment& s : model.segments) {
+          const float* xs = x.data() + row * kDModel;
+          const std::vector<double> expected =
+              ReferenceFfn(Weights(model.kind), s.activation, params, xs, s.rows);
+          EXPECT_TRUE(CompareToReference(y.data() + row * kDModel, expected).within(kFp32CheckTolerance))
+              << ActivationName(s.activation) << " rows from " << row;
+          if (invariant) {
+            // Bitwise what the segment gets in a call of its own.
+            std::vector<float> alone(static_cast<size_t>(s.rows * kDModel));
+            FfnRun own{s.activation, DataType::kF32, xs, DataType::kF32, s.rows, alone.data(),
+                       DataType::kF32};
+            own.batch_invariant = true;
+            ASSERT_TRUE(block.Run(own).ok());
+            EXPECT_EQ(std::memcmp(alone.data(), y.data() + row * kDModel, alone.size() * sizeof(float)), 0)
+                << ActivationName(s.activation);
+          }
+          row += s.rows;
+        }
+      }
+    }
+  }
+}
+
+TEST(SegmentsTest, SegmentsMustCoverTheRowsWithTheModelsKind) {
+  std::vector<float> x(10 * kDModel), y(x.size());
+  FfnRun run{Activation::kRelu, DataType::kF32, x.data(), DataType::kF32, 10, y.data(), DataType::kF32};
+  const ActivationSegment short_of_rows[] = {{4, Activation::kGelu}, {5, Activation::kRelu}};
+  run.segments = short_of_rows;
+  EXPECT_EQ(Block(FfnKind::kPlain).Run(run).code(), absl::StatusCode::kInvalidArgument);
+  const ActivationSegment wrong_kind[] = {{4, Activation::kGelu}, {6, Activation::kSwiglu}};
+  run.segments = wrong_kind;
+  EXPECT_EQ(Block(FfnKind::kPlain).Run(run).code(), absl::StatusCode::kInvalidArgument);
+  const ActivationSegment empty_segment[] = {{10, Activation::kGelu}, {0, Activation::kRelu}};
+  run.segments = empty_segment;
+  EXPECT_EQ(Block(FfnKind::kPlain).Run(run).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,12 @@ const char* StrategyAccuracy(Strategy strategy);
 // fused strategy's large-M path cuts d_ff into blocks of the same size.
 inline constexpr int64_t kColumnBlock = 256;
 
+// Consecutive rows of a call that share an activation (FfnRun::segments).
+struct ActivationSegment {
+  int64_t rows = 0;
+  Activation activation = Activation::kRelu;
+};
+
 // One engine call: y [m, d_model] = FFN(x [m, d_model]).
 //
 // compute = kF32: fp32 matmuls and activation. compute = kBf16: bf16 inputs
@@ -84,6 +91,7 @@ inline constexpr int64_t kColumnBlock = 256;
 // to bf16 only if y is bf16. x and y may be f32 or bf16 in either mode (x is
 // converted to the compute type first).
 struct FfnRun {
+  // Every row's activation, unless `segments` says otherwise.
   Activation activation = Activation::kRelu;
   DataType compute = DataType::kF32;
   const void* x = nullptr;
@@ -102,6 +110,12 @@ struct FfnRun {
   // same order (whatever the thread count, too). Needs strategy kAuto or
   // kFused (INVALID_ARGUMENT otherwise); the plan is not consulted.
   bool batch_invariant = false;
+  // Rows with different activations in one call (requests of several
+  // variants batched together): the first segment's rows, then the next's;
+  // their rows must add up to m, each activation of the model's kind. Empty:
+  // every row runs `activation`. The matmuls are shared; postops, whose
+  // activation is part of the primitive, runs one call per segment.
+  std::span<const ActivationSegment> segments = {};
 };
 
 // What Tune() measured: per compute dtype and probe token count, the median
