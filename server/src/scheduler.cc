@@ -35,27 +35,27 @@ Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stat
 Scheduler::~Scheduler() { Shutdown(); }
 
 absl::Status Scheduler::Submit(InferTask task) {
-  const VariantKey key = VariantFor(*task.model, task.activation, task.compute);
+  const VariantKey variant = VariantFor(*task.model, task.activation, task.compute);
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
-  auto& slot = queues_[key];
+  auto& slot = queues_[QueueKey(task.model->config.name, task.compute)];
   if (slot == nullptr) {
     slot = std::make_unique<Queue>();
-    slot->key = key;
     slot->batching = task.model->batching;
     order_.push_back(slot.get());
   }
   Queue& queue = *slot;
-  if (queue.tokens + task.tokens > queue.batching.max_queue_tokens && !queue.tasks.empty()) {
+  const Depth waiting = queue.depth[variant];
+  if (waiting.tokens + task.tokens > queue.batching.max_queue_tokens && waiting.requests > 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the queue of ", key.model, "/", key.activation, " is full (", queue.tokens,
+        "the queue of ", variant.model, "/", variant.activation, " is full (", waiting.tokens,
         " tokens waiting, limit ", queue.batching.max_queue_tokens,
         "); retry later, or raise max_queue_tokens"));
   }
   queue.tokens += task.tokens;
   queued_tokens_ += task.tokens;
+  AddDepth(queue, variant, task.tokens);
   queue.tasks.push_back(std::move(task));
-  PublishDepth(queue);
   work_.Signal();
   return absl::OkStatus();
 }
@@ -83,8 +83,11 @@ bool Scheduler::Ready(const Queue& queue, Clock::time_point now) const {
   return waited >= std::chrono::microseconds(queue.batching.max_queue_delay_us);
 }
 
-void Scheduler::PublishDepth(const Queue& queue) {
-  stats_.SetQueueDepth(queue.key, static_cast<int64_t>(queue.tasks.size()), queue.tokens);
+void Scheduler::AddDepth(Queue& queue, const VariantKey& variant, int64_t tokens) {
+  Depth& depth = queue.depth[variant];
+  depth.requests += tokens > 0 ? 1 : -1;
+  depth.tokens += tokens;
+  stats_.SetQueueDepth(variant, depth.requests, depth.tokens);
 }
 
 bool Scheduler::NextBatch(Batch& batch) {
@@ -112,12 +115,13 @@ bool Scheduler::NextBatch(Batch& batch) {
         const int64_t next = chosen->tasks.front().tokens;
         if (!batch.empty() && tokens + next > chosen->batching.max_batch_tokens) break;
         tokens += next;
-        batch.push_back(std::move(chosen->tasks.front()));
+        InferTask& task = chosen->tasks.front();
+        AddDepth(*chosen, VariantFor(*task.model, task.activation, task.compute), -next);
+        batch.push_back(std::move(task));
         chosen->tasks.pop_front();
       }
       chosen->tokens -= tokens;
       queued_tokens_ -= tokens;
-      PublishDepth(*chosen);
       return true;
     }
     if (stopping_) return false;  // nothing queued anywhere
@@ -171,7 +175,19 @@ void Scheduler::RunBatch(Batch& batch) {
   const DataType compute = live.front()->compute;
   const int64_t d_model = model.config.d_model;
   int64_t tokens = 0;
-  for (const InferTask* task : live) tokens += task->tokens;
+  // Each run of requests with one activation is a segment of the call;
+  // tokens per variant for the statistics.
+  std::vector<ActivationSegment> segments;
+  std::map<Activation, int64_t> variant_tokens;
+  for (const InferTask* task : live) {
+    tokens += task->tokens;
+    variant_tokens[task->activation] += task->tokens;
+    if (!segments.empty() && segments.back().activation == task->activation) {
+      segments.back().rows += task->tokens;
+    } else {
+      segments.push_back({task->tokens, task->activation});
+    }
+  }
 
   absl::Status status;
   if (live.size() == 1) {
@@ -198,6 +214,7 @@ void Scheduler::RunBatch(Batch& batch) {
     FfnRun run{activation, compute, batch_in.data(), DataType::kF32, tokens, batch_out.data(),
                DataType::kF32};
     run.batch_invariant = model.batch_invariant;
+    if (segments.size() > 1) run.segments = segments;
     status = model.block->Run(run);
     if (status.ok()) {
       offset = 0;
@@ -213,8 +230,13 @@ void Scheduler::RunBatch(Batch& batch) {
   }
   const auto end = Clock::now();
   if (status.ok()) {
-    stats_.RecordBatch(VariantFor(model, activation, compute), tokens,
-                       model.block->Flops(tokens), Nanos(end - start));
+    // Every variant in the batch: the batch's size, and its own share of the
+    // work and of the compute time.
+    const int64_t compute_ns = Nanos(end - start);
+    for (const auto& [variant_activation, n] : variant_tokens) {
+      stats_.RecordBatch(VariantFor(model, variant_activation, compute), tokens,
+                         model.block->Flops(n), compute_ns * n / tokens);
+    }
   }
   for (InferTask* task : live) {
     Finish(*task, status,

@@ -68,13 +68,14 @@ class SchedulerTest : public ::testing::Test {
     };
     return task;
   }
-  // The answer the engine gives for `r` alone.
+  // The answer the engine gives for `r` alone, as the scheduler runs it.
   static std::vector<float> Alone(const Model* model, const Request* r, Activation activation) {
     std::vector<float> y(r->input.size());
-    EXPECT_TRUE(model->block
-                    ->Run(activation, r->input.data(),
-                          static_cast<int64_t>(r->input.size()) / model->config.d_model, y.data())
-                    .ok());
+    FfnRun run{activation, DataType::kF32, r->input.data(), DataType::kF32,
+               static_cast<int64_t>(r->input.size()) / model->config.d_model, y.data(),
+               DataType::kF32};
+    run.batch_invariant = model->batch_invariant;
+    EXPECT_TRUE(model->block->Run(run).ok());
     return y;
   }
   // Waits until the executors have taken everything queued.
@@ -199,7 +200,7 @@ TEST_F(SchedulerTest, FullQueueIsResourceExhaustedAndRecovers) {
   ASSERT_TRUE(later->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
 }
 
-TEST_F(SchedulerTest, VariantsTakeTurns) {
+TEST_F(SchedulerTest, ModelsTakeTurns) {
   auto registry = Registry("max_batch_tokens: 1");
   const Model* slow = registry->Find("slow");
   Scheduler scheduler({1, 1}, stats_);
@@ -212,12 +213,43 @@ TEST_F(SchedulerTest, VariantsTakeTurns) {
     ASSERT_TRUE(scheduler.Submit(Task(slow, flood.back(), Activation::kRelu)).ok());
   }
   Request* other = Make(1);
-  ASSERT_TRUE(scheduler.Submit(Task(slow, other, Activation::kSilu)).ok());
+  ASSERT_TRUE(scheduler.Submit(Task(registry->Find("fast"), other, Activation::kSilu)).ok());
   ASSERT_TRUE(other->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  // Served right after the relu batch that was running, or the one after it,
-  // not behind all five queued relu requests.
+  // Served right after the slow batch that was running, or the one after it,
+  // not behind all five queued slow requests.
   EXPECT_LE(other->finish_order, 2);
   for (Request* r : flood) ASSERT_TRUE(r->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+}
+
+TEST_F(SchedulerTest, ActivationsOfOneModelShareABatch) {
+  // relu, silu, gelu, relu requests close one batch of 1 + 2 + 3 + 4 = 10.
+  auto registry = Registry("max_batch_tokens: 10, max_queue_delay_us: 5000000");
+  const Model* fast = registry->Find("fast");
+  Scheduler scheduler({1, 1}, stats_);
+  const Activation activations[] = {Activation::kRelu, Activation::kSilu, Activation::kGelu,
+                                    Activation::kRelu};
+  std::vector<Request*> batch;
+  for (int64_t i = 0; i < 4; ++i) {
+    batch.push_back(Make(i + 1, 16, static_cast<uint64_t>(i)));
+    ASSERT_TRUE(scheduler.Submit(Task(fast, batch.back(), activations[i])).ok());
+  }
+  for (int64_t i = 0; i < 4; ++i) {
+    Request* r = batch[static_cast<size_t>(i)];
+    ASSERT_TRUE(r->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    ASSERT_TRUE(r->status.ok()) << r->status;
+    EXPECT_EQ(r->timings.batch_tokens, 10);
+    // Each request's rows ran its own activation, with the bits it gets
+    // alone (the model is batch-invariant).
+    EXPECT_EQ(r->output, Alone(fast, r, activations[i])) << ActivationName(activations[i]);
+  }
+  // Statistics stay per variant: every variant saw the batch of 10, and the
+  // flops split by tokens (relu 1 + 4 of the 10).
+  v1::GetStatsResponse stats = stats_.Snapshot();
+  ASSERT_EQ(stats.variants_size(), 3);
+  for (const v1::VariantStats& v : stats.variants()) {
+    EXPECT_EQ(v.batches(), 1u) << v.variant().activation();
+    EXPECT_DOUBLE_EQ(v.batch_tokens().max(), 10) << v.variant().activation();
+  }
 }
 
 TEST_F(SchedulerTest, ShutdownComputesWhatIsQueuedThenRefuses) {

@@ -1,13 +1,16 @@
-// Scheduler: per-variant queues, token-level dynamic batching, executors.
+// Scheduler: per-model queues, token-level dynamic batching, executors.
 //
-// Every variant (model, activation, dtype) has its own bounded queue. Each
-// executor thread picks the next ready queue in round-robin order (so no
-// variant starves), takes requests from it until their tokens would exceed
-// max_batch_tokens, concatenates their rows along M (an FFN is
-// position-wise: no padding), runs one engine call and slices the answer
-// back into each request's output. A queue is ready when it holds
-// max_batch_tokens tokens, when its oldest request has waited
-// max_queue_delay_us, or at once when that delay is 0.
+// Every (model, compute dtype) has one queue, shared by all its activations:
+// requests of different variants share both matmuls, and each row segment
+// keeps its own activation (FfnRun::segments). Each variant's share of a
+// queue is bounded by max_queue_tokens. Each executor thread picks the next
+// ready queue in round-robin order (so no model starves), takes requests
+// from it oldest first until their tokens would exceed max_batch_tokens,
+// concatenates their rows along M (an FFN is position-wise: no padding),
+// runs one engine call and slices the answer back into each request's
+// output. A queue is ready when it holds max_batch_tokens tokens, when its
+// oldest request has waited max_queue_delay_us, or at once when that delay
+// is 0.
 //
 // Example:
 //   ffn::ServerStats stats(/*window_seconds=*/10);
@@ -73,9 +76,10 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues `task` under its variant. RESOURCE_EXHAUSTED if that queue would
-  // exceed its model's max_queue_tokens, UNAVAILABLE after Shutdown(); the
-  // task is then not queued and `done` never runs.
+  // Queues `task` under its model and compute dtype. RESOURCE_EXHAUSTED if
+  // its variant's queued tokens would exceed the model's max_queue_tokens,
+  // UNAVAILABLE after Shutdown(); the task is then not queued and `done`
+  // never runs.
   absl::Status Submit(InferTask task) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Tokens and requests waiting in all queues.
@@ -86,12 +90,17 @@ class Scheduler {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // What one variant has waiting in a queue.
+  struct Depth {
+    int64_t requests = 0, tokens = 0;
+  };
   struct Queue {
-    VariantKey key;
     BatchingSettings batching;
     std::deque<InferTask> tasks;
     int64_t tokens = 0;
+    std::map<VariantKey, Depth> depth;
   };
+  using QueueKey = std::pair<std::string, DataType>;  // (model, compute dtype)
   using Batch = std::vector<InferTask>;
 
   void ExecutorLoop(int omp_threads);
@@ -101,12 +110,15 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(Batch& batch);
   void Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings);
-  void PublishDepth(const Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `tokens` of one request of `variant` into (or, negative, out of)
+  // the queue's depth, and publishes it.
+  void AddDepth(Queue& queue, const VariantKey& variant, int64_t tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ServerStats& stats_;
   mutable absl::Mutex mu_;
   absl::CondVar work_;
-  std::map<VariantKey, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
+  std::map<QueueKey, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
   std::vector<Queue*> order_ ABSL_GUARDED_BY(mu_);  // round-robin order
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;

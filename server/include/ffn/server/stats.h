@@ -34,7 +34,9 @@ class ServerStats {
   void RecordError(const VariantKey& variant, absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
   // A request rejected before its variant was known.
   void RecordRejected(absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
-  // One engine call of `tokens` tokens, `flops` flops, `compute_ns` long.
+  // One engine call of `tokens` tokens in which `variant` had rows: its
+  // share of the flops and of the compute time (a batch of several variants
+  // is recorded once for each, each with the batch's size).
   void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Current depth of a variant's queue (metrics gauges only).
