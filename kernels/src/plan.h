@@ -46,16 +46,28 @@ class StrategyPlan {
   std::vector<PlanEntry> entries_[2] ABSL_GUARDED_BY(mu_);  // [f32, bf16]
 };
 
-// What Measure found: the report, and the entries per dtype.
+// What Measure found: the report and the entries per dtype.
 struct Measured {
   TuneResult result;
   std::vector<PlanEntry> f32, bf16;
 };
 
+// A point counts as disturbed when it is more than this many times what its
+// neighbours allow (OutOfLine).
+inline constexpr double kOutOfLineFactor = 2.0;
+
+// The indices of the points of one strategy's times `ms` at token counts `m`
+// (ascending) that are more than kOutOfLineFactor above the bound their
+// neighbours set: no more than the next larger count's time, nor than the
+// next smaller count's time scaled by the token ratio.
+std::vector<size_t> OutOfLine(const std::vector<int64_t>& m, const std::vector<double>& ms);
+
 // Times unfused and fused through `run` at the probe token counts for max_m
 // (1, 2, 4, ..., 512 below max_m, and min(max_m, 512)) in both compute
-// dtypes, on seeded inputs of `d_model` columns with `activation`, and
-// chooses the faster per probe (postops is never timed nor chosen).
+// dtypes, on seeded inputs of `d_model` columns with `activation`: the
+// minimum over interleaved rounds, and points OutOfLine with their
+// neighbours timed again (up to 3 times). Chooses the faster per probe
+// (postops is never timed nor chosen).
 absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run);
 

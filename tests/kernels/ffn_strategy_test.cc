@@ -17,6 +17,7 @@
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
 #include "ffn/kernels/reference.h"
+#include "plan.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -376,6 +377,27 @@ TEST(SegmentsTest, SegmentsMustCoverTheRowsWithTheModelsKind) {
   const ActivationSegment empty_segment[] = {{10, Activation::kGelu}, {0, Activation::kRelu}};
   run.segments = empty_segment;
   EXPECT_EQ(Block(FfnKind::kPlain).Run(run).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// The tuner's noise check: a point far above what its neighbours allow.
+TEST(TuneTest, OutOfLinePointsAreThoseTheNeighboursRuleOut) {
+  const std::vector<int64_t> m = {1, 2, 4, 8, 16, 32};
+  // Flat for few tokens, then linear: nothing out of line.
+  EXPECT_TRUE(OutOfLine(m, {0.2, 0.2, 0.21, 0.25, 0.45, 0.9}).empty());
+  // The m=16 point took 8.6 ms next to 0.8 at m=8 and 1.6 at m=32 (a busy
+  // neighbour process during start-up): out of line.
+  EXPECT_EQ(OutOfLine(m, {0.2, 0.2, 0.4, 0.8, 8.6, 1.6}), std::vector<size_t>{4});
+  // m=1 slower than m=2 by more than 2x: out of line; twice as long as
+  // m=1 at m=2 is what linear scaling allows.
+  EXPECT_EQ(OutOfLine(m, {15.8, 0.45, 0.5, 0.8, 1.2, 2.4}), std::vector<size_t>{0});
+  EXPECT_TRUE(OutOfLine({1, 2}, {0.4, 0.8}).empty());
+  EXPECT_TRUE(OutOfLine({64}, {100.0}).empty());
 }
 
 }  // namespace

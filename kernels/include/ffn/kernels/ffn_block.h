@@ -118,8 +118,9 @@ struct FfnRun {
   std::span<const ActivationSegment> segments = {};
 };
 
-// What Tune() measured: per compute dtype and probe token count, the median
-// time of each strategy and the one chosen for that M range.
+// What Tune() measured: per compute dtype and probe token count, the time of
+// each strategy (the minimum over interleaved rounds) and the one chosen for
+// that M range.
 struct TuneResult {
   struct Probe {
     DataType compute;
@@ -128,6 +129,8 @@ struct TuneResult {
     Strategy chosen;
   };
   std::vector<Probe> probes;
+  // Points timed again for being far above what their neighbours allow.
+  int retimed = 0;
   // "f32: m=1 fused (unfused 0.61, postops 0.64, fused 0.30 ms); ..."
   std::string ToString() const;
 };
@@ -164,7 +167,9 @@ class FfnBlock {
   // never pay for it. INTERNAL if oneDNN fails.
   absl::Status Prepare(int64_t max_m) const;
   // Times unfused and fused for both compute dtypes at token counts 1, 2,
-  // 4, ..., 512 (those <= max_m, and max_m), with the model's representative
+  // 4, ..., 512 (those <= max_m, and max_m), in interleaved rounds keeping
+  // each one's minimum, timing again any point more than 2x above what its
+  // neighbouring counts allow (noise), with the model's representative
   // activation (gelu, or swiglu for gated models; also the one Prepare and
   // PlannedStrategy use), and makes the faster the auto plan for the M range
   // around each count, keeping only the packed weight copies the plan uses.
