@@ -9,6 +9,7 @@
 
 #include "CLI/CLI.hpp"
 #include "ffn/server/config.h"
+#include "ffn/server/model_registry.h"
 #include "ffn/server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -16,7 +17,8 @@ namespace {
 
 // Flags override the config file; unset flags leave it alone.
 struct Overrides {
-  std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file;
+  std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file,
+      plan_cache;
   std::optional<ffn::Strategy> strategy;
   std::optional<bool> batch_invariant;
   int threads = -1, executors = 0, threads_per_executor = 0;
@@ -31,6 +33,7 @@ struct Overrides {
     if (!tls_key.empty()) s.tls_key = tls_key;
     if (!tls_client_ca.empty()) s.tls_client_ca = tls_client_ca;
     if (!auth_token_file.empty()) s.auth_token_file = auth_token_file;
+    if (!plan_cache.empty()) s.plan_cache = plan_cache;
     if (threads >= 0) s.threads = threads;
     if (executors > 0) s.executors = executors;
     if (threads_per_executor > 0) s.threads_per_executor = threads_per_executor;
@@ -77,6 +80,12 @@ int main(int argc, char** argv) {
   app.add_option("--batch-invariant", o.batch_invariant,
                  "true (default): an answer's bits do not depend on what it is batched with, for "
                  "models running auto or fused; false: auto may pick faster order-dependent paths");
+  app.add_option("--plan-cache", o.plan_cache,
+                 "JSON file of tuned engine plans: read at start, written after tuning a model it "
+                 "lacked, so a restart neither re-tunes nor changes its plan");
+  bool tune_only = false;
+  app.add_flag("--tune-only", tune_only,
+               "load and tune the models, write --plan-cache, and exit without serving");
   app.add_option("--metrics-address", o.metrics_address,
                  "HOST:PORT for Prometheus metrics at /metrics (default: off)");
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: serve TLS");
@@ -104,6 +113,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.ApplyTo(config->server);
+  if (tune_only) {
+    if (config->server.plan_cache.empty()) {
+      spdlog::error("--tune-only needs a plan cache (--plan-cache FILE or server.plan_cache)");
+      return 2;
+    }
+    auto registry = ffn::ModelRegistry::Load(
+        *config, config->server.ThreadsPerExecutor(ffn::DefaultThreadCount()));
+    if (!registry.ok()) {
+      spdlog::error("{}", std::string(registry.status().message()));
+      return 1;
+    }
+    for (const auto& model : (*registry)->models()) {
+      spdlog::info("model {}: {}", model->config.name,
+                   model->tuning.empty() ? "not tuned (fixed strategy)" : model->tuning);
+    }
+    spdlog::info("plans in {}", config->server.plan_cache);
+    return 0;
+  }
 
   // Signals are taken by sigwait below; block them before any thread starts
   // so no other thread receives them.

@@ -92,6 +92,22 @@ absl::Status FfnBlock::Prepare(int64_t max_m) const {
 
 void FfnBlock::SetStrategy(Strategy strategy) { impl_->plan.Force(strategy); }
 
+absl::Status FfnBlock::SetPlan(const TuneResult& tuned) {
+  std::vector<PlanEntry> entries[2];
+  for (const TuneResult::Probe& p : tuned.probes) {
+    if (p.m <= 0 || (p.chosen != Strategy::kUnfused && p.chosen != Strategy::kFused)) {
+      return absl::InvalidArgumentError(absl::StrCat("a plan probe needs m > 0 and unfused or fused; got m=",
+                                                     p.m, " ", StrategyName(p.chosen)));
+    }
+    entries[p.compute == DataType::kBf16].push_back({p.m, p.chosen, p.chosen});
+  }
+  for (std::vector<PlanEntry>& e : entries) {
+    std::sort(e.begin(), e.end(), [](const PlanEntry& a, const PlanEntry& b) { return a.m < b.m; });
+  }
+  impl_->plan.Set(std::move(entries[0]), std::move(entries[1]));
+  return absl::OkStatus();
+}
+
 Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {
   return impl_->plan.Resolve(Strategy::kAuto, m, compute, impl_->representative(), params());
 }

@@ -158,8 +158,9 @@ bool PostopsSupports(Activation activation, const ActivationParams& params) {
   return !(activation == Activation::kPrelu && params.prelu_alpha.size() > 1);
 }
 
-std::string OneDnnDescription() {
-  const dnnl_version_t* v = dnnl_version();
+namespace {
+
+std::string OneDnnIsa() {
   std::string isa;
   switch (dnnl::get_effective_cpu_isa()) {
     case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
@@ -170,9 +171,21 @@ std::string OneDnnDescription() {
     case dnnl::cpu_isa::avx2: isa = "avx2"; break;
     default: isa = "other"; break;
   }
+  return isa;
+}
+
+}  // namespace
+
+std::string OneDnnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return absl::StrCat(v->major, ".", v->minor, ".", v->patch, " ", OneDnnIsa());
+}
+
+std::string OneDnnDescription() {
+  const dnnl_version_t* v = dnnl_version();
   return absl::StrCat("oneDNN ", v->major, ".", v->minor, ".", v->patch, " (",
                       v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other", " runtime, max ISA ",
-                      isa, ", ", omp_get_max_threads(), " threads)");
+                      OneDnnIsa(), ", ", omp_get_max_threads(), " threads)");
 }
 
 }  // namespace ffn

@@ -156,7 +156,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                           "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight",
                           "stats_window_seconds", "metrics_address", "tls_cert", "tls_key",
-                          "tls_client_ca", "auth_token_file", "strategy", "batch_invariant"},
+                          "tls_client_ca", "auth_token_file", "strategy", "batch_invariant", "plan_cache"},
                          "server");
       !s.ok()) {
     return s;
@@ -195,7 +195,8 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
   for (auto [key, field] : {std::pair{"metrics_address", &st.metrics_address},
                             std::pair{"tls_cert", &st.tls_cert}, std::pair{"tls_key", &st.tls_key},
                             std::pair{"tls_client_ca", &st.tls_client_ca},
-                            std::pair{"auth_token_file", &st.auth_token_file}}) {
+                            std::pair{"auth_token_file", &st.auth_token_file},
+                            std::pair{"plan_cache", &st.plan_cache}}) {
     if (auto r = ReadString(server, key, "server", *field); !r.ok()) return r;
   }
   return absl::OkStatus();

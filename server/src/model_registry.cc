@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "ffn/common/safetensors.h"
 #include "ffn/common/status_macros.h"
+#include "ffn/server/plan_cache.h"
 #include "ffn/server/proto_dtype.h"
 
 namespace ffn {
@@ -134,6 +135,10 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerConfig& config,
                                                                    int tuning_threads) {
   auto registry = std::make_unique<ModelRegistry>();
+  std::optional<PlanCache> cache;
+  if (!config.server.plan_cache.empty()) {
+    ASSIGN_OR_RETURN(cache, PlanCache::Load(config.server.plan_cache));
+  }
   for (const ModelConfig& mc : config.models) {
     ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
     auto block = FfnBlock::Create(std::move(weights));
@@ -151,11 +156,19 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
       tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
     } else if (strategy == Strategy::kAuto) {
       const int saved = omp_get_max_threads();
-      omp_set_num_threads(tuning_threads > 0 ? tuning_threads : saved);
-      auto tuned = (*block)->Tune(batching.max_batch_tokens);
-      omp_set_num_threads(saved);
-      if (!tuned.ok()) return WithModel(mc, tuned.status());
-      tuning = tuned->ToString();
+      const int threads = tuning_threads > 0 ? tuning_threads : saved;
+      const std::string key = PlanKey((*block)->weights(), threads, batching.max_batch_tokens);
+      if (std::optional<TuneResult> cached = cache ? cache->Find(key) : std::nullopt) {
+        if (absl::Status s = (*block)->SetPlan(*cached); !s.ok()) return WithModel(mc, s);
+        tuning = absl::StrCat("from the plan cache ", cache->path(), ": ", cached->ToString());
+      } else {
+        omp_set_num_threads(threads);
+        auto tuned = (*block)->Tune(batching.max_batch_tokens);
+        omp_set_num_threads(saved);
+        if (!tuned.ok()) return WithModel(mc, tuned.status());
+        tuning = tuned->ToString();
+        if (cache) cache->Put(key, *tuned);
+      }
     } else {
       (*block)->SetStrategy(strategy);
     }
@@ -178,6 +191,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
     registry->by_name_.emplace(mc.name, model.get());
     registry->models_.push_back(std::move(model));
   }
+  if (cache && cache->changed()) RETURN_IF_ERROR(cache->Save());
   return registry;
 }
 

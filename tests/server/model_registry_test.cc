@@ -1,6 +1,7 @@
 // Tests of ModelRegistry and LoadWeights: safetensors files the test writes
 // (F32 and BF16), random models, what ListModels reports, and errors.
 #include "ffn/server/model_registry.h"
+#include "ffn/server/plan_cache.h"
 
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ namespace {
 
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kDm = 16, kDff = 40;
 
@@ -388,6 +390,50 @@ models:
   const Model* opted_out = (*registry)->Find("opted-out");
   EXPECT_FALSE(opted_out->info.batch_invariant());
   EXPECT_THAT(opted_out->tuning, HasSubstr("bf16 m=64 "));  // tuned as before
+}
+
+TEST_F(ModelRegistryTest, PlanCacheKeepsThePlanAcrossRestarts) {
+  const std::string cache = dir_ + "/plans.json";
+  std::filesystem::remove(cache);
+  auto config = ParseConfig(R"(
+server: {max_batch_tokens: 64, batch_invariant: false, plan_cache: )" + cache + R"(}
+models:
+  - {name: a, d_model: 32, d_ff: 300, activation: gelu, weights: {random: {seed: 1}}}
+  - {name: same-shape, d_model: 32, d_ff: 300, activation: relu, weights: {random: {seed: 2}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto first = ModelRegistry::Load(*config, 2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_THAT((*first)->Find("a")->tuning, Not(HasSubstr("plan cache")));
+  // The second model has the first's shape: its plan comes from the cache.
+  EXPECT_THAT((*first)->Find("same-shape")->tuning, HasSubstr("from the plan cache"));
+  ASSERT_TRUE(std::filesystem::exists(cache));
+  auto second = ModelRegistry::Load(*config, 2);  // a restart
+  ASSERT_TRUE(second.ok()) << second.status();
+  const Model* again = (*second)->Find("a");
+  EXPECT_THAT(again->tuning, HasSubstr("from the plan cache " + cache));
+  for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+    for (int64_t m : {1, 2, 4, 8, 16, 32, 64, 100}) {
+      EXPECT_EQ(again->block->PlannedStrategy(m, compute),
+                (*first)->Find("a")->block->PlannedStrategy(m, compute))
+          << DataTypeName(compute) << " m=" << m;
+    }
+  }
+  // Another thread count is another plan: tuned, and added beside the first.
+  auto one_thread = ModelRegistry::Load(*config, 1);
+  ASSERT_TRUE(one_thread.ok()) << one_thread.status();
+  EXPECT_THAT((*one_thread)->Find("a")->tuning, Not(HasSubstr("plan cache")));
+  auto plans = PlanCache::Load(cache);
+  ASSERT_TRUE(plans.ok()) << plans.status();
+  EXPECT_TRUE(plans->Find(PlanKey(again->block->weights(), 2, 64)).has_value());
+  EXPECT_TRUE(plans->Find(PlanKey(again->block->weights(), 1, 64)).has_value());
+  // A file that is not a plan cache stops the start, naming it.
+  std::ofstream(cache) << "{\"format\": \"something else\"}";
+  auto broken = ModelRegistry::Load(*config, 2);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(broken.status().message(), HasSubstr(cache));
+  EXPECT_THAT(broken.status().message(), HasSubstr("delete the file"));
 }
 
 TEST_F(ModelRegistryTest, MissingFile) {

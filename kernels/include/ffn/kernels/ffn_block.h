@@ -179,6 +179,10 @@ class FfnBlock {
   absl::StatusOr<TuneResult> Tune(int64_t max_m);
   // Makes kAuto run `strategy` at every M (kAuto: back to the untuned rule).
   void SetStrategy(Strategy strategy);
+  // Makes kAuto run the plan a Tune() of an identical block made before (a
+  // plan cache): each probe's chosen strategy for its M range. INVALID_ARGUMENT
+  // if a probe's m is not positive or its choice is not unfused or fused.
+  absl::Status SetPlan(const TuneResult& tuned);
   // Bytes of weight copies packed for oneDNN (beyond the f32 and bf16 rows).
   size_t PackedWeightBytes() const;
   // The strategy kAuto runs for m tokens in `compute`.
@@ -198,6 +202,8 @@ class FfnBlock {
 
 // "oneDNN 2.6.3 (OpenMP runtime, max ISA avx512_core_amx, 2 threads)".
 std::string OneDnnDescription();
+// "2.6.3 avx512_core_amx": the library's version and the ISA it runs.
+std::string OneDnnVersion();
 
 }  // namespace ffn
 

@@ -99,6 +99,9 @@ struct ServerSettings {
   // A request's answer has the same bits whatever it is batched with (models
   // running auto or fused; see FfnRun::batch_invariant). Models may override.
   bool batch_invariant = true;
+  // JSON file of tuned plans (PlanCache): read at start, written after
+  // tuning a model it lacked. Empty: tune at every start.
+  std::string plan_cache;
   // Requests one InferStream call may have in flight before the server stops
   // reading from it.
   int64_t max_stream_inflight = 256;
