@@ -14,7 +14,6 @@
 #include "onednn_matmul.h"
 #include "plan.h"
 #include "prepared_weights.h"
-#include "small_m.h"
 #include "strategies.h"
 
 namespace ffn {
@@ -114,20 +113,20 @@ Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {
 
 absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
   const Activation activation = impl_->representative();
-  ASSIGN_OR_RETURN(Measured measured,
+  ASSIGN_OR_RETURN(TuneResult tuned,
                    MeasureStrategies(max_m, d_model(), activation,
                                      [this](const FfnRun& run) { return Run(run); }));
-  impl_->plan.Set(std::move(measured.f32), std::move(measured.bf16));
+  RETURN_IF_ERROR(SetPlan(tuned));
   // Keep only the packed weights the plan reads: drop them all and let one
   // planned call per probe pack what it needs again.
   impl_->matmuls.DropPacked();
-  const int64_t largest = measured.result.probes.empty() ? 1 : measured.result.probes.back().m;
+  const int64_t largest = tuned.probes.empty() ? 1 : tuned.probes.back().m;
   std::vector<float> x(static_cast<size_t>(largest * d_model()), 0.5f), y(x.size());
-  for (const TuneResult::Probe& probe : measured.result.probes) {
+  for (const TuneResult::Probe& probe : tuned.probes) {
     RETURN_IF_ERROR(Run({activation, probe.compute, x.data(), DataType::kF32, probe.m, y.data(),
                          DataType::kF32}));
   }
-  return std::move(measured.result);
+  return tuned;
 }
 
 size_t FfnBlock::PackedWeightBytes() const { return impl_->matmuls.PackedBytes(); }
@@ -137,7 +136,7 @@ absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType comp
   if (batch_invariant) {
     return absl::StrCat("fused, batch-invariant: ffnserve ",
                         IsaName(ActiveIsa()), " ", DataTypeName(compute),
-                        " dot products in chunks of up to ", kSmallMaxTokens, " tokens");
+                        " dot products in chunks of up to ", kInvariantChunkTokens, " tokens");
   }
   const Strategy strategy = PlannedStrategy(m, compute);
   if (strategy == Strategy::kFused && FusedRunsSmallM(ActiveKernelTable(), m, compute)) {

@@ -163,7 +163,7 @@ std::vector<size_t> OutOfLine(const std::vector<int64_t>& m, const std::vector<d
   return out;
 }
 
-absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
+absl::StatusOr<TuneResult> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run) {
   std::vector<int64_t> probes;
   for (int64_t p : kTuneProbes) {
@@ -173,7 +173,7 @@ absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activ
   if (probes.empty() || probes.back() != last) probes.push_back(last);
   std::vector<float> x(static_cast<size_t>(probes.back() * d_model)), y(x.size());
   FillUniform(11, RandomStream::kInput, kRandomInputScale, x);
-  Measured out;
+  TuneResult out;
   for (DataType compute : {DataType::kF32, DataType::kBf16}) {
     std::vector<TuneResult::Probe> measured;
     for (int64_t m : probes) {
@@ -203,13 +203,12 @@ absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activ
         for (Strategy s : kTimed) {
           measured[i].ms[Slot(s)] = std::min(measured[i].ms[Slot(s)], fresh.ms[Slot(s)]);
         }
-        ++out.result.retimed;
+        ++out.retimed;
       }
     }
     for (TuneResult::Probe& probe : measured) {
       probe.chosen = probe.ms[2] <= probe.ms[0] ? Strategy::kFused : Strategy::kUnfused;
-      (compute == DataType::kBf16 ? out.bf16 : out.f32).push_back({probe.m, probe.chosen, probe.chosen});
-      out.result.probes.push_back(probe);
+      out.probes.push_back(probe);
     }
   }
   return out;

@@ -46,12 +46,6 @@ class StrategyPlan {
   std::vector<PlanEntry> entries_[2] ABSL_GUARDED_BY(mu_);  // [f32, bf16]
 };
 
-// What Measure found: the report and the entries per dtype.
-struct Measured {
-  TuneResult result;
-  std::vector<PlanEntry> f32, bf16;
-};
-
 // A point counts as disturbed when it is more than this many times what its
 // neighbours allow (OutOfLine).
 inline constexpr double kOutOfLineFactor = 2.0;
@@ -68,7 +62,7 @@ std::vector<size_t> OutOfLine(const std::vector<int64_t>& m, const std::vector<d
 // minimum over interleaved rounds, and points OutOfLine with their
 // neighbours timed again (up to 3 times). Chooses the faster per probe
 // (postops is never timed nor chosen).
-absl::StatusOr<Measured> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
+absl::StatusOr<TuneResult> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run);
 
 }  // namespace ffn

@@ -9,9 +9,6 @@
 namespace ffn {
 namespace {
 
-// Tokens per chunk of a batch-invariant call: the small-M kernels' sums do
-// not depend on it; larger chunks read the weights fewer times.
-constexpr int64_t kInvariantChunkTokens = 128;
 // Column tile of the unfused activation pass: small enough to split one
 // token's d_ff over threads, large enough to amortise the loop overhead.
 constexpr int64_t kActivationTileCols = 512;
@@ -61,8 +58,9 @@ void RunDown(const CoreCall& c, const void* activated, dnnl::stream& stream) {
   c.matmuls.Execute(spec, stream, activated, w.down(c.compute), c.y, w.b2(), nullptr);
 }
 
-// Fused, for m <= kSmallMaxTokens with the small-M kernels: each thread owns
-// a share of d_ff's column blocks, then a share of d_model's output columns.
+// The small-M kernels over all m rows (up to kSmallMaxTokens, or one
+// batch-invariant chunk): each thread owns a share of d_ff's column blocks,
+// then a share of d_model's output columns.
 void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
   const PreparedWeights& w = c.weights;
   const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
@@ -248,7 +246,7 @@ bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute) {
 void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
   if (c.batch_invariant) {
     // The same kernels summing in the same order at every m: the small-M
-    // path over chunks of at most kSmallMaxTokens tokens.
+    // path over chunks of at most kInvariantChunkTokens tokens.
     const size_t x_row_bytes = static_cast<size_t>(c.weights.d_model()) * ElementBytes(c.compute);
     for (int64_t r0 = 0; r0 < c.m; r0 += kInvariantChunkTokens) {
       CoreCall chunk = c;

@@ -17,6 +17,11 @@
 
 namespace ffn {
 
+// Tokens per chunk of a batch-invariant call: the small-M kernels' sums do
+// not depend on it; larger chunks read the weights fewer times (128 measured
+// best of 32, 64, 128 and 256: docs/BENCHMARKS.md).
+inline constexpr int64_t kInvariantChunkTokens = 128;
+
 // Per-thread buffers reused across calls, grown on demand. OpenMP workers
 // have their own thread_locals: parallel regions use pointers taken before.
 struct Scratch {
@@ -58,7 +63,7 @@ void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 // The intermediate never leaves the cache: the small-M dot-product kernels
 // where FusedRunsSmallM or the call is batch-invariant (then in chunks of
-// kSmallMaxTokens tokens, at every m), otherwise column blocks through oneDNN.
+// kInvariantChunkTokens tokens, at every m), otherwise column blocks through oneDNN.
 void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute);
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -44,9 +45,10 @@ std::string PlanKey(const FfnWeights& weights, int threads,
 absl::StatusOr<PlanCache> PlanCache::Load(const std::string& path) {
   PlanCache cache;
   cache.path_ = path;
+  std::error_code missing;
+  if (!std::filesystem::exists(path, missing)) return cache;  // tuned plans will make it
   std::ifstream in(path);
   if (!in) {
-    if (errno == ENOENT) return cache;  // no file yet: tuned plans will make it
     return absl::InvalidArgumentError(
         absl::StrCat("plan cache ", path, ": cannot read: ", std::strerror(errno)));
   }

@@ -106,7 +106,7 @@ struct FfnRun {
   bool skip_epilogue_for_timing = false;
   // true: each token's output bits do not depend on m nor on the other rows
   // (batch invariance): the fused strategy's small-M kernels run at every m,
-  // in chunks of up to 32 tokens, so every sum over d_model and d_ff has the
+  // in chunks of up to 128 tokens, so every sum over d_model and d_ff has the
   // same order (whatever the thread count, too). Needs strategy kAuto or
   // kFused (INVALID_ARGUMENT otherwise); the plan is not consulted.
   bool batch_invariant = false;
