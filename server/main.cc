@@ -63,15 +63,15 @@ int main(int argc, char** argv) {
                  "OpenMP threads of each executor (default: threads / executors)")
       ->check(CLI::PositiveNumber);
   app.add_option("--max-tokens", o.max_tokens, "largest tokens per request (8192)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, ffn::kMaxTokensLimit));
   app.add_option("--max-batch-tokens", o.max_batch_tokens, "most tokens in one batch (512)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, ffn::kMaxTokensLimit));
   app.add_option("--max-queue-delay-us", o.max_queue_delay_us,
                  "how long a small batch may wait for more requests (0)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-queue-tokens", o.max_queue_tokens,
                  "tokens a variant's queue may hold before RESOURCE_EXHAUSTED (65536)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   std::string strategy_name;
   app.add_option("--strategy", strategy_name,
                  "engine strategy of models without their own: auto (measure at load, default), "

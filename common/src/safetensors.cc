@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -120,6 +121,34 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     entry.data = data_begin + begin;
     entry.size_bytes = end - begin;
     file->entries_.emplace(name, std::move(entry));
+  }
+  // As the format's reference reader does: the tensors tile the data section
+  // exactly. Overlapping tensors would alias each other's bytes, and bytes no
+  // tensor owns are what a file smuggling other content would carry.
+  std::vector<std::pair<const std::string*, const SafetensorsEntry*>> by_offset;
+  for (const auto& [name, entry] : file->entries_) by_offset.emplace_back(&name, &entry);
+  std::sort(by_offset.begin(), by_offset.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.second->data, a.second->size_bytes) <
+           std::pair(b.second->data, b.second->size_bytes);
+  });
+  uint64_t covered = 0;  // bytes of the data section owned so far
+  const std::string* previous = nullptr;
+  for (const auto& [name, entry] : by_offset) {
+    const auto begin = static_cast<uint64_t>(entry->data - data_begin);
+    if (begin < covered) {
+      return error(absl::StrCat("tensors '", *previous, "' and '", *name, "' overlap (at byte ",
+                                begin, " of the data section)"));
+    }
+    if (begin > covered) {
+      return error(absl::StrCat("bytes [", covered, ", ", begin, ") of the data section belong to no "
+                                "tensor (before '", *name, "')"));
+    }
+    covered = begin + entry->size_bytes;
+    previous = name;
+  }
+  if (covered != data_size) {
+    return error(absl::StrCat("the data section has ", data_size, " bytes but its tensors cover ",
+                              covered));
   }
   return file;
 }

@@ -40,6 +40,26 @@ absl::Status CheckKeys(const YAML::Node& map, const std::set<std::string>& allow
   return absl::OkStatus();
 }
 
+// yaml-cpp keeps every entry of a repeated key and lookups see only the
+// first, so `{name: a, name: b}` would quietly be model a. Refuse instead.
+absl::Status CheckNoDuplicateKeys(const YAML::Node& node) {
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && !seen.insert(kv.first.Scalar()).second) {
+        return Invalid(absl::StrCat("line ", kv.first.Mark().line + 1),
+                       absl::StrCat("duplicate key '", kv.first.Scalar(), "'"));
+      }
+      if (auto s = CheckNoDuplicateKeys(kv.second); !s.ok()) return s;
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) {
+      if (auto s = CheckNoDuplicateKeys(item); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseWeights(const YAML::Node& node, const std::string& where,
                           const std::string& base_dir, ModelConfig& model) {
   if (auto s = CheckKeys(node, {"random", "safetensors", "tensors"}, where); !s.ok()) return s;
@@ -129,8 +149,6 @@ absl::StatusOr<std::optional<Strategy>> ReadStrategy(const YAML::Node& map, cons
   return strategy;
 }
 
-constexpr int64_t kMaxTokensLimit = int64_t{1} << 24;
-
 // The batching keys, shared by server defaults and model overrides.
 absl::Status ParseBatching(const YAML::Node& map, const std::string& where,
                            BatchingOverrides& out) {
@@ -177,7 +195,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
   if (s.ok()) s = ReadInt(server, "executors", "server", 1, 64, executors);
   if (s.ok()) s = ReadInt(server, "threads_per_executor", "server", 0, 1024, per_executor);
   if (s.ok()) s = ReadInt(server, "max_tokens_per_request", "server", 1, kMaxTokensLimit, st.max_tokens_per_request);
-  if (s.ok()) s = ReadInt(server, "max_message_bytes", "server", 1024, int64_t{1} << 31, st.max_message_bytes);
+  if (s.ok()) s = ReadInt(server, "max_message_bytes", "server", 1024, kMaxMessageBytesLimit, st.max_message_bytes);
   if (s.ok()) s = ReadInt(server, "max_stream_inflight", "server", 1, 1 << 20, st.max_stream_inflight);
   if (!s.ok()) return s;
   st.threads = static_cast<int>(threads);
@@ -250,7 +268,9 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
   if (node["max_tokens"]) {
     auto max_tokens = Scalar<int64_t>(node["max_tokens"], at + ".max_tokens");
     if (!max_tokens.ok()) return max_tokens.status();
-    if (*max_tokens <= 0) return Invalid(at + ".max_tokens", "must be positive");
+    if (*max_tokens <= 0 || *max_tokens > kMaxTokensLimit) {
+      return Invalid(at + ".max_tokens", absl::StrCat("must be in [1, ", kMaxTokensLimit, "]"));
+    }
     model.max_tokens = *max_tokens;
   }
   if (auto strategy = ReadStrategy(node, at); !strategy.ok()) {
@@ -320,6 +340,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std
   }
   ServerConfig config;
   if (!root.IsMap()) return Invalid("top level", "must be a mapping with server and models");
+  if (auto s = CheckNoDuplicateKeys(root); !s.ok()) return s;
   if (auto s = CheckKeys(root, {"server", "models"}, "top level"); !s.ok()) return s;
   if (const YAML::Node server = root["server"]) {
     if (auto s = ParseServer(server, config.server); !s.ok()) return s;

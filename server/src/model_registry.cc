@@ -2,9 +2,16 @@
 
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <new>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "ffn/common/safetensors.h"
 #include "ffn/common/status_macros.h"
 #include "ffn/server/plan_cache.h"
@@ -36,6 +43,16 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (!values.ok()) {
       return absl::Status(values.status().code(),
                           absl::StrCat("weight ", role, ": ", values.status().message()));
+    }
+    // A NaN or infinity in a weight poisons every answer it touches; refuse
+    // the file rather than serve them.
+    const auto bad = std::find_if(values->begin(), values->end(),
+                                  [](float v) { return !std::isfinite(v); });
+    if (bad != values->end()) {
+      const auto count = std::count_if(bad, values->end(), [](float v) { return !std::isfinite(v); });
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight ", role, " (tensor '", name->second, "'): ", count, " of ", values->size(),
+          " values are not finite; the first, at index ", bad - values->begin(), ", is ", *bad));
     }
     out = std::move(*values);
     return absl::OkStatus();
@@ -132,6 +149,106 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
   return weights;
 }
 
+namespace {
+
+// Bytes this process may still allocate: the kernel's MemAvailable, or what
+// the cgroup (a container's memory limit) leaves, whichever is less.
+uint64_t AvailableMemoryBytes() {
+  uint64_t available = static_cast<uint64_t>(sysconf(_SC_AVPHYS_PAGES)) *
+                       static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    uint64_t kib = 0;
+    if (key == "MemAvailable:" && meminfo >> kib) available = kib << 10;
+    meminfo.ignore(1 << 10, '\n');
+  }
+  uint64_t limit = 0, used = 0;
+  if ((std::ifstream("/sys/fs/cgroup/memory.max") >> limit) &&
+      (std::ifstream("/sys/fs/cgroup/memory.current") >> used) && limit > used) {
+    available = std::min(available, limit - used);
+  }
+  return available;
+}
+
+// Refuses a model whose weights cannot fit before any of it is allocated: an
+// allocation failure half-way through loading is a crash, not a message.
+absl::Status CheckFits(const ModelConfig& config, uint64_t available_bytes) {
+  const uint64_t matrices = config.kind == FfnKind::kGated ? 3 : 2;
+  const uint64_t weight_bytes = matrices * static_cast<uint64_t>(config.d_model) *
+                                static_cast<uint64_t>(config.d_ff) * sizeof(float);
+  // The engine keeps the f32 weights and at least one prepared copy.
+  const uint64_t needed = 2 * weight_bytes;
+  if (needed <= available_bytes) return absl::OkStatus();
+  constexpr double kGiB = 1 << 30;
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "model '%s' (d_model %d, d_ff %d) needs at least %.1f GiB for its weights and their "
+      "prepared copy; %.1f GiB of memory is available",
+      config.name, config.d_model, config.d_ff, static_cast<double>(needed) / kGiB,
+      static_cast<double>(available_bytes) / kGiB));
+}
+
+// Loads, tunes (or takes its plan from `cache`) and prepares one model.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const ServerConfig& config,
+                                                 std::optional<PlanCache>& cache,
+                                                 int tuning_threads) {
+  RETURN_IF_ERROR(CheckFits(mc, AvailableMemoryBytes()));
+  if (mc.max_tokens > kMaxTokensLimit) {
+    return WithModel(mc, absl::InvalidArgumentError(absl::StrCat(
+                             "max_tokens ", mc.max_tokens, " is above ", kMaxTokensLimit)));
+  }
+  ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
+  auto block = FfnBlock::Create(std::move(weights));
+  if (!block.ok()) return WithModel(mc, block.status());
+  const BatchingSettings batching = mc.batching.Over(config.server.batching);
+  // auto: time the strategies with the thread count each executor runs
+  // batches with, up to the largest batch this model sees.
+  const Strategy strategy = mc.strategy.value_or(config.server.strategy);
+  // Invariance applies where the strategy allows it (an explicit true with
+  // another strategy is refused by the config parser); nothing to tune then.
+  const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
+                         (strategy == Strategy::kAuto || strategy == Strategy::kFused);
+  std::string tuning;
+  if (invariant) {
+    tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
+  } else if (strategy == Strategy::kAuto) {
+    const int saved = omp_get_max_threads();
+    const int threads = tuning_threads > 0 ? tuning_threads : saved;
+    const std::string key = PlanKey((*block)->weights(), threads, batching.max_batch_tokens);
+    if (std::optional<TuneResult> cached = cache ? cache->Find(key) : std::nullopt) {
+      if (absl::Status s = (*block)->SetPlan(*cached); !s.ok()) return WithModel(mc, s);
+      tuning = absl::StrCat("from the plan cache ", cache->path(), ": ", cached->ToString());
+    } else {
+      omp_set_num_threads(threads);
+      auto tuned = (*block)->Tune(batching.max_batch_tokens);
+      omp_set_num_threads(saved);
+      if (!tuned.ok()) return WithModel(mc, tuned.status());
+      tuning = tuned->ToString();
+      if (cache) cache->Put(key, *tuned);
+    }
+  } else {
+    (*block)->SetStrategy(strategy);
+  }
+  // Small batches are the common ones: their matmuls are built before the
+  // first request rather than during it (larger ones on first use).
+  constexpr int64_t kPreparedTokens = 32;
+  if (absl::Status s = (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens));
+      !s.ok()) {
+    return WithModel(mc, s);
+  }
+  auto model = std::make_unique<Model>();
+  model->config = mc;
+  model->block = std::move(*block);
+  model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
+  model->batching = batching;
+  model->strategy = strategy;
+  model->batch_invariant = invariant;
+  model->tuning = std::move(tuning);
+  model->info = DescribeModel(*model);
+  return model;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerConfig& config,
                                                                    int tuning_threads) {
   auto registry = std::make_unique<ModelRegistry>();
@@ -139,57 +256,25 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
   if (!config.server.plan_cache.empty()) {
     ASSIGN_OR_RETURN(cache, PlanCache::Load(config.server.plan_cache));
   }
+  if (config.server.max_tokens_per_request < 1 ||
+      config.server.max_tokens_per_request > kMaxTokensLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens_per_request ",
+                                                   config.server.max_tokens_per_request,
+                                                   " is not in [1, ", kMaxTokensLimit, "]"));
+  }
   for (const ModelConfig& mc : config.models) {
-    ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
-    auto block = FfnBlock::Create(std::move(weights));
-    if (!block.ok()) return WithModel(mc, block.status());
-    const BatchingSettings batching = mc.batching.Over(config.server.batching);
-    // auto: time the strategies with the thread count each executor runs
-    // batches with, up to the largest batch this model sees.
-    const Strategy strategy = mc.strategy.value_or(config.server.strategy);
-    // Invariance applies where the strategy allows it (an explicit true with
-    // another strategy is refused by the config parser); nothing to tune then.
-    const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
-                           (strategy == Strategy::kAuto || strategy == Strategy::kFused);
-    std::string tuning;
-    if (invariant) {
-      tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
-    } else if (strategy == Strategy::kAuto) {
-      const int saved = omp_get_max_threads();
-      const int threads = tuning_threads > 0 ? tuning_threads : saved;
-      const std::string key = PlanKey((*block)->weights(), threads, batching.max_batch_tokens);
-      if (std::optional<TuneResult> cached = cache ? cache->Find(key) : std::nullopt) {
-        if (absl::Status s = (*block)->SetPlan(*cached); !s.ok()) return WithModel(mc, s);
-        tuning = absl::StrCat("from the plan cache ", cache->path(), ": ", cached->ToString());
-      } else {
-        omp_set_num_threads(threads);
-        auto tuned = (*block)->Tune(batching.max_batch_tokens);
-        omp_set_num_threads(saved);
-        if (!tuned.ok()) return WithModel(mc, tuned.status());
-        tuning = tuned->ToString();
-        if (cache) cache->Put(key, *tuned);
-      }
-    } else {
-      (*block)->SetStrategy(strategy);
+    absl::StatusOr<std::unique_ptr<Model>> model;
+    // CheckFits refuses what clearly cannot fit; this catches the rest (the
+    // engine's copies, memory others took meanwhile) as a message, not a crash.
+    try {
+      model = LoadModel(mc, config, cache, tuning_threads);
+    } catch (const std::bad_alloc&) {
+      model = WithModel(mc, absl::ResourceExhaustedError(
+                                "out of memory while loading its weights and engine"));
     }
-    // Small batches are the common ones: their matmuls are built before the
-    // first request rather than during it (larger ones on first use).
-    constexpr int64_t kPreparedTokens = 32;
-    if (absl::Status s = (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens));
-        !s.ok()) {
-      return WithModel(mc, s);
-    }
-    auto model = std::make_unique<Model>();
-    model->config = mc;
-    model->block = std::move(*block);
-    model->max_tokens = mc.max_tokens > 0 ? mc.max_tokens : config.server.max_tokens_per_request;
-    model->batching = batching;
-    model->strategy = strategy;
-    model->batch_invariant = invariant;
-    model->tuning = std::move(tuning);
-    model->info = DescribeModel(*model);
-    registry->by_name_.emplace(mc.name, model.get());
-    registry->models_.push_back(std::move(model));
+    if (!model.ok()) return model.status();
+    registry->by_name_.emplace(mc.name, model->get());
+    registry->models_.push_back(std::move(*model));
   }
   if (cache && cache->changed()) RETURN_IF_ERROR(cache->Save());
   return registry;

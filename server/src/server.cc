@@ -103,6 +103,10 @@ FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
   const ServerSettings& settings = config.server;
+  if (settings.max_message_bytes < 1024 || settings.max_message_bytes > kMaxMessageBytesLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes ", settings.max_message_bytes,
+                                                   " is not in [1024, ", kMaxMessageBytesLimit, "]"));
+  }
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(settings));
   ServiceOptions service_options;

@@ -14,6 +14,21 @@ std::string AcceptedActivations(const Model& model) {
   return absl::StrJoin(model.info.activations(), ", ");
 }
 
+// A client-given name as it appears in a message: quoted, and cut short when
+// long, so an error never grows with the request (a 100 KB name would
+// otherwise overflow gRPC's metadata limit and hide the real status).
+std::string Quoted(const std::string& name) {
+  constexpr size_t kShown = 64;
+  if (name.size() <= kShown) return absl::StrCat("'", name, "'");
+  return absl::StrCat("'", name.substr(0, kShown), "...' (", name.size(), " bytes)");
+}
+
+// "FLOAT32", or the number of a value the enum does not name.
+std::string DTypeName(v1::DType dtype) {
+  const std::string& name = v1::DType_Name(dtype);
+  return name.empty() ? absl::StrCat("value ", static_cast<int>(dtype)) : name;
+}
+
 absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
                                              const v1::InferRequest& request) {
   InferVariant v;
@@ -21,8 +36,8 @@ absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
   if (v.model == nullptr) {
     std::vector<std::string> names;
     for (const auto& m : registry.models()) names.push_back(m->config.name);
-    return absl::NotFoundError(absl::StrCat("no model named '", request.model(),
-                                            "'; this server has: ", absl::StrJoin(names, ", ")));
+    return absl::NotFoundError(absl::StrCat("no model named ", Quoted(request.model()),
+                                            "; this server has: ", absl::StrJoin(names, ", ")));
   }
   const Model& model = *v.model;
   if (request.activation().empty()) {
@@ -31,7 +46,7 @@ absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
     auto activation = ParseActivation(request.activation());
     if (!activation || IsGated(*activation) != (model.config.kind == FfnKind::kGated)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "activation '", request.activation(), "' is not valid for ",
+          "activation ", Quoted(request.activation()), " is not valid for ",
           model.config.kind == FfnKind::kGated ? "gated" : "plain", " model '", model.config.name,
           "'; use one of: ", AcceptedActivations(model), " (or empty for the default, ",
           ActivationName(model.config.default_activation), ")"));
@@ -54,7 +69,7 @@ absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& i
   InferInput in;
   std::optional<DataType> type = FromProtoDType(input.dtype());
   if (!type) {
-    return absl::InvalidArgumentError(absl::StrCat("input dtype ", v1::DType_Name(input.dtype()),
+    return absl::InvalidArgumentError(absl::StrCat("input dtype ", DTypeName(input.dtype()),
                                                    " is not served; send FLOAT32 or BFLOAT16"));
   }
   in.type = *type;
@@ -70,12 +85,14 @@ absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& i
                                                    " tokens; model '", model.config.name,
                                                    "' accepts 1 to ", model.max_tokens));
   }
-  const uint64_t expected_bytes =
-      static_cast<uint64_t>(in.tokens * d_model) * ElementBytes(in.type);
+  // tokens <= max_tokens <= 2^24 and d_model <= 2^20 (both checked at load),
+  // so the product cannot overflow.
+  const uint64_t expected_bytes = static_cast<uint64_t>(in.tokens) *
+                                  static_cast<uint64_t>(d_model) * ElementBytes(in.type);
   if (input.data().size() != expected_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input data has ", input.data().size(), " bytes; shape [", in.tokens, ", ", d_model,
-        "] of ", v1::DType_Name(input.dtype()), " needs ", expected_bytes));
+        "] of ", DTypeName(input.dtype()), " needs ", expected_bytes));
   }
   return in;
 }

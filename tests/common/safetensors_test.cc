@@ -267,6 +267,32 @@ TEST(SafetensorsTest, OffsetsOutOfRange) {
                   absl::StatusCode::kInvalidArgument, "data_offsets [8, 4] outside");
 }
 
+TEST(SafetensorsTest, TensorsMustTileTheDataSection) {
+  // Two tensors sharing bytes used to load, each aliasing the other.
+  ExpectOpenError(MakeFile("overlap.safetensors",
+                           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                           std::string(12, '\0')),
+                  absl::StatusCode::kInvalidArgument,
+                  "tensors 'a' and 'b' overlap (at byte 4 of the data section)");
+  ExpectOpenError(MakeFile("same_bytes.safetensors",
+                           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                           std::string(8, '\0')),
+                  absl::StatusCode::kInvalidArgument, "overlap");
+  ExpectOpenError(MakeFile("hole.safetensors",
+                           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                           std::string(12, '\0')),
+                  absl::StatusCode::kInvalidArgument,
+                  "bytes [4, 8) of the data section belong to no tensor (before 'b')");
+  ExpectOpenError(MakeFile("trailing.safetensors",
+                           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                           std::string(9, '\0')),
+                  absl::StatusCode::kInvalidArgument,
+                  "the data section has 9 bytes but its tensors cover 4");
+}
+
 TEST(SafetensorsTest, ByteCountNotMatchingDtypeTimesShape) {
   ExpectOpenError(MakeFile("wrong_count.safetensors",
                            R"({"t":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})",

@@ -178,6 +178,16 @@ models:
   EXPECT_TRUE(Contains(server.Log(), "cannot open")) << server.Log();
 }
 
+TEST(ServerProcessTest, TokenLimitFlagsAreBounded) {
+  // Unbounded, a --max-tokens near 2^53 let tokens × d_model overflow the
+  // byte-count check and one empty request crash the server (SIGFPE).
+  ServerProcess server({"--max-tokens", "9007199254740992"});
+  EXPECT_FALSE(server.WaitReady(30));
+  EXPECT_NE(server.WaitExit(), 0);
+  EXPECT_TRUE(Contains(server.Log(), "--max-tokens")) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "16777216")) << server.Log();
+}
+
 TEST(ServerProcessTest, ClientReportsAnUnreachableServer) {
   // A port nothing listens on: the client must fail, not hang.
   CommandResult r = RunClient({"models", "--target", "127.0.0.1:1", "--timeout", "3"});

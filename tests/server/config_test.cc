@@ -236,9 +236,45 @@ TEST(ConfigTest, DtypeIsF32OrBf16) {
   EXPECT_EQ(config->models[0].dtype, DataType::kBf16);
 }
 
-TEST(ConfigTest, MaxTokensMustBePositive) {
+TEST(ConfigTest, MaxTokensMustBePositiveAndBounded) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, max_tokens: 0, weights: {random: {}}}"),
-                {"model 'm'.max_tokens", "must be positive"});
+                {"model 'm'.max_tokens", "must be in [1, 16777216]"});
+  // Unbounded, tokens × d_model overflowed the byte-count check of a request.
+  ExpectInvalid(OneModel("{name: m, d_model: 768, d_ff: 8, activation: relu, "
+                         "max_tokens: 6000000000000000, weights: {random: {}}}"),
+                {"model 'm'.max_tokens", "must be in [1, 16777216]"});
+}
+
+TEST(ConfigTest, MaxMessageBytesFitsGrpcsInt) {
+  // 2^31 used to be accepted and silently became gRPC's 4 MiB default.
+  ExpectInvalid("server: {max_message_bytes: 2147483648}\n" +
+                    OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"server.max_message_bytes", "must be in [1024, 2147483647]"});
+  auto config = ParseConfig("server: {max_message_bytes: 2147483647}\n" +
+                                OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.max_message_bytes, 2147483647);
+}
+
+TEST(ConfigTest, DuplicateKeysAreRefused) {
+  // Used to be accepted, the first value silently winning.
+  ExpectInvalid(OneModel("{name: a, name: b, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"line 2", "duplicate key 'name'"});
+  ExpectInvalid("server: {threads: 1}\nserver: {threads: 2}\n" +
+                    OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}"),
+                {"line 2", "duplicate key 'server'"});
+  ExpectInvalid(R"(
+models:
+  - name: m
+    d_model: 4
+    d_ff: 8
+    activation: relu
+    weights:
+      safetensors: w.safetensors
+      tensors: {w1: a, w2: b, w1: c}
+)",
+                {"line 9", "duplicate key 'w1'"});
 }
 
 TEST(ConfigTest, DuplicateModelNames) {

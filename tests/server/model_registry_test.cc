@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -463,6 +464,28 @@ TEST_F(ModelRegistryTest, WrongShapeNamesModelRoleAndShape) {
   ExpectLoadError(
       FileModel("bad-alpha", 16, "prelu", "model.safetensors", "w1: fc1.weight, w2: fc2.weight, alpha: bad_alpha"),
       absl::StatusCode::kInvalidArgument, {"model 'bad-alpha'", "alpha", "d_ff = 40"});
+}
+
+TEST_F(ModelRegistryTest, NonFiniteWeightsAreRefused) {
+  std::vector<float> w1 = w1_;
+  w1[5] = std::numeric_limits<float>::quiet_NaN();
+  w1[9] = -std::numeric_limits<float>::infinity();
+  ASSERT_TRUE(WriteSafetensors(dir_ + "/nan.safetensors",
+                               {{"fc1.weight", {kDff, kDm}, w1}, {"fc2.weight", {kDm, kDff}, w2_}})
+                  .ok());
+  ExpectLoadError(FileModel("poisoned", 16, "relu", "nan.safetensors", "w1: fc1.weight, w2: fc2.weight"),
+                  absl::StatusCode::kInvalidArgument,
+                  {"model 'poisoned'", "weight w1 (tensor 'fc1.weight')",
+                   "2 of 640 values are not finite", "index 5, is nan"});
+}
+
+TEST_F(ModelRegistryTest, AModelThatCannotFitIsRefusedBeforeAllocating) {
+  // 2 × 131072² floats = 128 GiB: this used to abort with std::bad_alloc.
+  ExpectLoadError("  - {name: huge, d_model: 131072, d_ff: 131072, activation: relu, "
+                  "weights: {random: {seed: 1}}}\n",
+                  absl::StatusCode::kResourceExhausted,
+                  {"model 'huge' (d_model 131072, d_ff 131072) needs at least 256.0 GiB",
+                   "GiB of memory is available"});
 }
 
 // BF16 tensors (hand-written: WriteSafetensors only writes F32) load as the

@@ -180,7 +180,10 @@ TEST_F(ServiceTest, BadTensorsAreInvalidArgument) {
   ExpectError(bf16, grpc::StatusCode::INVALID_ARGUMENT, "of BFLOAT16 needs 64");
   v1::InferRequest f16 = Request("plain", 1, 32);
   f16.mutable_input()->set_dtype(static_cast<v1::DType>(7));
-  ExpectError(f16, grpc::StatusCode::INVALID_ARGUMENT, "send FLOAT32 or BFLOAT16");
+  ExpectError(f16, grpc::StatusCode::INVALID_ARGUMENT,
+              "input dtype value 7 is not served; send FLOAT32 or BFLOAT16");
+  f16.mutable_input()->set_dtype(static_cast<v1::DType>(-1));
+  ExpectError(f16, grpc::StatusCode::INVALID_ARGUMENT, "input dtype value -1 is not served");
   v1::InferRequest compute = Request("plain", 1, 32);
   compute.set_compute_dtype(static_cast<v1::DType>(9));
   ExpectError(compute, grpc::StatusCode::INVALID_ARGUMENT, "compute_dtype 9");
@@ -214,6 +217,21 @@ TEST_F(ServiceTest, BadTensorsAreInvalidArgument) {
   v1::InferRequest long_data = Request("plain", 2, 32);
   long_data.mutable_input()->mutable_data()->append(4, '\0');
   ExpectError(long_data, grpc::StatusCode::INVALID_ARGUMENT, "260 bytes");
+}
+
+TEST_F(ServiceTest, LongNamesAreCutShortInMessages) {
+  // Echoed whole, a 100 KB name overflowed gRPC's metadata limit: the client
+  // saw RESOURCE_EXHAUSTED instead of the real status.
+  const std::string long_name(100'000, 'm');
+  v1::InferResponse response;
+  grpc::Status status = Infer(Request(long_name, 1, 32), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("...' (100000 bytes)"), std::string::npos);
+  EXPECT_LT(status.error_message().size(), 400u);
+  status = Infer(Request("plain", 1, 32, long_name), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("(100000 bytes) is not valid for plain model"),
+            std::string::npos);
 }
 
 TEST_F(ServiceTest, OversizedMessageIsResourceExhausted) {

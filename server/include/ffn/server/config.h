@@ -83,6 +83,12 @@ struct ModelConfig {
   bool residual = false;
 };
 
+// The most tokens a request or a batch may be given: with d_model <= 2^17,
+// a request's element count stays far from overflowing 64 bits.
+inline constexpr int64_t kMaxTokensLimit = int64_t{1} << 24;
+// gRPC takes message limits as an int.
+inline constexpr int64_t kMaxMessageBytesLimit = (int64_t{1} << 31) - 1;
+
 struct ServerSettings {
   std::string address = "127.0.0.1:50051";
   // Compute threads in all (0: every core the process may use), split evenly
