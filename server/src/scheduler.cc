@@ -155,12 +155,14 @@ void Scheduler::RunBatch(Batch& batch) {
   live.reserve(batch.size());
   for (InferTask& task : batch) {
     absl::Status dropped;
-    if (task.cancelled && task.cancelled()) {
-      dropped = absl::CancelledError("the client cancelled the call while it was queued");
-    } else if (task.deadline <= wall_now) {
+    // The deadline first: gRPC reports a call past its deadline as cancelled
+    // as well, and the deadline is what ended it.
+    if (task.deadline <= wall_now) {
       dropped = absl::DeadlineExceededError(absl::StrCat(
           "the deadline passed while the request was queued (", Nanos(start - task.arrival) / 1000,
           " us in the queue)"));
+    } else if (task.cancelled && task.cancelled()) {
+      dropped = absl::CancelledError("the client cancelled the call while it was queued");
     }
     if (dropped.ok()) {
       live.push_back(&task);

@@ -253,6 +253,43 @@ TEST(MetricsTest, PrometheusEndpointCountsRequestsBatchesAndErrors) {
   server->Shutdown(std::chrono::seconds(1));
 }
 
+TEST(MetricsTest, ExpiryInTheQueueIsCountedAsDeadlineExceeded) {
+  auto server = StartServer("metrics_address: \"127.0.0.1:0\"");
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::FfnService::NewStub(Channel(server->port()));
+  // "slow" computes one token per 30 ms batch: the second request waits in
+  // the queue until after its 5 ms deadline.
+  std::thread busy([&] {
+    grpc::ClientContext context;
+    v1::InferResponse response;
+    EXPECT_TRUE(stub->Infer(&context, Request("slow", 1, 8, "", 1), &response).ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(5));
+  v1::InferResponse response;
+  EXPECT_EQ(stub->Infer(&context, Request("slow", 1, 8, "", 2), &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  busy.join();
+  const std::map<std::string, std::string> slow = {
+      {"model", "slow"}, {"activation", "relu"}, {"dtype", "FLOAT32"}};
+  auto with_code = [&slow](const std::string& code) {
+    auto labels = slow;
+    labels.emplace("code", code);
+    return labels;
+  };
+  // The executor drops the expired request when it reaches it.
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = Scrape(server->metrics_port());
+    if (Sample(text, "ffn_requests_total", with_code("DEADLINE_EXCEEDED")) == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Sample(text, "ffn_requests_total", with_code("DEADLINE_EXCEEDED")), 1) << text;
+  EXPECT_LT(Sample(text, "ffn_requests_total", with_code("CANCELLED")), 1) << text;  // -1: none
+  server->Shutdown(std::chrono::seconds(1));
+}
+
 TEST(OverloadTest, FullQueueFailsFastAndTheServerRecovers) {
   auto server = StartServer("");
   ASSERT_NE(server, nullptr);
