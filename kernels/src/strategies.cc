@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "small_m.h"
 
@@ -162,6 +163,18 @@ void RunFusedBlocks(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
   }
 }
 
+// Whether row `row` of the core's input holds a NaN or an infinity.
+bool RowIsNonFinite(const CoreCall& c, int64_t row) {
+  const int64_t d_model = c.weights.d_model();
+  if (c.compute == DataType::kBf16) {
+    const uint16_t* x = static_cast<const uint16_t*>(c.x) + row * d_model;
+    // bf16 keeps fp32's exponent: all ones is an infinity or a NaN.
+    return std::any_of(x, x + d_model, [](uint16_t v) { return (v & 0x7f80) == 0x7f80; });
+  }
+  const float* x = static_cast<const float*>(c.x) + row * d_model;
+  return std::any_of(x, x + d_model, [](float v) { return !std::isfinite(v); });
+}
+
 }  // namespace
 
 void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
@@ -201,7 +214,9 @@ void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
   RunDown(c, activated, stream);
 }
 
-void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+namespace {
+
+void RunPostopsCore(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
   const PreparedWeights& w = c.weights;
   const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
   void* activated = Activated(c, scratch, d_ff);
@@ -236,6 +251,28 @@ void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
                       activated, nullptr, u);
     c.matmuls.Execute(down, stream, activated, w2 + static_cast<size_t>(w.block_col(j)) * es, c.y,
                       nullptr, nullptr);
+  }
+}
+
+}  // namespace
+
+void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
+  RunPostopsCore(c, scratch, stream);
+  stream.wait();
+  // oneDNN's relu post-op is max(x, 0), which turns NaN into 0: a NaN row
+  // would come back finite (exactly b2). Rows whose input is not finite are
+  // computed again by the unfused path, whose kernels propagate NaN and
+  // infinities as IEEE arithmetic does, as every other path does.
+  const size_t x_row_bytes = static_cast<size_t>(c.weights.d_model()) * ElementBytes(c.compute);
+  for (int64_t row = 0; row < c.m; ++row) {
+    if (!RowIsNonFinite(c, row)) continue;
+    CoreCall one = c;
+    one.x = static_cast<const char*>(c.x) + static_cast<size_t>(row) * x_row_bytes;
+    one.y = c.y + row * c.weights.d_model();
+    one.row_activation = c.row_activation + row;
+    one.m = 1;
+    RunUnfused(one, scratch, stream);
+    stream.wait();
   }
 }
 

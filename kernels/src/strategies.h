@@ -58,8 +58,10 @@ struct CoreCall {
 // oneDNN matmul (+ b1), one pass of our activation kernels over the whole
 // intermediate, the second matmul.
 void RunUnfused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
-// oneDNN's eltwise (and, gated, binary-mul) post-ops on the first matmul.
-// Not for per-channel PReLU (PostopsSupports); ignores skip_epilogue.
+// oneDNN's eltwise (and, gated, binary-mul) post-ops on the first matmul;
+// rows whose input holds a NaN or an infinity go through RunUnfused, so
+// they come back as on every other path. Not for per-channel PReLU
+// (PostopsSupports); ignores skip_epilogue.
 void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 // The intermediate never leaves the cache: the small-M dot-product kernels
 // where FusedRunsSmallM or the call is batch-invariant (then in chunks of

@@ -8,10 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -288,6 +291,57 @@ TEST(MetricsTest, ExpiryInTheQueueIsCountedAsDeadlineExceeded) {
   EXPECT_EQ(Sample(text, "ffn_requests_total", with_code("DEADLINE_EXCEEDED")), 1) << text;
   EXPECT_LT(Sample(text, "ffn_requests_total", with_code("CANCELLED")), 1) << text;  // -1: none
   server->Shutdown(std::chrono::seconds(1));
+}
+
+// A NaN in an input row makes the whole output row NaN (IEEE: NaN·w is NaN
+// for every w), whatever the path, compute dtype or batch size. oneDNN's relu
+// post-op used to map it to 0, so the row came back as b2.
+TEST(NanTest, ANanRowComesBackNanOnEveryPath) {
+  auto config = ParseConfig(R"(
+server: {address: "127.0.0.1:0", threads: 2}
+models:
+  - {name: auto, d_model: 32, d_ff: 80, activation: relu, weights: {random: {seed: 1}}}
+  - {name: fused, d_model: 32, d_ff: 80, activation: relu, strategy: fused, batch_invariant: false,
+     weights: {random: {seed: 1}}}
+  - {name: unfused, d_model: 32, d_ff: 80, activation: relu, strategy: unfused,
+     weights: {random: {seed: 1}}}
+  - {name: postops, d_model: 32, d_ff: 80, activation: relu, strategy: postops,
+     weights: {random: {seed: 1}}}
+  - {name: postops-gated, d_model: 24, d_ff: 40, activation: reglu, strategy: postops,
+     weights: {random: {seed: 2}}}
+)", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto server = FfnServer::Start(*config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::FfnService::NewStub(Channel((*server)->port()));
+  for (const auto& [model, d_model] : {std::pair<std::string, int64_t>{"auto", 32}, {"fused", 32},
+                                       {"unfused", 32}, {"postops", 32}, {"postops-gated", 24}}) {
+    for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
+      for (int64_t tokens : {1, 3, 32, 64}) {
+        v1::InferRequest request = Request(model, tokens, d_model, "", 7);
+        request.set_compute_dtype(compute);
+        const int64_t nan_row = tokens / 2;
+        float* x = reinterpret_cast<float*>(request.mutable_input()->mutable_data()->data());
+        x[nan_row * d_model + 5] = std::numeric_limits<float>::quiet_NaN();
+        grpc::ClientContext context;
+        v1::InferResponse response;
+        ASSERT_TRUE(stub->Infer(&context, request, &response).ok());
+        std::vector<float> y(static_cast<size_t>(tokens * d_model));
+        std::memcpy(y.data(), response.output().data().data(), y.size() * sizeof(float));
+        for (int64_t row = 0; row < tokens; ++row) {
+          const auto first = y.begin() + row * d_model, last = first + d_model;
+          if (row == nan_row) {
+            EXPECT_TRUE(std::all_of(first, last, [](float v) { return std::isnan(v); }))
+                << model << " " << v1::DType_Name(compute) << " M=" << tokens;
+          } else {
+            EXPECT_TRUE(std::all_of(first, last, [](float v) { return std::isfinite(v); }))
+                << model << " " << v1::DType_Name(compute) << " M=" << tokens << " row " << row;
+          }
+        }
+      }
+    }
+  }
+  (*server)->Shutdown(std::chrono::seconds(1));
 }
 
 TEST(OverloadTest, FullQueueFailsFastAndTheServerRecovers) {
