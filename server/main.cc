@@ -22,7 +22,8 @@ struct Overrides {
   std::optional<ffn::Strategy> strategy;
   std::optional<bool> batch_invariant;
   int threads = -1, executors = 0, threads_per_executor = 0;
-  int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0;
+  int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0,
+          max_inflight_bytes = 0;
 
   void ApplyTo(ffn::ServerSettings& s) const {
     if (!address.empty()) s.address = address;
@@ -41,6 +42,7 @@ struct Overrides {
     if (max_batch_tokens > 0) s.batching.max_batch_tokens = max_batch_tokens;
     if (max_queue_delay_us >= 0) s.batching.max_queue_delay_us = max_queue_delay_us;
     if (max_queue_tokens > 0) s.batching.max_queue_tokens = max_queue_tokens;
+    if (max_inflight_bytes > 0) s.max_inflight_bytes = max_inflight_bytes;
   }
 };
 
@@ -72,6 +74,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue-tokens", o.max_queue_tokens,
                  "tokens a variant's queue may hold before RESOURCE_EXHAUSTED (65536)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--max-inflight-bytes", o.max_inflight_bytes,
+                 "bytes held for requests in flight (each charged 4x its tensor), beyond which "
+                 "new requests get RESOURCE_EXHAUSTED (default: a quarter of available memory)")
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 50));
   std::string strategy_name;
   app.add_option("--strategy", strategy_name,
                  "engine strategy of models without their own: auto (measure at load, default), "

@@ -3,18 +3,43 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "ffn/server/proto_dtype.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
 #include "ffn/server/validate_infer.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
+
+absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes, v1::InferRequest* request) {
+  grpc::ByteBuffer view(bytes);  // shares the slices; the reader needs a mutable buffer
+  grpc::ProtoBufferReader reader(&view);
+  if (!reader.status().ok() || !request->ParseFromZeroCopyStream(&reader)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request (", bytes.Length(), " bytes) is not a valid ffn.v1.InferRequest: malformed or "
+        "truncated protobuf, or a string field (model, activation) that is not UTF-8"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SerializeInferResponse(const v1::InferResponse& response, grpc::ByteBuffer* bytes) {
+  bool own_buffer = false;
+  const grpc::Status status =
+      grpc::SerializationTraits<v1::InferResponse>::Serialize(response, bytes, &own_buffer);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("serializing the answer: ", status.error_message()));
+  }
+  return absl::OkStatus();
+}
 
 CallLimits LimitsOf(grpc::CallbackServerContext* context) {
   return {context->deadline(), [context] { return context->IsCancelled(); }};
 }
 
 void InferCall::Start(const InferBackend& backend, const v1::InferRequest& request,
-                      v1::InferResponse* response, CallLimits limits, Done done) {
+                      v1::InferResponse* response, CallLimits limits, Done done,
+                      MemoryBudget::Reservation* held) {
   const auto arrival = std::chrono::steady_clock::now();
   const ValidatedInfer validated = ValidateInfer(backend.registry, request);
   if (!validated.status.ok()) {
@@ -31,6 +56,18 @@ void InferCall::Start(const InferBackend& backend, const v1::InferRequest& reque
     return;
   }
   const InferVariant& v = *validated.variant;
+  const VariantKey variant = VariantFor(*v.model, v.activation, v.compute);
+  if (backend.budget != nullptr && held != nullptr) {
+    const auto input_bytes = static_cast<int64_t>(request.input().data().size());
+    absl::StatusOr<MemoryBudget::Reservation> reserved =
+        backend.budget->Reserve(InflightBytes(input_bytes));
+    if (!reserved.ok()) {
+      backend.stats.RecordError(variant, reserved.status().code());
+      done(reserved.status());
+      return;
+    }
+    *held = std::move(*reserved);
+  }
   const int64_t tokens = validated.input.tokens;
   const DataType io_type = validated.input.type;  // the output's type is the input's
   v1::Tensor* output = response->mutable_output();
@@ -40,8 +77,7 @@ void InferCall::Start(const InferBackend& backend, const v1::InferRequest& reque
   std::string* bytes = output->mutable_data();
   bytes->resize(static_cast<size_t>(tokens * v.model->config.d_model) * ElementBytes(io_type));
 
-  const InferCall call(backend.stats, VariantFor(*v.model, v.activation, v.compute), tokens,
-                       response, std::move(done));
+  const InferCall call(backend.stats, variant, tokens, response, std::move(done));
   InferTask task;
   task.model = v.model;
   task.activation = v.activation;

@@ -17,6 +17,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "ffn/server/memory_budget.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/scheduler.h"
 #include "ffn/server/stats.h"
@@ -30,7 +31,14 @@ struct InferBackend {
   const ModelRegistry& registry;
   Scheduler& scheduler;
   ServerStats& stats;
+  // The bound on bytes held for requests; nullptr: none (the warm-up).
+  MemoryBudget* budget = nullptr;
 };
+
+// The bytes a request of `input_bytes` tensor data is charged while in
+// flight: its data as received and as parsed, and its answer (the input's
+// size: same shape and dtype) as computed and as serialized.
+inline int64_t InflightBytes(int64_t input_bytes) { return 4 * input_bytes; }
 
 // When a queued computation is no longer wanted. The defaults (no deadline,
 // never cancelled) suit a call with no client behind it.
@@ -38,6 +46,13 @@ struct CallLimits {
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
   std::function<bool()> cancelled;
 };
+
+// A request as received on the wire. gRPC's own parsing would answer an
+// unparseable body UNIMPLEMENTED with no message (and libprotobuf would log
+// it); this answers INVALID_ARGUMENT saying what is wrong.
+absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes, v1::InferRequest* request);
+// An answer for the wire; INTERNAL if it cannot be serialized.
+absl::Status SerializeInferResponse(const v1::InferResponse& response, grpc::ByteBuffer* bytes);
 
 // The limits of a gRPC call: its deadline, and whether the client has gone.
 // `context` must outlive the call's computation.
@@ -51,11 +66,15 @@ class InferCall {
   // Validates `request`, sizes `response`'s output tensor and queues the
   // computation. `done` runs exactly once with the final status: on an
   // executor thread, or on the calling thread if the request is refused at
-  // once (invalid, queue full, shutting down). On OK, `response` holds the
-  // output, the variant and the server's timings; on an error its output is
-  // cleared. `request` and `response` must live until `done` has run.
+  // once (invalid, over the memory budget, queue full, shutting down). On
+  // OK, `response` holds the output, the variant and the server's timings;
+  // on an error its output is cleared. `request` and `response` must live
+  // until `done` has run. With a budget, the request's InflightBytes are
+  // reserved into `*held` before it is queued; the caller keeps `*held`
+  // until the answer has left (then destroys it).
   static void Start(const InferBackend& backend, const v1::InferRequest& request,
-                    v1::InferResponse* response, CallLimits limits, Done done);
+                    v1::InferResponse* response, CallLimits limits, Done done,
+                    MemoryBudget::Reservation* held = nullptr);
 
  private:
   InferCall(ServerStats& stats, VariantKey variant, int64_t tokens, v1::InferResponse* response,

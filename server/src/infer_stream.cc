@@ -38,10 +38,18 @@ void InferStreamReactor::OnReadDone(bool ok) {
     }
   }
   if (slot != nullptr) {
+    absl::Status parsed = ParseInferRequest(slot->received, &slot->request);
+    slot->received.Clear();
+    if (!parsed.ok()) {
+      backend_.stats.RecordRejected(parsed.code());
+      OnComputed(slot, parsed);
+      return;
+    }
     // The slot stays in slots_ until its answer is written, so the pointers
     // the computation holds stay valid.
-    InferCall::Start(backend_, slot->request, &slot->response, LimitsOf(context_),
-                     [this, slot](const absl::Status& status) { OnComputed(slot, status); });
+    InferCall::Start(
+        backend_, slot->request, &slot->response, LimitsOf(context_),
+        [this, slot](const absl::Status& status) { OnComputed(slot, status); }, &slot->held);
   }
   Actions actions;
   {
@@ -52,11 +60,18 @@ void InferStreamReactor::OnReadDone(bool ok) {
 }
 
 void InferStreamReactor::OnComputed(Slot* slot, const absl::Status& status) {
-  if (!status.ok()) {
+  absl::Status answer = status;
+  if (answer.ok()) answer = SerializeInferResponse(slot->response, &slot->answer);
+  if (!answer.ok()) {
     slot->response.Clear();
-    slot->response.set_error_code(static_cast<int32_t>(status.code()));
-    slot->response.set_error_message(std::string(status.message()));
+    slot->response.set_error_code(static_cast<int32_t>(answer.code()));
+    slot->response.set_error_message(std::string(answer.message()));
+    // An error answer is a few bytes; serializing it cannot fail.
+    SerializeInferResponse(slot->response, &slot->answer).IgnoreError();
   }
+  // What stays until the write is done is the serialized answer.
+  slot->request.Clear();
+  slot->response.Clear();
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -85,7 +100,7 @@ InferStreamReactor::Actions InferStreamReactor::NextActions() {
   while (!writing_ && !slots_.empty() && slots_.front()->ready) {
     if (!broken_) {
       writing_ = true;
-      actions.write = &slots_.front()->response;
+      actions.write = &slots_.front()->answer;
       break;
     }
     slots_.pop_front();
@@ -111,10 +126,10 @@ InferStreamReactor::Actions InferStreamReactor::NextActions() {
 void InferStreamReactor::Run(const Actions& actions) {
   if (actions.write != nullptr) StartWrite(actions.write);
   if (actions.read) {
-    v1::InferRequest* request;
+    grpc::ByteBuffer* request;
     {
       absl::MutexLock lock(&mu_);
-      request = &incoming_->request;
+      request = &incoming_->received;
     }
     StartRead(request);
   }

@@ -1,6 +1,9 @@
 // The reactor of one InferStream call: reads requests as they come
 // (pipelined, up to max_inflight at once), computes them through the
-// Scheduler, and writes the answers back in request order.
+// Scheduler, and writes the answers back in request order. Each request
+// holds its share of the memory budget until its answer is written, so a
+// client that never reads its answers is refused (RESOURCE_EXHAUSTED, in
+// band) once the budget is spent, instead of growing the server without end.
 #ifndef FFN_SERVER_SRC_INFER_STREAM_H_
 #define FFN_SERVER_SRC_INFER_STREAM_H_
 
@@ -15,8 +18,7 @@
 
 namespace ffn {
 
-class InferStreamReactor final
-    : public grpc::ServerBidiReactor<v1::InferRequest, v1::InferResponse> {
+class InferStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `auth` is the call's authentication result: a failure ends the call at once.
   InferStreamReactor(const InferBackend& backend, grpc::CallbackServerContext* context,
@@ -29,15 +31,18 @@ class InferStreamReactor final
  private:
   // One request and its answer, alive from its read until its write is done.
   struct Slot {
+    grpc::ByteBuffer received;  // the request as read; dropped once parsed
     v1::InferRequest request;
-    v1::InferResponse response;
+    v1::InferResponse response;  // dropped once serialized into `answer`
+    grpc::ByteBuffer answer;
+    MemoryBudget::Reservation held;
     bool ready = false;
   };
   // What to start once mu_ is released (gRPC operations are never started
   // under our lock).
   struct Actions {
     bool read = false;
-    v1::InferResponse* write = nullptr;
+    grpc::ByteBuffer* write = nullptr;
     bool finish = false;
     absl::Status finish_status;
   };

@@ -2,11 +2,8 @@
 
 #include <omp.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <new>
 #include <string>
 
@@ -14,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "ffn/common/safetensors.h"
 #include "ffn/common/status_macros.h"
+#include "ffn/server/memory_budget.h"
 #include "ffn/server/plan_cache.h"
 #include "ffn/server/proto_dtype.h"
 
@@ -150,25 +148,6 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
 }
 
 namespace {
-
-// Bytes this process may still allocate: the kernel's MemAvailable, or what
-// the cgroup (a container's memory limit) leaves, whichever is less.
-uint64_t AvailableMemoryBytes() {
-  uint64_t available = static_cast<uint64_t>(sysconf(_SC_AVPHYS_PAGES)) *
-                       static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string key; meminfo >> key;) {
-    uint64_t kib = 0;
-    if (key == "MemAvailable:" && meminfo >> kib) available = kib << 10;
-    meminfo.ignore(1 << 10, '\n');
-  }
-  uint64_t limit = 0, used = 0;
-  if ((std::ifstream("/sys/fs/cgroup/memory.max") >> limit) &&
-      (std::ifstream("/sys/fs/cgroup/memory.current") >> used) && limit > used) {
-    available = std::min(available, limit - used);
-  }
-  return available;
-}
 
 // Refuses a model whose weights cannot fit before any of it is allocated: an
 // allocation failure half-way through loading is a crash, not a message.

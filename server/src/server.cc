@@ -12,11 +12,13 @@
 #include "absl/synchronization/notification.h"
 #include "ffn/common/status_macros.h"
 #include "ffn/kernels/epilogue.h"
+#include "ffn/server/memory_budget.h"
 #include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/scheduler.h"
 #include "ffn/server/service.h"
 #include "ffn/server/stats.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -78,6 +80,18 @@ absl::Status Warm(const Model& model, const InferBackend& backend) {
   return warm;
 }
 
+// libprotobuf logs an ERROR to stderr for every message with a string
+// field that is not UTF-8. Such requests are answered INVALID_ARGUMENT and
+// counted, so one client could flood the log: its lines go to the debug log.
+void ProtobufLogToDebug(google::protobuf::LogLevel level, const char* file, int line,
+                        const std::string& message) {
+  if (level == google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("libprotobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("libprotobuf {}:{}: {}", file, line, message);
+  }
+}
+
 }  // namespace
 
 int DefaultThreadCount() {
@@ -90,6 +104,7 @@ struct FfnServer::Impl {
   std::unique_ptr<ModelRegistry> registry;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ServerStats> stats;
+  std::unique_ptr<MemoryBudget> budget;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FfnServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
@@ -103,6 +118,7 @@ FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
   const ServerSettings& settings = config.server;
+  google::protobuf::SetLogHandler(&ProtobufLogToDebug);
   if (settings.max_message_bytes < 1024 || settings.max_message_bytes > kMaxMessageBytesLimit) {
     return absl::InvalidArgumentError(absl::StrCat("max_message_bytes ", settings.max_message_bytes,
                                                    " is not in [1024, ", kMaxMessageBytesLimit, "]"));
@@ -111,6 +127,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(settings));
   ServiceOptions service_options;
   service_options.max_stream_inflight = settings.max_stream_inflight;
+
   if (!settings.auth_token_file.empty()) {
     ASSIGN_OR_RETURN(const std::string token,
                      ReadWholeFile(settings.auth_token_file, "auth token file"));
@@ -161,6 +178,10 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   }
   warmup.Shutdown();
 
+  // The default budget is a share of what is left once the models are in.
+  impl->budget = std::make_unique<MemoryBudget>(
+      settings.max_inflight_bytes > 0 ? settings.max_inflight_bytes : DefaultInflightBytes());
+  service_options.budget = impl->budget.get();
   impl->service = std::make_unique<FfnServiceImpl>(*impl->registry, *impl->scheduler,
                                                    *impl->stats, service_options);
   grpc::EnableDefaultHealthCheckService(true);
@@ -182,11 +203,12 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
-               "kernels {}; {}{}",
+               "kernels {}; {}; requests in flight up to {:.0f} MiB{}",
                impl->registry->models().size(), impl->port,
                settings.tls_cert.empty() ? "" : (settings.tls_client_ca.empty() ? " (TLS)" : " (mutual TLS)"),
                service_options.auth_token.empty() ? "" : " (bearer token)", scheduler_options.executors,
                scheduler_options.threads_per_executor, IsaName(ActiveIsa()), OneDnnDescription(),
+               static_cast<double>(impl->budget->capacity_bytes()) / (1 << 20),
                impl->metrics ? absl::StrCat("; metrics on port ", impl->metrics->port()) : "");
   return std::unique_ptr<FfnServer>(new FfnServer(std::move(impl)));
 }

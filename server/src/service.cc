@@ -8,6 +8,43 @@
 #include "infer_stream.h"
 
 namespace ffn {
+namespace {
+
+// One unary Infer: owns the parsed request, its answer, and the answer's
+// share of the memory budget until gRPC has sent it.
+class InferReactor final : public grpc::ServerUnaryReactor {
+ public:
+  InferReactor(const InferBackend& backend, grpc::CallbackServerContext* context,
+               const absl::Status& auth, const grpc::ByteBuffer& request,
+               grpc::ByteBuffer* response) {
+    absl::Status admitted = auth;
+    if (admitted.ok()) {
+      admitted = ParseInferRequest(request, &request_);
+      if (!admitted.ok()) backend.stats.RecordRejected(admitted.code());
+    }
+    if (!admitted.ok()) {
+      Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    InferCall::Start(
+        backend, request_, &response_, LimitsOf(context),
+        [this, response](const absl::Status& status) {
+          absl::Status answer = status;
+          if (answer.ok()) answer = SerializeInferResponse(response_, response);
+          response_.Clear();  // the serialized copy is what remains
+          Finish(ToGrpcStatus(answer));
+        },
+        &held_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  v1::InferRequest request_;
+  v1::InferResponse response_;
+  MemoryBudget::Reservation held_;
+};
+
+}  // namespace
 
 absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
   if (options_.auth_token.empty()) return absl::OkStatus();
@@ -41,17 +78,15 @@ grpc::ServerUnaryReactor* FfnServiceImpl::Unary(grpc::CallbackServerContext* con
 }
 
 grpc::ServerUnaryReactor* FfnServiceImpl::Infer(grpc::CallbackServerContext* context,
-                                                const v1::InferRequest* request,
-                                                v1::InferResponse* response) {
-  return Unary(context, [&](auto finish) {
-    InferCall::Start({registry_, scheduler_, stats_}, *request, response, LimitsOf(context),
-                     std::move(finish));
-  });
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
+  return new InferReactor({registry_, scheduler_, stats_, options_.budget}, context,
+                          Authenticate(*context), *request, response);
 }
 
-grpc::ServerBidiReactor<v1::InferRequest, v1::InferResponse>* FfnServiceImpl::InferStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* FfnServiceImpl::InferStream(
     grpc::CallbackServerContext* context) {
-  return new InferStreamReactor({registry_, scheduler_, stats_}, context,
+  return new InferStreamReactor({registry_, scheduler_, stats_, options_.budget}, context,
                                 options_.max_stream_inflight, Authenticate(*context));
 }
 

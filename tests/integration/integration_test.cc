@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "ffn/common/safetensors.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/ffn_weights.h"
@@ -186,6 +187,81 @@ TEST(ServerProcessTest, TokenLimitFlagsAreBounded) {
   EXPECT_NE(server.WaitExit(), 0);
   EXPECT_TRUE(Contains(server.Log(), "--max-tokens")) << server.Log();
   EXPECT_TRUE(Contains(server.Log(), "16777216")) << server.Log();
+}
+
+// Resident memory of process `pid` in bytes (VmRSS), or -1.
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+TEST(StreamMemoryTest, ANeverReadingStreamCannotGrowTheServerPastTheBudget) {
+  // One stream of 8 MiB requests whose client never reads: each request used
+  // to hold its input and answer until written, 256 at a time (GBs).
+  constexpr int64_t kBudget = 64 << 20, kDModel = 1024, kTokens = 2048, kRequests = 96;
+  TempDir dir;
+  std::ofstream(dir.File("wide.yaml")) << absl::StrCat(
+      "models:\n  - {name: wide, d_model: ", kDModel, ", d_ff: 64, activation: relu, max_tokens: ",
+      kTokens, ", weights: {random: {seed: 4}}}\n");
+  ServerProcess server({"--config", dir.File("wide.yaml"), "--threads", "2", "--max-inflight-bytes",
+                        std::to_string(kBudget)});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);  // the answers are 8 MiB
+  auto stub = v1::FfnService::NewStub(grpc::CreateCustomChannel(
+      server.target(), grpc::InsecureChannelCredentials(), arguments));
+  v1::InferRequest request;
+  request.set_model("wide");
+  request.mutable_input()->set_dtype(v1::FLOAT32);
+  request.mutable_input()->add_shape(kTokens);
+  request.mutable_input()->add_shape(kDModel);
+  request.mutable_input()->mutable_data()->assign(kTokens * kDModel * sizeof(float), '\0');
+  {  // one request first, so allocator and gRPC have warmed up
+    grpc::ClientContext context;
+    v1::InferResponse response;
+    ASSERT_TRUE(stub->Infer(&context, request, &response).ok());
+  }
+  const int64_t rss_before = ResidentBytes(server.pid());
+  grpc::ClientContext context;
+  auto stream = stub->InferStream(&context);
+  int written = 0;
+  for (; written < kRequests && stream->Write(request); ++written) {
+  }
+  // Let the server read and answer (or refuse) everything it was sent.
+  int64_t rss_after = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    rss_after = std::max(rss_after, ResidentBytes(server.pid()));
+  }
+  EXPECT_EQ(written, kRequests);
+  EXPECT_LT(rss_after - rss_before, kBudget + (96 << 20))
+      << "RSS " << rss_before / (1 << 20) << " MiB -> " << rss_after / (1 << 20) << " MiB";
+  // It says what it refused, in band.
+  v1::InferResponse answer;
+  int refused = 0;
+  for (int i = 0; i < written && stream->Read(&answer); ++i) {
+    if (answer.error_code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) {
+      EXPECT_TRUE(Contains(answer.error_message(), "max_inflight_bytes")) << answer.error_message();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  // Once the answers are read the budget is free again: others are served.
+  // (While the stream held it, everyone was refused; that is the bound.)
+  {
+    grpc::ClientContext small_context;
+    v1::InferRequest small = request;
+    small.mutable_input()->set_shape(0, 1);
+    small.mutable_input()->mutable_data()->resize(kDModel * sizeof(float));
+    v1::InferResponse response;
+    EXPECT_TRUE(stub->Infer(&small_context, small, &response).ok());
+  }
+  context.TryCancel();
+  stream->Finish().IgnoreError();
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
 }
 
 TEST(ServerProcessTest, ClientReportsAnUnreachableServer) {

@@ -32,6 +32,7 @@ class ServerProcess {
   // never became ready.
   bool WaitReady(double timeout_s = 60);
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   // Sends `signal` and waits up to `timeout_s` for the exit. Returns the exit
   // code, 128 + signal if killed by one, or -1 on time-out (then SIGKILL).

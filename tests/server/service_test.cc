@@ -234,6 +234,107 @@ TEST_F(ServiceTest, LongNamesAreCutShortInMessages) {
             std::string::npos);
 }
 
+// Sends `bytes` as the whole body of a unary call to `method`.
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& bytes) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  auto call = stub.PrepareUnaryCall(&context, method, request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+TEST_F(ServiceTest, UnparseableRequestsAreInvalidArgument) {
+  // gRPC's own parsing answered these UNIMPLEMENTED with an empty message.
+  std::string random_bytes(300, '\0');
+  uint64_t state = 88172645463325252ull;
+  for (char& c : random_bytes) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    c = static_cast<char>(state);
+  }
+  const std::string good = Request("plain", 1, 32).SerializeAsString();
+  v1::InferRequest utf8 = Request("plain", 1, 32);
+  utf8.set_model("pl\xff\xfein");  // not UTF-8: a proto3 string must be
+  std::string invalid_utf8;
+  ASSERT_TRUE(utf8.SerializePartialToString(&invalid_utf8));
+  ::testing::internal::CaptureStderr();
+  for (const std::string& body :
+       {random_bytes, good.substr(0, good.size() - 7), invalid_utf8, std::string("\x0a\xff", 2)}) {
+    grpc::Status status = RawUnaryCall(channel_, "/ffn.v1.FfnService/Infer", body);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("is not a valid ffn.v1.InferRequest"), std::string::npos)
+        << status.error_message();
+  }
+  // Nothing on stderr: libprotobuf's per-request ERROR lines go to the debug log.
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  // The same bytes, whole, are a good request.
+  EXPECT_TRUE(RawUnaryCall(channel_, "/ffn.v1.FfnService/Infer", good).ok());
+}
+
+TEST_F(ServiceTest, AnUnparseableStreamMessageIsAnsweredInBand) {
+  grpc::GenericStub stub(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto call = stub.PrepareCall(&context, "/ffn.v1.FfnService/InferStream", &cq);
+  auto step = [&cq](std::intptr_t expected_tag) {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<std::intptr_t>(tag), expected_tag);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  const std::string good = Request("plain", 2, 32).SerializeAsString();
+  std::intptr_t tag = 2;
+  for (const std::string& body : {std::string("\x0a\xff", 2), good}) {
+    grpc::Slice slice(body);
+    grpc::ByteBuffer message(&slice, 1);
+    call->Write(message, reinterpret_cast<void*>(tag));
+    ASSERT_TRUE(step(tag++));
+  }
+  call->WritesDone(reinterpret_cast<void*>(tag));
+  ASSERT_TRUE(step(tag++));
+  std::vector<v1::InferResponse> answers(2);
+  for (v1::InferResponse& answer : answers) {
+    grpc::ByteBuffer reply;
+    call->Read(&reply, reinterpret_cast<void*>(tag));
+    ASSERT_TRUE(step(tag++));
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(reply.Dump(&slices).ok());
+    std::string bytes;
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    ASSERT_TRUE(answer.ParseFromString(bytes));
+  }
+  EXPECT_EQ(answers[0].error_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(answers[0].error_message().find("is not a valid ffn.v1.InferRequest"), std::string::npos);
+  EXPECT_EQ(answers[1].error_code(), 0) << answers[1].error_message();
+  EXPECT_EQ(answers[1].output().shape(0), 2);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(tag));
+  step(tag);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  cq.Shutdown();
+  void* t;
+  bool ok;
+  while (cq.Next(&t, &ok)) {
+  }
+}
+
 TEST_F(ServiceTest, OversizedMessageIsResourceExhausted) {
   // 64 tokens × 32 floats is far below the limit; 300k floats is above 1 MiB.
   v1::InferRequest huge = Request("plain", 1, 32);

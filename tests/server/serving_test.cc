@@ -344,6 +344,23 @@ models:
   (*server)->Shutdown(std::chrono::seconds(1));
 }
 
+TEST(OverloadTest, ARequestOverTheMemoryBudgetIsResourceExhausted) {
+  // 1 MiB budget: 8192 tokens × 32 floats is 1 MiB of data, charged 4 MiB.
+  auto server = StartServer("max_inflight_bytes: 1048576");
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::FfnService::NewStub(Channel(server->port()));
+  grpc::ClientContext context;
+  v1::InferResponse response;
+  grpc::Status status = stub->Infer(&context, Request("plain", 8192, 32, "", 1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("budget (max_inflight_bytes) is 1048576"),
+            std::string::npos)
+      << status.error_message();
+  grpc::ClientContext small_context;
+  EXPECT_TRUE(stub->Infer(&small_context, Request("plain", 64, 32, "", 1), &response).ok());
+  server->Shutdown(std::chrono::seconds(1));
+}
+
 TEST(OverloadTest, FullQueueFailsFastAndTheServerRecovers) {
   auto server = StartServer("");
   ASSERT_NE(server, nullptr);

@@ -111,6 +111,10 @@ struct ServerSettings {
   // Requests one InferStream call may have in flight before the server stops
   // reading from it.
   int64_t max_stream_inflight = 256;
+  // Bytes held for requests in flight (queued, computing, in stream slots,
+  // answers not yet read), each charged 4 × its tensor bytes; beyond it new
+  // requests get RESOURCE_EXHAUSTED. 0: DefaultInflightBytes() at start.
+  int64_t max_inflight_bytes = 0;
   double stats_window_seconds = 10;
   // HOST:PORT of the Prometheus /metrics endpoint; empty: none.
   std::string metrics_address;

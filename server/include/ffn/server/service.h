@@ -1,10 +1,13 @@
 // ffn.v1.FfnService on gRPC's callback API.
 //
-// Infer and InferStream validate on gRPC's threads with no copies (the engine
-// reads the request's bytes in place and writes into the response's bytes,
-// or the batch copies them once each way), then hand the computation to the
-// Scheduler; answers are finished from its executor threads. Reactors never
-// block. Every call is first checked against the configured bearer token.
+// Infer and InferStream take their messages as raw bytes and parse them
+// themselves, so that an unparseable body is INVALID_ARGUMENT with a message
+// rather than gRPC's bare UNIMPLEMENTED. They validate on gRPC's threads (the
+// engine reads the request's bytes in place and writes into the response's
+// bytes, or the batch copies them once each way), reserve the request's
+// share of the memory budget, then hand the computation to the Scheduler;
+// answers are finished from its executor threads. Reactors never block.
+// Every call is first checked against the configured bearer token.
 //
 // Example:
 //   void Serve(const ffn::ModelRegistry& registry, ffn::Scheduler& scheduler,
@@ -20,6 +23,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "ffn/server/memory_budget.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/scheduler.h"
 #include "ffn/server/stats.h"
@@ -32,18 +36,25 @@ struct ServiceOptions {
   // <token>"); empty: none. The health service is not affected.
   std::string auth_token;
   int64_t max_stream_inflight = 256;
+  // Bytes held for requests in flight; nullptr: unbounded. Outlives the service.
+  MemoryBudget* budget = nullptr;
 };
 
-class FfnServiceImpl final : public v1::FfnService::CallbackService {
+// Infer and InferStream on raw bytes, ListModels and GetStats typed.
+using FfnCallbackBase = v1::FfnService::WithRawCallbackMethod_Infer<
+    v1::FfnService::WithRawCallbackMethod_InferStream<v1::FfnService::WithCallbackMethod_ListModels<
+        v1::FfnService::WithCallbackMethod_GetStats<v1::FfnService::Service>>>>;
+
+class FfnServiceImpl final : public FfnCallbackBase {
  public:
   FfnServiceImpl(const ModelRegistry& registry, Scheduler& scheduler, ServerStats& stats,
                  ServiceOptions options)
       : registry_(registry), scheduler_(scheduler), stats_(stats), options_(std::move(options)) {}
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
-                                  const v1::InferRequest* request,
-                                  v1::InferResponse* response) override;
-  grpc::ServerBidiReactor<v1::InferRequest, v1::InferResponse>* InferStream(
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
