@@ -166,3 +166,7 @@ int main(int argc, char** argv) {
   spdlog::info("stopped");
   return 0;
 }
+  if (absl::Status settings = ffn::ValidateServerSettings(config->server); !settings.ok()) {
+    spdlog::error("{}", std::string(settings.message()));
+    return 2;
+  }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ffn/server/listen_address.h"
 #include "yaml-cpp/yaml.h"
 
 namespace ffn {
@@ -323,6 +324,9 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std
   if (auto s = CheckKeys(root, {"server", "models"}, "top level"); !s.ok()) return s;
   if (const YAML::Node server = root["server"]) {
     if (auto s = ParseServer(server, config.server); !s.ok()) return s;
+    if (auto s = ValidateServerSettings(config.server); !s.ok()) {
+      return Invalid("server", std::string(s.message()));
+    }
   }
   const YAML::Node models = root["models"];
   if (!models || !models.IsSequence() || models.size() == 0) {
@@ -351,6 +355,18 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
                         absl::StrCat(path, ": ", config.status().message()));
   }
   return config;
+}
+
+absl::Status ValidateServerSettings(const ServerSettings& settings) {
+  if (auto a = ParseListenAddress(settings.address); !a.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("address (--address): ", a.status().message()));
+  }
+  if (settings.metrics_address.empty()) return absl::OkStatus();
+  if (auto a = ParseListenAddress(settings.metrics_address); !a.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics_address (--metrics-address): ", a.status().message()));
+  }
+  return absl::OkStatus();
 }
 
 int ServerSettings::ThreadsPerExecutor(int cores) const {

@@ -125,6 +125,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   scheduler_options.threads_per_executor = settings.ThreadsPerExecutor(DefaultThreadCount());
   ASSIGN_OR_RETURN(impl->registry,
                    ModelRegistry::Load(config, scheduler_options.threads_per_executor));
+  RETURN_IF_ERROR(ValidateServerSettings(settings));
   if (!settings.metrics_address.empty()) {
     ASSIGN_OR_RETURN(impl->metrics, Metrics::Start(settings.metrics_address, OneDnnDescription(),
                                                    IsaName(ActiveIsa())));
@@ -174,7 +175,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   if (impl->server == nullptr || impl->port == 0) {
     impl->scheduler->Shutdown();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", settings.address,
-                                               " (in use, or not a valid HOST:PORT)"));
+                                               ": the port is in use, or the host is not an "
+                                               "address of this machine"));
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
@@ -197,6 +199,10 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
     impl_->stopped = true;
   }
   impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port
+  // would start and take half the new connections; without it the bind
+  // fails and the second start reports the port in use.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // No new calls from here on; accepted ones run to completion (the
   // scheduler keeps computing) until `drain` has passed, then gRPC cancels
   // them and the scheduler drops them unread.
