@@ -36,6 +36,10 @@ bool Contains(const std::string& text, const std::string& fragment) {
   return text.find(fragment) != std::string::npos;
 }
 
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // A one-model config that loads in well under a second.
 std::string TinyConfig(const TempDir& dir) {
   std::ofstream(dir.File("tiny.yaml")) << R"(
@@ -43,6 +47,30 @@ models:
   - {name: tiny, d_model: 16, d_ff: 40, activation: gelu, strategy: fused, weights: {random: {seed: 3}}}
 )";
   return dir.File("tiny.yaml");
+}
+
+// A TCP connection to 127.0.0.1:`port` (-1 on failure); receives time out
+// after `timeout_s` so a test fails instead of hanging.
+int Connect(int port, double timeout_s = 5) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{static_cast<time_t>(timeout_s),
+             static_cast<suseconds_t>((timeout_s - static_cast<double>(static_cast<time_t>(timeout_s))) * 1e6)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// The metrics port from the server's start-up line.
+int MetricsPort(const std::string& log) {
+  std::smatch m;
+  return std::regex_search(log, m, std::regex("metrics on port ([0-9]+)")) ? std::stoi(m[1]) : 0;
 }
 
 TEST(ProcessHardeningTest, SecondServerOnABusyPortFailsAndTheFirstKeepsServing) {
@@ -70,6 +98,36 @@ TEST(ProcessHardeningTest, AnAddressOutOfRangeIsAUsageError) {
   ServerProcess metrics({"--config", config, "--metrics-address", "localhost:http"});
   EXPECT_EQ(metrics.WaitExit(30), 2) << metrics.Log();
   EXPECT_TRUE(Contains(metrics.Log(), "localhost:http")) << metrics.Log();
+}
+
+// prometheus-cpp's default of two civetweb threads with civetweb's 30 s
+// request timeout let two idle connections hold /metrics for 30 s.
+TEST(ProcessHardeningTest, IdleConnectionsDoNotBlockMetrics) {
+  TempDir dir;
+  ServerProcess server({"--config", TinyConfig(dir), "--metrics-address", "127.0.0.1:0"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  const int port = MetricsPort(server.Log());
+  ASSERT_GT(port, 0) << server.Log();
+  std::vector<int> idle;
+  for (int i = 0; i < 6; ++i) {
+    idle.push_back(Connect(port));
+    ASSERT_GE(idle.back(), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let civetweb take them
+  const auto start = Clock::now();
+  const int fd = Connect(port, 10);
+  ASSERT_GE(fd, 0);
+  const std::string get = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  ASSERT_EQ(send(fd, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, n);
+  const double seconds = SecondsSince(start);
+  close(fd);
+  for (int c : idle) close(c);
+  EXPECT_TRUE(Contains(answer, "ffn_build_info")) << answer.substr(0, 200);
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
 }
 
 }  // namespace
