@@ -130,5 +130,46 @@ TEST(ProcessHardeningTest, IdleConnectionsDoNotBlockMetrics) {
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
 }
 
+TEST(ProcessHardeningTest, WeightsThatAreAFifoAreAStartupError) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo(dir.File("weights.safetensors").c_str(), 0600), 0);
+  std::ofstream(dir.File("fifo.yaml")) << R"(
+models:
+  - name: fifo
+    d_model: 16
+    d_ff: 32
+    activation: gelu
+    weights: {safetensors: weights.safetensors, tensors: {w1: a, w2: b}}
+)";
+  ServerProcess server({"--config", dir.File("fifo.yaml")});
+  EXPECT_EQ(server.WaitExit(15), 1) << "start-up hung on a FIFO:\n" << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), dir.File("weights.safetensors"))) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "not a regular file")) << server.Log();
+}
+
+// A model big enough that loading takes seconds (3 to 8 s on 2 cores).
+TEST(ProcessHardeningTest, SigtermDuringStartupExitsPromptly) {
+  TempDir dir;
+  std::ofstream(dir.File("big.yaml")) << R"(
+models:
+  - {name: big, d_model: 3072, d_ff: 12288, activation: gelu, strategy: unfused, weights: {random: {seed: 5}}}
+)";
+  ServerProcess server({"--config", dir.File("big.yaml")});
+  EXPECT_FALSE(server.WaitReady(1.0)) << "loaded too fast for this test:\n" << server.Log();
+  const auto start = Clock::now();
+  EXPECT_EQ(server.Stop(SIGTERM, 5), 128 + SIGTERM) << server.Log();
+  EXPECT_LT(SecondsSince(start), 2.0) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "during start-up")) << server.Log();
+}
+
+TEST(ProcessHardeningTest, SighupDrainsLikeSigterm) {
+  TempDir dir;
+  ServerProcess server({"--config", TinyConfig(dir)});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  EXPECT_EQ(server.Stop(SIGHUP), 0) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "Hangup received: draining")) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "drained:")) << server.Log();
+}
+
 }  // namespace
 }  // namespace ffn
