@@ -8,6 +8,27 @@
 #include "infer_stream.h"
 
 namespace ffn {
+namespace {
+
+// The reactor of a unary call, counted in ServerStats from start to end so a
+// drain knows when every call is over and how many were cut off.
+class CountedUnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  CountedUnaryReactor(grpc::CallbackServerContext* context, ServerStats& stats)
+      : context_(context), stats_(stats) {
+    stats_.RecordCallStarted();
+  }
+  void OnDone() override {
+    stats_.RecordCallEnded(context_->IsCancelled());
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  ServerStats& stats_;
+};
+
+}  // namespace
 
 absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
   if (options_.auth_token.empty()) return absl::OkStatus();
@@ -30,7 +51,7 @@ absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& con
 
 template <typename Body>
 grpc::ServerUnaryReactor* FfnServiceImpl::Unary(grpc::CallbackServerContext* context, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(context, stats_);
   auto finish = [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); };
   if (absl::Status auth = Authenticate(*context); !auth.ok()) {
     finish(auth);

@@ -171,5 +171,125 @@ TEST(ProcessHardeningTest, SighupDrainsLikeSigterm) {
   EXPECT_TRUE(Contains(server.Log(), "drained:")) << server.Log();
 }
 
+// A connection that sent the HTTP/2 preface and then went silent (a stopped
+// or wedged client) never answers the server's GOAWAY ping; it must not hold
+// the exit until the drain timeout.
+TEST(ProcessHardeningTest, AnIdleConnectionDoesNotHoldTheDrain) {
+  TempDir dir;
+  ServerProcess server({"--config", TinyConfig(dir), "--drain-timeout", "10"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  const int fd = Connect(server.port());
+  ASSERT_GE(fd, 0);
+  const std::string preface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") +
+                              std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);
+  ASSERT_EQ(send(fd, preface.data(), preface.size(), 0), static_cast<ssize_t>(preface.size()));
+  // A served call first, so the connections are surely set up.
+  CommandResult r = RunClient({"models", "--target", server.target(), "--timeout", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto start = Clock::now();
+  EXPECT_EQ(server.Stop(SIGTERM, 20), 0) << server.Log();
+  EXPECT_LT(SecondsSince(start), 1.5) << server.Log();
+  close(fd);
+}
+
+// A call still computing when the drain times out is cut off by gRPC (the
+// client sees UNAVAILABLE or CANCELLED); the drain log counts it as cancelled
+// besides answered.
+TEST(ProcessHardeningTest, DrainLogCountsCancelledCalls) {
+  TempDir dir;
+  std::ofstream(dir.File("slow.yaml")) << R"(
+models:
+  - {name: slow, d_model: 8, d_ff: 16, activation: relu, strategy: fused, debug_delay_us: 1500000,
+     weights: {random: {seed: 13}}}
+)";
+  ServerProcess server({"--config", dir.File("slow.yaml"), "--drain-timeout", "0.3"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  auto stub = v1::FfnService::NewStub(
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
+  auto call = std::async(std::launch::async, [&] {
+    v1::InferRequest request;
+    request.set_model("slow");
+    request.mutable_input()->set_dtype(v1::FLOAT32);
+    request.mutable_input()->add_shape(1);
+    request.mutable_input()->add_shape(8);
+    const std::vector<float> x(8, 0.5f);
+    request.mutable_input()->set_data(x.data(), x.size() * sizeof(float));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::InferResponse response;
+    return stub->Infer(&context, request, &response);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the call is computing
+  EXPECT_EQ(server.Stop(SIGTERM, 20), 0) << server.Log();
+  const grpc::Status status = call.get();
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
+              status.error_code() == grpc::StatusCode::UNAVAILABLE)
+      << status.error_code() << " " << status.error_message();
+  EXPECT_TRUE(Contains(server.Log(), "1 calls ended CANCELLED")) << server.Log();
+}
+
+// Reflection's list_services, sent as one message of its bidi stream.
+grpc::Status ListServicesByReflection(const std::string& target, std::string* answer) {
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  const char list_services[] = {0x3a, 0x00};  // field 7 (list_services): ""
+  grpc::Slice slice(list_services, sizeof(list_services));
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                 grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status status) { done.set_value(status); });
+  const grpc::Status status = done.get_future().get();
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && response.Dump(&slices).ok()) {
+    for (const auto& s : slices) answer->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
+
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& target,
+                                                            const std::string& service,
+                                                            grpc::StatusCode* code) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  *code = stub->Check(&context, request, &response).error_code();
+  return response.status();
+}
+
+TEST(ProcessHardeningTest, HealthNamesTheServiceAndReflectionNeedsNoTokenOnlyWithoutOne) {
+  TempDir dir;
+  const std::string config = TinyConfig(dir);
+  std::ofstream(dir.File("token")) << "s3cret\n";
+  for (const bool with_token : {false, true}) {
+    std::vector<std::string> args = {"--config", config};
+    if (with_token) args.insert(args.end(), {"--auth-token-file", dir.File("token")});
+    ServerProcess server(args);
+    ASSERT_TRUE(server.WaitReady()) << server.Log();
+    for (const std::string service : {"", "ffn.v1.FfnService"}) {
+      grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+      EXPECT_EQ(Health(server.target(), service, &code),
+                grpc::health::v1::HealthCheckResponse::SERVING)
+          << "'" << service << "'";
+      EXPECT_EQ(code, grpc::StatusCode::OK) << "'" << service << "'";
+    }
+    std::string answer;
+    const grpc::Status reflection = ListServicesByReflection(server.target(), &answer);
+    if (with_token) {
+      // Reflection would list the services to anyone: off under a token.
+      EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED) << answer;
+    } else {
+      EXPECT_TRUE(reflection.ok()) << reflection.error_message();
+      EXPECT_TRUE(Contains(answer, "ffn.v1.FfnService")) << answer;
+    }
+    EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+  }
+}
+
 }  // namespace
 }  // namespace ffn
