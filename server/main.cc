@@ -1,4 +1,6 @@
 // ffn-server: serves FFN blocks over gRPC. See README.md for the flags.
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +10,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "ffn/server/config.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/server.h"
@@ -44,6 +47,72 @@ struct Overrides {
     if (max_queue_tokens > 0) s.batching.max_queue_tokens = max_queue_tokens;
     if (max_inflight_bytes > 0) s.max_inflight_bytes = max_inflight_bytes;
   }
+};
+
+// SIGTERM, SIGINT and SIGHUP, taken by one thread with sigwait. Before the
+// server serves, a signal exits at once with 128 + the signal: nothing has
+// been accepted, so there is nothing to drain. While serving, the first
+// signal starts the drain (WaitForStop returns it) and a second one exits at
+// once.
+class StopSignals {
+ public:
+  // Blocks the signals in the calling thread, and so in every thread it
+  // starts from then on, and starts the watcher. Call once, before any other
+  // thread exists.
+  static StopSignals& Install() {
+    static StopSignals* signals = new StopSignals();  // the watcher uses it until exit
+    return *signals;
+  }
+
+  // From now on the first signal drains instead of exiting.
+  void Serving() {
+    absl::MutexLock lock(&mu_);
+    phase_ = Phase::kServing;
+  }
+
+  // Waits for the signal that starts the drain, and returns it.
+  int WaitForStop() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Phase* phase) { return *phase == Phase::kDraining; }, &phase_));
+    return received_;
+  }
+
+ private:
+  enum class Phase { kStarting, kServing, kDraining };
+
+  StopSignals() {
+    sigemptyset(&set_);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    std::thread([this] { Watch(); }).detach();
+  }
+
+  void Watch() {
+    for (;;) {
+      int signal_number = 0;
+      if (sigwait(&set_, &signal_number) != 0) continue;
+      absl::MutexLock lock(&mu_);
+      switch (phase_) {
+        case Phase::kStarting:
+          spdlog::warn("{} received during start-up: exiting before serving",
+                       strsignal(signal_number));
+          std::_Exit(128 + signal_number);
+        case Phase::kServing:
+          received_ = signal_number;
+          phase_ = Phase::kDraining;
+          break;
+        case Phase::kDraining:
+          spdlog::warn("{} received again: exiting without draining", strsignal(signal_number));
+          std::_Exit(128 + signal_number);
+      }
+    }
+  }
+
+  sigset_t set_;
+  absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kStarting;
+  int received_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
@@ -104,13 +173,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--port-file", port_file, "write the bound port to this file once serving");
   app.add_option("--drain-timeout", drain_seconds,
-                 "seconds to finish accepted calls after SIGTERM/SIGINT (10)")
+                 "seconds to finish accepted calls after SIGTERM, SIGINT or SIGHUP (10)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   if (!strategy_name.empty()) o.strategy = ffn::ParseStrategy(strategy_name);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Before any thread starts (loading runs OpenMP), so the signals reach only
+  // the watcher: start-up (loading, tuning) can take tens of seconds and must
+  // stay stoppable.
+  StopSignals& signals = StopSignals::Install();
 
   auto config = config_path.empty() ? ffn::ParseConfig(ffn::DefaultConfigYaml(), "")
                                     : ffn::LoadConfigFile(config_path);
@@ -119,6 +192,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.ApplyTo(config->server);
+  if (absl::Status settings = ffn::ValidateServerSettings(config->server); !settings.ok()) {
+    spdlog::error("{}", std::string(settings.message()));
+    return 2;
+  }
   if (tune_only) {
     if (config->server.plan_cache.empty()) {
       spdlog::error("--tune-only needs a plan cache (--plan-cache FILE or server.plan_cache)");
@@ -138,36 +215,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Signals are taken by sigwait below; block them before any thread starts
-  // so no other thread receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   auto server = ffn::FfnServer::Start(*config);
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
+  signals.Serving();
   if (!port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";
     std::rename(tmp.c_str(), port_file.c_str());  // readers never see a partial file
   }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const int signal_number = signals.WaitForStop();
   spdlog::info("{} received: draining (up to {} s); a second signal exits at once",
                strsignal(signal_number), drain_seconds);
-  // The drain runs beside this thread, which keeps listening for a second signal.
-  std::thread watcher([&signals] {
-    int second = 0;
-    sigwait(&signals, &second);
-    spdlog::warn("{} received again: exiting without draining", strsignal(second));
-    std::_Exit(128 + second);
-  });
-  watcher.detach();
   (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
   spdlog::info("stopped");
   return 0;

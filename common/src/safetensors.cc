@@ -37,7 +37,9 @@ std::string ShapeString(std::span<const int64_t> shape) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer,
+  // forever; with it the open returns and the check below refuses the FIFO.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return absl::NotFoundError(
         absl::StrCat("safetensors file ", path, ": cannot open: ", std::strerror(errno)));
@@ -45,7 +47,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path, ": not a regular file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "safetensors file ", path, ": not a regular file (a FIFO, device or directory)"));
   }
   const size_t file_size = static_cast<size_t>(st.st_size);
   auto error = [&](const std::string& what) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ffn/server/listen_address.h"
 #include "yaml-cpp/yaml.h"
 
 namespace ffn {
@@ -345,6 +346,9 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std
   if (auto s = CheckKeys(root, {"server", "models"}, "top level"); !s.ok()) return s;
   if (const YAML::Node server = root["server"]) {
     if (auto s = ParseServer(server, config.server); !s.ok()) return s;
+    if (auto s = ValidateServerSettings(config.server); !s.ok()) {
+      return Invalid("server", std::string(s.message()));
+    }
   }
   const YAML::Node models = root["models"];
   if (!models || !models.IsSequence() || models.size() == 0) {
@@ -373,6 +377,27 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
                         absl::StrCat(path, ": ", config.status().message()));
   }
   return config;
+}
+
+absl::Status ValidateServerSettings(const ServerSettings& settings) {
+  if (settings.max_message_bytes < 1024 || settings.max_message_bytes > kMaxMessageBytesLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes ", settings.max_message_bytes,
+                                                   " is not in [1024, ", kMaxMessageBytesLimit, "]"));
+  }
+  if (settings.max_tokens_per_request < 1 || settings.max_tokens_per_request > kMaxTokensLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens_per_request ",
+                                                   settings.max_tokens_per_request, " is not in [1, ",
+                                                   kMaxTokensLimit, "]"));
+  }
+  if (auto a = ParseListenAddress(settings.address); !a.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("address (--address): ", a.status().message()));
+  }
+  if (settings.metrics_address.empty()) return absl::OkStatus();
+  if (auto a = ParseListenAddress(settings.metrics_address); !a.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics_address (--metrics-address): ", a.status().message()));
+  }
+  return absl::OkStatus();
 }
 
 int ServerSettings::ThreadsPerExecutor(int cores) const {

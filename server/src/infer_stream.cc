@@ -8,6 +8,7 @@ InferStreamReactor::InferStreamReactor(const InferBackend& backend,
                                        grpc::CallbackServerContext* context, int64_t max_inflight,
                                        const absl::Status& auth)
     : backend_(backend), context_(context), max_inflight_(static_cast<size_t>(max_inflight)) {
+  backend_.stats.RecordCallStarted();
   if (!auth.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -136,6 +137,9 @@ void InferStreamReactor::Run(const Actions& actions) {
   if (actions.finish) Finish(ToGrpcStatus(actions.finish_status));
 }
 
-void InferStreamReactor::OnDone() { delete this; }
+void InferStreamReactor::OnDone() {
+  backend_.stats.RecordCallEnded(context_->IsCancelled());
+  delete this;
+}
 
 }  // namespace ffn

@@ -1,6 +1,8 @@
 #include "ffn/server/metrics.h"
 
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "ffn/server/proto_dtype.h"
@@ -15,6 +17,9 @@ namespace ffn {
 namespace {
 
 using prometheus::Labels;
+
+constexpr int kMetricsThreads = 8;
+constexpr int kMetricsRequestTimeoutMs = 3000;
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {
@@ -107,7 +112,13 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
       .Add({{"version", FFN_VERSION}, {"onednn", onednn_version}, {"kernels_isa", kernels_isa}})
       .Set(1);
   try {
-    m->exposer_ = std::make_unique<prometheus::Exposer>(address);
+    // prometheus-cpp's defaults (2 civetweb threads, civetweb's 30 s request
+    // timeout) let two idle connections hold /metrics for 30 s. A worker per
+    // likely scraper and idle client, and a request that has not arrived in
+    // 3 s frees its worker.
+    m->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", address, "num_threads", std::to_string(kMetricsThreads),
+        "request_timeout_ms", std::to_string(kMetricsRequestTimeoutMs)});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));

@@ -235,12 +235,6 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
   if (!config.server.plan_cache.empty()) {
     ASSIGN_OR_RETURN(cache, PlanCache::Load(config.server.plan_cache));
   }
-  if (config.server.max_tokens_per_request < 1 ||
-      config.server.max_tokens_per_request > kMaxTokensLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens_per_request ",
-                                                   config.server.max_tokens_per_request,
-                                                   " is not in [1, ", kMaxTokensLimit, "]"));
-  }
   for (const ModelConfig& mc : config.models) {
     absl::StatusOr<std::unique_ptr<Model>> model;
     // CheckFits refuses what clearly cannot fit; this catches the rest (the

@@ -1,7 +1,9 @@
 #include "ffn/server/server.h"
 
+#include <grpc/grpc.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -22,6 +24,8 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/server_builder.h"
 #include "infer_call.h"
 #include "spdlog/spdlog.h"
@@ -92,6 +96,24 @@ void ProtobufLogToDebug(google::protobuf::LogLevel level, const char* file, int 
   }
 }
 
+// Drops gRPC's reflection plugin from one ServerBuilder (the plugin is
+// registered process-wide).
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const auto& plugin) {
+      return plugin->name() == "proto_server_reflection";
+    });
+  }
+};
+
+// How long a drain lets clients answer the server's GOAWAY and close their
+// connections once no call is in flight: on a LAN, many round trips.
+constexpr auto kGoawayGrace = std::chrono::milliseconds(250);
+// How long the drain log waits for gRPC to report the last calls' ends.
+constexpr auto kCallEndWait = std::chrono::seconds(2);
+
 }  // namespace
 
 int DefaultThreadCount() {
@@ -119,10 +141,7 @@ FfnServer::~FfnServer() { Shutdown(std::chrono::milliseconds(0)); }
 absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& config) {
   const ServerSettings& settings = config.server;
   google::protobuf::SetLogHandler(&ProtobufLogToDebug);
-  if (settings.max_message_bytes < 1024 || settings.max_message_bytes > kMaxMessageBytesLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes ", settings.max_message_bytes,
-                                                   " is not in [1024, ", kMaxMessageBytesLimit, "]"));
-  }
+  RETURN_IF_ERROR(ValidateServerSettings(settings));
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(settings));
   ServiceOptions service_options;
@@ -187,6 +206,11 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!service_options.auth_token.empty()) {
+    // Reflection asks no token and lists every service and message: under a
+    // token it would describe the API to anyone who can connect.
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
   builder.AddListeningPort(settings.address, credentials, &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
@@ -195,13 +219,21 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port
+  // would start and take half the new connections; without it the bind
+  // fails and the second start reports the port in use.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     impl->scheduler->Shutdown();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", settings.address,
-                                               " (in use, or not a valid HOST:PORT)"));
+                                               ": the port is in use, or the host is not an "
+                                               "address of this machine"));
   }
+  // "" (the whole server) and the service by name, as probes may ask either.
   impl->server->GetHealthCheckService()->SetServingStatus(true);
+  impl->server->GetHealthCheckService()->SetServingStatus(v1::FfnService::service_full_name(),
+                                                          true);
   spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
                "kernels {}; {}; requests in flight up to {:.0f} MiB{}",
                impl->registry->models().size(), impl->port,
@@ -222,23 +254,42 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
     if (impl_->stopped) return;
     impl_->stopped = true;
   }
-  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  // Every service NOT_SERVING, and no change after.
+  impl_->server->GetHealthCheckService()->Shutdown();
   // No new calls from here on; accepted ones run to completion (the
   // scheduler keeps computing) until `drain` has passed, then gRPC cancels
-  // them and the scheduler drops them unread.
-  impl_->server->Shutdown(std::chrono::system_clock::now() + drain);
+  // them and the scheduler drops them unread. gRPC's graceful shutdown also
+  // waits for every connection to close, and a client that never answers the
+  // GOAWAY ping (stopped, wedged, or not gRPC) would hold it to the deadline:
+  // once no call is in flight and clients had a moment to close, the
+  // connections left are cut.
+  const auto deadline = std::chrono::system_clock::now() + drain;
+  absl::Notification shut_down;
+  std::thread closer([this, deadline, &shut_down] {
+    if (shut_down.WaitForNotificationWithTimeout(absl::FromChrono(kGoawayGrace))) return;
+    if (impl_->stats->AwaitNoCallsInFlight(absl::FromChrono(deadline)) &&
+        !shut_down.HasBeenNotified()) {
+      grpc_server_cancel_all_calls(impl_->server->c_server());
+    }
+  });
+  impl_->server->Shutdown(deadline);
+  shut_down.Notify();
+  closer.join();
   impl_->scheduler->Shutdown();
   impl_->server->Wait();
+  impl_->stats->AwaitNoCallsInFlight(absl::Now() + absl::FromChrono(kCallEndWait));
   // What the server accepted, and how it ended: an operator (and the drain
-  // test) can check that no accepted request failed.
+  // test) can check that no accepted request failed. A call cut off after its
+  // answer was computed counts as answered and as cancelled.
   const v1::GetStatsResponse stats = impl_->stats->Snapshot();
   uint64_t answered = 0, failed = 0;
   for (const auto& v : stats.variants()) {
     answered += v.requests();
     failed += v.errors();
   }
-  spdlog::info("drained: {} requests answered OK since start, {} failed, {} rejected", answered,
-               failed, stats.rejected_requests());
+  spdlog::info("drained: {} requests answered OK since start, {} failed, {} rejected; {} calls "
+               "ended CANCELLED (the client went away, or the drain timed out)",
+               answered, failed, stats.rejected_requests(), impl_->stats->cancelled_calls());
 }
 
 }  // namespace ffn

@@ -10,13 +10,34 @@
 namespace ffn {
 namespace {
 
+// The reactor of a unary call, counted in ServerStats from start to end so a
+// drain knows when every call is over and how many were cut off.
+class CountedUnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  CountedUnaryReactor(grpc::CallbackServerContext* context, ServerStats& stats)
+      : context_(context), stats_(stats) {
+    stats_.RecordCallStarted();
+  }
+  void OnDone() override {
+    stats_.RecordCallEnded(context_->IsCancelled());
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  ServerStats& stats_;
+};
+
 // One unary Infer: owns the parsed request, its answer, and the answer's
-// share of the memory budget until gRPC has sent it.
+// share of the memory budget until gRPC has sent it; counted in ServerStats
+// from start to end like every call (CountedUnaryReactor).
 class InferReactor final : public grpc::ServerUnaryReactor {
  public:
   InferReactor(const InferBackend& backend, grpc::CallbackServerContext* context,
                const absl::Status& auth, const grpc::ByteBuffer& request,
-               grpc::ByteBuffer* response) {
+               grpc::ByteBuffer* response)
+      : context_(context), stats_(backend.stats) {
+    stats_.RecordCallStarted();
     absl::Status admitted = auth;
     if (admitted.ok()) {
       admitted = ParseInferRequest(request, &request_);
@@ -36,9 +57,14 @@ class InferReactor final : public grpc::ServerUnaryReactor {
         },
         &held_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    stats_.RecordCallEnded(context_->IsCancelled());
+    delete this;
+  }
 
  private:
+  grpc::CallbackServerContext* const context_;
+  ServerStats& stats_;
   v1::InferRequest request_;
   v1::InferResponse response_;
   MemoryBudget::Reservation held_;
@@ -67,7 +93,7 @@ absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& con
 
 template <typename Body>
 grpc::ServerUnaryReactor* FfnServiceImpl::Unary(grpc::CallbackServerContext* context, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(context, stats_);
   auto finish = [reactor](const absl::Status& status) { reactor->Finish(ToGrpcStatus(status)); };
   if (absl::Status auth = Authenticate(*context); !auth.ok()) {
     finish(auth);

@@ -82,6 +82,28 @@ void ServerStats::SetQueueDepth(const VariantKey& variant, int64_t requests, int
   if (metrics_ != nullptr) metrics_->SetQueueDepth(variant, requests, tokens);
 }
 
+void ServerStats::RecordCallStarted() {
+  absl::MutexLock lock(&mu_);
+  ++calls_in_flight_;
+}
+
+void ServerStats::RecordCallEnded(bool cancelled) {
+  absl::MutexLock lock(&mu_);
+  --calls_in_flight_;
+  if (cancelled) ++cancelled_calls_;
+}
+
+bool ServerStats::AwaitNoCallsInFlight(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return calls_in_flight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+uint64_t ServerStats::cancelled_calls() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_calls_;
+}
+
 v1::GetStatsResponse ServerStats::Snapshot() const {
   const auto now = Clock::now();
   const double uptime = std::chrono::duration<double>(now - start_).count();

@@ -75,8 +75,8 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-ServerProcess::ServerProcess(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"--address", "127.0.0.1:0", "--port-file", dir_.File("port")};
+ServerProcess::ServerProcess(const std::vector<std::string>& args, const std::string& address) {
+  std::vector<std::string> all = {"--address", address, "--port-file", dir_.File("port")};
   all.insert(all.end(), args.begin(), args.end());
   pid_ = Spawn(FFN_SERVER_BINARY, all, dir_.File("server.log"));
 }

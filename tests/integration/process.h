@@ -24,8 +24,10 @@ class TempDir {
 // ffn-server started on a free loopback port (port 0 + --port-file).
 class ServerProcess {
  public:
-  // Starts the server with `args` added after --address and --port-file.
-  explicit ServerProcess(const std::vector<std::string>& args);
+  // Starts the server with `args` added after --address `address` and
+  // --port-file.
+  explicit ServerProcess(const std::vector<std::string>& args,
+                         const std::string& address = "127.0.0.1:0");
   ~ServerProcess();  // SIGKILL if still running
 
   // Waits up to `timeout_s` for the port file. False if the server exited or

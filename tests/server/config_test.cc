@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "ffn/server/listen_address.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -371,6 +372,33 @@ TEST(ConfigTest, ServerSettingsErrors) {
   ExpectInvalid("server: {max_message_bytes: 0}\n" + models, {"server.max_message_bytes"});
   ExpectInvalid("server: {stats_window_seconds: 0.5}\n" + models, {"server.stats_window_seconds", "[1, 3600]"});
   ExpectInvalid("server: [1, 2]\n" + models, {"server", "must be a mapping"});
+}
+
+TEST(ConfigTest, ListenAddressesAreHostPort) {
+  for (const char* good : {"127.0.0.1:0", "0.0.0.0:50051", "localhost:65535", "[::1]:9090", "[::]:1"}) {
+    auto a = ParseListenAddress(good);
+    EXPECT_TRUE(a.ok()) << good << ": " << a.status();
+  }
+  EXPECT_EQ(ParseListenAddress("[::1]:50051")->host, "[::1]");
+  EXPECT_EQ(ParseListenAddress("[::1]:50051")->port, 50051);
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:",
+                          ":50051", "127.0.0.1", "localhost:http", "::1:50051", "[::1:50051",
+                          "[]:1", "127.0.0.1:0x10", "127.0.0.1:123456", "a b:1"}) {
+    auto a = ParseListenAddress(bad);
+    ASSERT_FALSE(a.ok()) << bad;
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(Message(a.status()), HasSubstr(std::string("'") + bad + "'"));
+  }
+  const std::string models = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {random: {}}}");
+  ExpectInvalid("server: {address: \"127.0.0.1:99999\"}\n" + models,
+                {"server", "--address", "'127.0.0.1:99999'", "[0, 65535]"});
+  ExpectInvalid("server: {metrics_address: \"0.0.0.0\"}\n" + models,
+                {"--metrics-address", "'0.0.0.0'", "no ':PORT'"});
+  // Flags change the settings after parsing; the same check covers them.
+  ServerSettings settings;
+  EXPECT_TRUE(ValidateServerSettings(settings).ok());
+  settings.address = "127.0.0.1:99999";
+  EXPECT_THAT(Message(ValidateServerSettings(settings)), HasSubstr("'127.0.0.1:99999'"));
 }
 
 TEST(ConfigTest, ServerThreadsZeroMeansAllCores) {

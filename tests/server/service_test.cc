@@ -457,10 +457,17 @@ TEST_F(ServiceTest, ReflectionListsTheService) {
 TEST(ServerStartTest, BadAddressFailsClearly) {
   auto config = ParseConfig(kConfig, "");
   ASSERT_TRUE(config.ok());
+  // Not HOST:PORT: refused before loading, naming the value.
   config->server.address = "256.1.1.1:notaport";
   auto server = FfnServer::Start(*config);
   ASSERT_FALSE(server.ok());
-  EXPECT_NE(std::string(server.status().message()).find("cannot listen on 256.1.1.1:notaport"),
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(server.status().message()).find("'256.1.1.1:notaport'"), std::string::npos);
+  // HOST:PORT, but no such address here: the bind fails.
+  config->server.address = "256.1.1.1:50051";
+  server = FfnServer::Start(*config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(std::string(server.status().message()).find("cannot listen on 256.1.1.1:50051"),
             std::string::npos);
 }
 

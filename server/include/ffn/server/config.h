@@ -136,6 +136,13 @@ struct ServerConfig {
 // Parses a config document. `base_dir` resolves relative weight paths.
 // INVALID_ARGUMENT with the offending key for any error.
 absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std::string& base_dir);
+// Checks the settings that flags may change after parsing: the listening
+// addresses (server.address / --address, server.metrics_address /
+// --metrics-address) must be HOST:PORT (ParseListenAddress),
+// max_message_bytes within gRPC's int and max_tokens_per_request within
+// kMaxTokensLimit.
+// INVALID_ARGUMENT naming the setting and the value otherwise.
+absl::Status ValidateServerSettings(const ServerSettings& settings);
 // Reads and parses a config file.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
 // The embedded default: ffn-768 (768×3072, gelu, biases) and glu-768

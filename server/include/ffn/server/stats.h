@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "ffn/common/latency_histogram.h"
 #include "ffn/server/variant_key.h"
 #include "ffn/v1/ffn.pb.h"
@@ -41,6 +42,17 @@ class ServerStats {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Current depth of a variant's queue (metrics gauges only).
   void SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens);
+
+  // An FfnService call began, or ended; `cancelled`: it ended without the
+  // client having the service's answer (the client went away, or the drain
+  // timed out and gRPC cut the call off), whatever the request's own count
+  // says.
+  void RecordCallStarted() ABSL_LOCKS_EXCLUDED(mu_);
+  void RecordCallEnded(bool cancelled) ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until no call is in flight or `deadline` has passed; true if none is.
+  bool AwaitNoCallsInFlight(absl::Time deadline) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Calls that ended cancelled since start.
+  uint64_t cancelled_calls() const ABSL_LOCKS_EXCLUDED(mu_);
 
   v1::GetStatsResponse Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -73,6 +85,8 @@ class ServerStats {
   mutable absl::Mutex mu_;
   std::map<VariantKey, Variant> variants_ ABSL_GUARDED_BY(mu_);
   uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t cancelled_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ffn
