@@ -1,4 +1,5 @@
 // ffn-server: serves FFN blocks over gRPC. See README.md for the flags.
+#include <malloc.h>
 #include <pthread.h>
 
 #include <csignal>
@@ -118,6 +119,12 @@ class StopSignals {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Request and answer buffers of 4 MiB and more get their own mappings and
+  // go back to the system when freed. Otherwise glibc raises its mmap
+  // threshold after the first large free and keeps such buffers in per-thread
+  // arenas: RSS would stay at the peak of every gRPC thread's arena, well
+  // above the bytes max_inflight_bytes bounds.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   CLI::App app{"ffn-server: transformer FFN blocks over gRPC, on CPU"};
   std::string config_path, log_level = "info", port_file;
   double drain_seconds = 10;

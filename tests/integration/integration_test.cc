@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -237,7 +238,11 @@ TEST(StreamMemoryTest, ANeverReadingStreamCannotGrowTheServerPastTheBudget) {
     rss_after = std::max(rss_after, ResidentBytes(server.pid()));
   }
   EXPECT_EQ(written, kRequests);
-  EXPECT_LT(rss_after - rss_before, kBudget + (96 << 20))
+  std::printf("server RSS %lld MiB before the stream, at most %lld MiB during it\n",
+              static_cast<long long>(rss_before >> 20), static_cast<long long>(rss_after >> 20));
+  // Outside the budget: the message being read and parsed (2 × 8 MiB) and
+  // gRPC's transport buffers. Without the budget the growth was 1.2 GB.
+  EXPECT_LT(rss_after - rss_before, kBudget + (128 << 20))
       << "RSS " << rss_before / (1 << 20) << " MiB -> " << rss_after / (1 << 20) << " MiB";
   // It says what it refused, in band.
   v1::InferResponse answer;
