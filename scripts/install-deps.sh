@@ -7,6 +7,8 @@
 #                                     ffn-client load (docker/Dockerfile's runtime stage)
 #   scripts/install-deps.sh --docker  what docker/smoke-test.sh needs: a Docker engine,
 #                                     debootstrap, and the compose/nginx/YAML validators
+#   scripts/install-deps.sh --sanitize  clang with its sanitizer and libFuzzer runtimes
+#                                     (scripts/test.sh --sanitize)
 set -euo pipefail
 
 # The packages of the binaries' direct NEEDED entries (readelf -d); the rest
@@ -31,11 +33,18 @@ docker_packages=(
   docker.io debootstrap docker-compose nginx python3-yaml python3-venv
 )
 
+# clang 14's runtimes (ASan, UBSan, TSan, libFuzzer), omp.h for clang, and
+# llvm-symbolizer for readable reports.
+sanitize_packages=(
+  clang-14 libclang-rt-14-dev libomp-14-dev llvm-14
+)
+
 case "${1:-}" in
   "") packages=("${build_packages[@]}") ;;
+  --sanitize) packages=("${sanitize_packages[@]}") ;;
   --runtime) packages=("${runtime_packages[@]}") ;;
   --docker) packages=("${docker_packages[@]}") ;;
-  *) echo "usage: $0 [--runtime | --docker]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--runtime | --docker | --sanitize]" >&2; exit 2 ;;
 esac
 
 missing=()

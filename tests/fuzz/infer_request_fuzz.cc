@@ -1,0 +1,63 @@
+// libFuzzer target: bytes as an Infer or InferStream request arrives on the
+// wire, through the server's parsing and validation up to the engine call
+// (ParseInferRequest, ValidateInfer, and the output sizing InferCall does).
+// Nothing may crash, and whatever validation accepts must be exactly the
+// bytes its shape and dtype need.
+#include <cstdint>
+#include <cstdlib>
+
+#include "ffn/server/config.h"
+#include "ffn/server/model_registry.h"
+#include "ffn/server/validate_infer.h"
+#include "google/protobuf/stubs/logging.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "infer_call.h"
+
+namespace {
+
+const ffn::ModelRegistry& Registry() {
+  static const ffn::ModelRegistry* registry = [] {
+    auto config = ffn::ParseConfig(R"(
+server: {max_tokens_per_request: 64}
+models:
+  - {name: plain, d_model: 16, d_ff: 32, activation: gelu, weights: {random: {seed: 1}}}
+  - {name: gated, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 4,
+     weights: {random: {seed: 2}}}
+)", "");
+    if (!config.ok()) std::abort();
+    auto loaded = ffn::ModelRegistry::Load(*config, 1);
+    if (!loaded.ok()) std::abort();
+    return loaded->release();
+  }();
+  return *registry;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  // As in the server (which sends them to its debug log): libprotobuf's line
+  // per string field that is not UTF-8 would drown the fuzzer's output.
+  google::protobuf::SetLogHandler(nullptr);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  grpc::Slice slice(data, size);
+  const grpc::ByteBuffer bytes(&slice, 1);
+  ffn::v1::InferRequest request;
+  if (!ffn::ParseInferRequest(bytes, &request).ok()) return 0;
+  const ffn::ValidatedInfer validated = ffn::ValidateInfer(Registry(), request);
+  if (!validated.status.ok()) {
+    // A message that grows with the request would overflow gRPC's metadata.
+    if (validated.status.message().size() > 4096) std::abort();
+    return 0;
+  }
+  const ffn::Model& model = *validated.variant->model;
+  const int64_t tokens = validated.input.tokens;
+  if (tokens < 1 || tokens > model.max_tokens) std::abort();
+  const uint64_t needed = static_cast<uint64_t>(tokens) *
+                          static_cast<uint64_t>(model.config.d_model) *
+                          ffn::ElementBytes(validated.input.type);
+  if (request.input().data().size() != needed) std::abort();
+  return 0;
+}
