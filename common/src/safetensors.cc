@@ -188,7 +188,8 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
   std::vector<float> values;
   if (entry->dtype == "F32") {
     values.resize(entry->size_bytes / 4);
-    std::memcpy(values.data(), entry->data, entry->size_bytes);
+    // An empty tensor has no data pointer to copy from (memcpy needs one).
+    if (entry->size_bytes > 0) std::memcpy(values.data(), entry->data, entry->size_bytes);
   } else if (entry->dtype == "BF16") {
     values.resize(entry->size_bytes / 2);
     for (size_t i = 0; i < values.size(); ++i) {
