@@ -38,6 +38,8 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   // As in the server (which sends them to its debug log): libprotobuf's line
   // per string field that is not UTF-8 would drown the fuzzer's output.
   google::protobuf::SetLogHandler(nullptr);
+  // Load the models here: their start-up is not part of any input's time.
+  Registry();
   return 0;
 }
 
