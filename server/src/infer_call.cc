@@ -1,5 +1,6 @@
 #include "infer_call.h"
 
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,13 @@ absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes, v1::InferRequest* 
         "truncated protobuf, or a string field (model, activation) that is not UTF-8"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CallEnded(const grpc::CallbackServerContext& context) {
+  if (context.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError("the deadline passed before the request was received");
+  }
+  return absl::CancelledError("the client cancelled before the request was received");
 }
 
 absl::Status SerializeInferResponse(const v1::InferResponse& response, grpc::ByteBuffer* bytes) {

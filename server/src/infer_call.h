@@ -51,6 +51,11 @@ struct CallLimits {
 // unparseable body UNIMPLEMENTED with no message (and libprotobuf would log
 // it); this answers INVALID_ARGUMENT saying what is wrong.
 absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes, v1::InferRequest* request);
+// Why a call's request could not be read when the call itself has ended: a
+// deadline that passed or a client that cancelled leaves no message or a
+// partial one, which is not a bad request. DEADLINE_EXCEEDED if the deadline
+// has passed, otherwise CANCELLED.
+absl::Status CallEnded(const grpc::CallbackServerContext& context);
 // An answer for the wire; INTERNAL if it cannot be serialized.
 absl::Status SerializeInferResponse(const v1::InferResponse& response, grpc::ByteBuffer* bytes);
 

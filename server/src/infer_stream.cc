@@ -40,6 +40,7 @@ void InferStreamReactor::OnReadDone(bool ok) {
   }
   if (slot != nullptr) {
     absl::Status parsed = ParseInferRequest(slot->received, &slot->request);
+    if (!parsed.ok() && context_->IsCancelled()) parsed = CallEnded(*context_);
     slot->received.Clear();
     if (!parsed.ok()) {
       backend_.stats.RecordRejected(parsed.code());

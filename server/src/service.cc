@@ -40,7 +40,10 @@ class InferReactor final : public grpc::ServerUnaryReactor {
     stats_.RecordCallStarted();
     absl::Status admitted = auth;
     if (admitted.ok()) {
-      admitted = ParseInferRequest(request, &request_);
+      // No message at all: the call ended (deadline, cancellation) before its
+      // request arrived, even if gRPC has not marked it cancelled yet.
+      admitted = request.Valid() ? ParseInferRequest(request, &request_) : CallEnded(*context);
+      if (!admitted.ok() && context->IsCancelled()) admitted = CallEnded(*context);
       if (!admitted.ok()) backend.stats.RecordRejected(admitted.code());
     }
     if (!admitted.ok()) {
