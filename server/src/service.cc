@@ -12,7 +12,7 @@ namespace {
 
 // The reactor of a unary call, counted in ServerStats from start to end so a
 // drain knows when every call is over and how many were cut off.
-class CountedUnaryReactor final : public grpc::ServerUnaryReactor {
+class CountedUnaryReactor : public grpc::ServerUnaryReactor {
  public:
   CountedUnaryReactor(grpc::CallbackServerContext* context, ServerStats& stats)
       : context_(context), stats_(stats) {
@@ -29,15 +29,13 @@ class CountedUnaryReactor final : public grpc::ServerUnaryReactor {
 };
 
 // One unary Infer: owns the parsed request, its answer, and the answer's
-// share of the memory budget until gRPC has sent it; counted in ServerStats
-// from start to end like every call (CountedUnaryReactor).
-class InferReactor final : public grpc::ServerUnaryReactor {
+// share of the memory budget until gRPC has sent it; counted like every call.
+class InferReactor final : public CountedUnaryReactor {
  public:
   InferReactor(const InferBackend& backend, grpc::CallbackServerContext* context,
                const absl::Status& auth, const grpc::ByteBuffer& request,
                grpc::ByteBuffer* response)
-      : context_(context), stats_(backend.stats) {
-    stats_.RecordCallStarted();
+      : CountedUnaryReactor(context, backend.stats) {
     absl::Status admitted = auth;
     if (admitted.ok()) {
       // No message at all: the call ended (deadline, cancellation) before its
@@ -60,14 +58,8 @@ class InferReactor final : public grpc::ServerUnaryReactor {
         },
         &held_);
   }
-  void OnDone() override {
-    stats_.RecordCallEnded(context_->IsCancelled());
-    delete this;
-  }
 
  private:
-  grpc::CallbackServerContext* const context_;
-  ServerStats& stats_;
   v1::InferRequest request_;
   v1::InferResponse response_;
   MemoryBudget::Reservation held_;
