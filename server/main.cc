@@ -129,8 +129,16 @@ int main(int argc, char** argv) {
   std::string config_path, log_level = "info", port_file;
   double drain_seconds = 10;
   Overrides o;
-  app.add_option("--config", config_path, "YAML config file (default: the embedded models)")
-      ->check(CLI::ExistingFile);
+  auto* config_option =
+      app.add_option("--config", config_path, "YAML config file (default: the embedded models)")
+          ->check(CLI::ExistingFile);
+  std::vector<std::string> model_dirs;
+  app.add_option("--model-dir", model_dirs,
+                 "serve every FFN layer of this Hugging Face checkpoint folder (config.json + "
+                 "safetensors) as models NAME.LAYER, NAME the folder's name; repeatable; "
+                 "instead of --config")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(config_option);
   app.add_option("--address", o.address, "HOST:PORT to listen on; port 0 picks one "
                                           "(default 127.0.0.1:50051, or the config's)");
   app.add_option("--threads", o.threads, "compute threads in all (0: all cores)")
@@ -192,8 +200,9 @@ int main(int argc, char** argv) {
   // stay stoppable.
   StopSignals& signals = StopSignals::Install();
 
-  auto config = config_path.empty() ? ffn::ParseConfig(ffn::DefaultConfigYaml(), "")
-                                    : ffn::LoadConfigFile(config_path);
+  auto config = !model_dirs.empty()     ? ffn::CheckpointFoldersConfig(model_dirs)
+                : config_path.empty() ? ffn::ParseConfig(ffn::DefaultConfigYaml(), "")
+                                      : ffn::LoadConfigFile(config_path);
   if (!config.ok()) {
     spdlog::error("{}", std::string(config.status().message()));
     return 2;

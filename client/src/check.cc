@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ffn/client/request.h"
+#include "ffn/common/huggingface.h"
 #include "ffn/common/safetensors.h"
 
 namespace ffn::client {
@@ -108,6 +109,17 @@ absl::StatusOr<FfnWeights> BuildWeights(const v1::ModelInfo& info,
     w.norm_eps = info.norm_eps();
     w.residual = info.residual();
     return w;
+  }
+  if (info.has_huggingface()) {
+    // The same reader the server loads the layer with, on the same folder
+    // (or --weights, a copy of it where the client runs).
+    const v1::HuggingFaceWeights& source = info.huggingface();
+    const std::string dir = weights_override.empty() ? source.path() : weights_override;
+    auto checkpoint = HuggingFaceCheckpoint::Open(dir);
+    if (!checkpoint.ok()) return checkpoint.status();
+    auto layer = (*checkpoint)->ReadLayer(source.layer(), source.sublayer());
+    if (!layer.ok()) return layer.status();
+    return std::move(layer->weights);
   }
   if (!info.has_safetensors()) return absl::InvalidArgumentError("reports no weight source");
   const std::string path = weights_override.empty() ? info.safetensors().path() : weights_override;

@@ -18,6 +18,34 @@
 namespace ffn {
 namespace {
 
+// IEEE binary16 to float, exactly (every half is a float): subnormal halves
+// are normalised, infinities and NaNs keep their class and payload bits.
+float F16ToFloat(uint16_t half) {
+  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
+  uint32_t exponent = (half >> 10) & 0x1Fu;
+  uint32_t mantissa = half & 0x3FFu;
+  uint32_t bits;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {
+    // 0.mantissa × 2^-14: shift until the leading 1 is the implicit bit.
+    exponent = 113;
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3FFu) << 13);
+  }
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
 size_t DtypeSize(std::string_view dtype) {
@@ -197,10 +225,17 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
       std::memcpy(&bits, entry->data + 2 * i, 2);
       values[i] = Bf16ToFloat(bits);
     }
+  } else if (entry->dtype == "F16") {
+    values.resize(entry->size_bytes / 2);
+    for (size_t i = 0; i < values.size(); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, entry->data + 2 * i, 2);
+      values[i] = F16ToFloat(bits);
+    }
   } else {
     return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '", std::string(name),
                                                    "' has dtype ", entry->dtype,
-                                                   "; only F32 and BF16 are accepted"));
+                                                   "; only F32, BF16 and F16 are accepted"));
   }
   return values;
 }

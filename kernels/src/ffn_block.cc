@@ -19,9 +19,12 @@
 namespace ffn {
 namespace {
 
-// out[r] = norm(x[r]) for `rows` rows of `cols`, with double sums.
-void NormRows(const FfnWeights& w, const float* x, float* out, int64_t rows, int64_t cols) {
-  const bool layer = w.norm == NormKind::kLayerNorm;
+// out[r] = norm(x[r]) for `rows` rows of `cols`, with double sums; `out`
+// may be `x` (each row is summed before it is written).
+void NormRows(NormKind norm, float eps, const std::vector<float>& gamma,
+              const std::vector<float>& beta, const float* x, float* out, int64_t rows,
+              int64_t cols) {
+  const bool layer = norm == NormKind::kLayerNorm;
 #pragma omp parallel for schedule(static) if (rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x + r * cols;
@@ -34,11 +37,11 @@ void NormRows(const FfnWeights& w, const float* x, float* out, int64_t rows, int
     const double mean = sum / static_cast<double>(cols);
     const double mean_square = square / static_cast<double>(cols);
     const double variance = layer ? std::max(0.0, mean_square - mean * mean) : mean_square;
-    const float scale = static_cast<float>(1.0 / std::sqrt(variance + w.norm_eps));
+    const float scale = static_cast<float>(1.0 / std::sqrt(variance + eps));
     const float shift = layer ? static_cast<float>(mean) : 0.0f;
     for (int64_t k = 0; k < cols; ++k) {
-      const float normed = (in[k] - shift) * scale * w.norm_gamma[static_cast<size_t>(k)];
-      o[k] = layer ? normed + w.norm_beta[static_cast<size_t>(k)] : normed;
+      const float normed = (in[k] - shift) * scale * gamma[static_cast<size_t>(k)];
+      o[k] = layer ? normed + beta[static_cast<size_t>(k)] : normed;
     }
   }
 }
@@ -238,7 +241,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
       x_type = DataType::kF32;
       if (w.norm != NormKind::kNone) {
         float* normed = Scratch::Get(scratch.x_normed, io_size);
-        NormRows(w, x_original, normed, m, d_model);
+        NormRows(w.norm, w.norm_eps, w.norm_gamma, w.norm_beta, x_original, normed, m, d_model);
         x = normed;
       }
     }
@@ -264,9 +267,19 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
       case Strategy::kAuto: RunFused(core, scratch, stream); break;
     }
     stream.wait();
+    const auto norm_output = [&] {
+      NormRows(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, y_out, y_out, m,
+               d_model);
+    };
+    if (w.out_norm != NormKind::kNone && w.out_norm_place == OutputNormPlace::kBeforeResidual) {
+      norm_output();
+    }
     if (w.residual) {
 #pragma omp parallel for schedule(static) if (io_size > 65536)
       for (int64_t i = 0; i < io_size; ++i) y_out[i] += x_original[i];
+    }
+    if (w.out_norm != NormKind::kNone && w.out_norm_place == OutputNormPlace::kAfterResidual) {
+      norm_output();
     }
     if (run.y_type == DataType::kBf16) {
       ConvertRows(stream, y_out, DataType::kF32, run.y, DataType::kBf16, m, d_model);

@@ -102,6 +102,15 @@ absl::Status FfnWeights::Validate() const {
     if (s.ok() && norm == NormKind::kLayerNorm) s = check("norm_bias", norm_beta, static_cast<size_t>(d_model));
     if (s.ok() && !(norm_eps > 0.0f)) s = absl::InvalidArgumentError("norm eps must be positive");
   }
+  if (s.ok() && out_norm != NormKind::kNone) {
+    s = check("out_norm_weight", out_norm_gamma, static_cast<size_t>(d_model));
+    if (s.ok() && out_norm == NormKind::kLayerNorm) {
+      s = check("out_norm_bias", out_norm_beta, static_cast<size_t>(d_model));
+    }
+    if (s.ok() && !(out_norm_eps > 0.0f)) {
+      s = absl::InvalidArgumentError("output norm eps must be positive");
+    }
+  }
   return s;
 }
 

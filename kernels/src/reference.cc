@@ -1,5 +1,6 @@
 #include "ffn/kernels/reference.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ffn {
@@ -47,32 +48,40 @@ double ActivationReference(Activation activation, const ActivationParams& params
   return x;
 }
 
+namespace {
+
+// row = norm(row) in fp64: layernorm (x − mean)/√(var + eps)·gamma + beta, or
+// rmsnorm x/√(mean(x²) + eps)·gamma.
+void NormInPlace(NormKind norm, float eps, const std::vector<float>& gamma,
+                 const std::vector<float>& beta, std::vector<double>& row) {
+  const double n = static_cast<double>(row.size());
+  double mean = 0, square = 0;
+  for (double v : row) {
+    mean += v;
+    square += v * v;
+  }
+  mean /= n;
+  square /= n;
+  const bool layer = norm == NormKind::kLayerNorm;
+  const double scale = 1.0 / std::sqrt((layer ? square - mean * mean : square) + eps);
+  for (size_t k = 0; k < row.size(); ++k) {
+    row[k] = ((layer ? row[k] - mean : row[k]) * scale) * gamma[k] + (layer ? beta[k] : 0.0);
+  }
+}
+
+}  // namespace
+
 std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
                                  const ActivationParams& params, const float* x, int64_t m) {
   const int64_t dm = w.d_model, dff = w.d_ff;
   std::vector<double> y(static_cast<size_t>(m * dm));
   std::vector<double> h(static_cast<size_t>(dff));
-  std::vector<double> normed(static_cast<size_t>(dm));
+  std::vector<double> out(static_cast<size_t>(dm));
   for (int64_t r = 0; r < m; ++r) {
     const float* x_row = x + r * dm;
     // The FFN's input: the row, or its norm.
     std::vector<double> xr(x_row, x_row + dm);
-    if (w.norm != NormKind::kNone) {
-      double mean = 0, square = 0;
-      for (double v : xr) {
-        mean += v;
-        square += v * v;
-      }
-      mean /= static_cast<double>(dm);
-      square /= static_cast<double>(dm);
-      const bool layer = w.norm == NormKind::kLayerNorm;
-      const double scale = 1.0 / std::sqrt((layer ? square - mean * mean : square) + w.norm_eps);
-      for (int64_t k = 0; k < dm; ++k) {
-        normed[k] = ((layer ? xr[k] - mean : xr[k]) * scale) * w.norm_gamma[k] +
-                    (layer ? w.norm_beta[k] : 0.0);
-      }
-      xr = normed;
-    }
+    if (w.norm != NormKind::kNone) NormInPlace(w.norm, w.norm_eps, w.norm_gamma, w.norm_beta, xr);
     for (int64_t j = 0; j < dff; ++j) {
       if (w.kind == FfnKind::kPlain) {
         double acc = w.has_bias ? w.b1[j] : 0.0;
@@ -94,8 +103,19 @@ std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
       double acc = (w.kind == FfnKind::kPlain && w.has_bias) ? w.b2[i] : 0.0;
       const float* wrow = w.w2.data() + i * dff;
       for (int64_t j = 0; j < dff; ++j) acc += static_cast<double>(wrow[j]) * h[j];
-      y[r * dm + i] = acc + (w.residual ? static_cast<double>(x_row[i]) : 0.0);
+      out[i] = acc;
     }
+    const bool out_norm = w.out_norm != NormKind::kNone;
+    if (out_norm && w.out_norm_place == OutputNormPlace::kBeforeResidual) {
+      NormInPlace(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, out);
+    }
+    if (w.residual) {
+      for (int64_t i = 0; i < dm; ++i) out[i] += static_cast<double>(x_row[i]);
+    }
+    if (out_norm && w.out_norm_place == OutputNormPlace::kAfterResidual) {
+      NormInPlace(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, out);
+    }
+    std::copy(out.begin(), out.end(), y.begin() + r * dm);
   }
   return y;
 }

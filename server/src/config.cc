@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "ffn/server/listen_address.h"
 #include "yaml-cpp/yaml.h"
 
@@ -222,44 +224,9 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string& where,
-                                       const std::string& base_dir) {
-  if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
-                                "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
-                                "residual", "strategy", "batch_invariant"},
-                         where);
-      !s.ok()) {
-    return s;
-  }
-  ModelConfig model;
-  for (const char* key : {"name", "d_model", "d_ff", "activation", "weights"}) {
-    if (!node[key]) return Invalid(where, absl::StrCat("missing '", key, "'"));
-  }
-  auto name = Scalar<std::string>(node["name"], where + ".name");
-  if (!name.ok()) return name.status();
-  if (name->empty()) return Invalid(where + ".name", "must not be empty");
-  model.name = *name;
-  const std::string at = absl::StrCat("model '", model.name, "'");
-  auto d_model = Scalar<int64_t>(node["d_model"], at + ".d_model");
-  if (!d_model.ok()) return d_model.status();
-  auto d_ff = Scalar<int64_t>(node["d_ff"], at + ".d_ff");
-  if (!d_ff.ok()) return d_ff.status();
-  constexpr int64_t kMaxDim = 1 << 17;
-  if (*d_model <= 0 || *d_model > kMaxDim) return Invalid(at + ".d_model", absl::StrCat("must be in [1, ", kMaxDim, "]"));
-  if (*d_ff <= 0 || *d_ff > kMaxDim) return Invalid(at + ".d_ff", absl::StrCat("must be in [1, ", kMaxDim, "]"));
-  model.d_model = *d_model;
-  model.d_ff = *d_ff;
-  auto act_name = Scalar<std::string>(node["activation"], at + ".activation");
-  if (!act_name.ok()) return act_name.status();
-  auto act = ParseActivation(*act_name);
-  if (!act) {
-    std::vector<std::string> names;
-    for (Activation a : AllActivations()) names.emplace_back(ActivationName(a));
-    return Invalid(at + ".activation", absl::StrCat("unknown '", *act_name, "' (one of ",
-                                                    absl::StrJoin(names, ", "), ")"));
-  }
-  model.default_activation = *act;
-  model.kind = IsGated(*act) ? FfnKind::kGated : FfnKind::kPlain;
+// The keys every model entry may have: dtype, limits, engine, norm,
+// batching.
+absl::Status ParseModelSettings(const YAML::Node& node, const std::string& at, ModelConfig& model) {
   if (node["dtype"]) {
     auto dtype = Scalar<std::string>(node["dtype"], at + ".dtype");
     if (!dtype.ok()) return dtype.status();
@@ -327,6 +294,134 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (*delay < 0 || *delay > 10'000'000) return Invalid(at + ".debug_delay_us", "must be in [0, 10000000]");
     model.debug_delay_us = *delay;
   }
+  return absl::OkStatus();
+}
+
+// `layers`: all, N, "A-B", or a list of numbers.
+absl::Status ParseLayers(const YAML::Node& node, const std::string& where,
+                         HuggingFaceSource& source) {
+  constexpr int64_t kMaxLayer = 4095;
+  auto add = [&](int64_t layer) -> absl::Status {
+    if (layer < 0 || layer > kMaxLayer) {
+      return Invalid(where, absl::StrCat("layer ", layer, " is not in [0, ", kMaxLayer, "]"));
+    }
+    if (std::find(source.layers.begin(), source.layers.end(), layer) != source.layers.end()) {
+      return Invalid(where, absl::StrCat("layer ", layer, " is given twice"));
+    }
+    source.layers.push_back(layer);
+    return absl::OkStatus();
+  };
+  source.all_layers = false;
+  if (node.IsSequence()) {
+    if (node.size() == 0) return Invalid(where, "an empty list selects no layer");
+    for (size_t i = 0; i < node.size(); ++i) {
+      auto layer = Scalar<int64_t>(node[i], absl::StrCat(where, "[", i, "]"));
+      if (!layer.ok()) return layer.status();
+      if (auto s = add(*layer); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  auto text = Scalar<std::string>(node, where);
+  if (!text.ok()) return text.status();
+  if (*text == "all") {
+    source.all_layers = true;
+    return absl::OkStatus();
+  }
+  int64_t first = 0, last = 0;
+  const std::vector<std::string> ends = absl::StrSplit(*text, '-');
+  if (ends.size() == 1 && absl::SimpleAtoi(ends[0], &first)) return add(first);
+  if (ends.size() == 2 && absl::SimpleAtoi(ends[0], &first) && absl::SimpleAtoi(ends[1], &last) &&
+      first <= last && first >= 0 && last <= kMaxLayer) {
+    for (int64_t layer = first; layer <= last; ++layer) {
+      if (auto s = add(layer); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  return Invalid(where, "'" + *text + "' is not all, a layer number, \"A-B\" or a list");
+}
+
+absl::Status ParseHuggingFace(const YAML::Node& node, const std::string& where,
+                              const std::string& base_dir, ModelConfig& model) {
+  if (auto s = CheckKeys(node, {"path", "layers", "sublayer"}, where); !s.ok()) return s;
+  if (!node["path"]) return Invalid(where, "missing 'path' (the checkpoint folder)");
+  auto path = Scalar<std::string>(node["path"], where + ".path");
+  if (!path.ok()) return path.status();
+  if (path->empty()) return Invalid(where + ".path", "must not be empty");
+  std::filesystem::path p(*path);
+  if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+  HuggingFaceSource source;
+  source.path = p.lexically_normal().string();
+  if (node["layers"]) {
+    if (auto s = ParseLayers(node["layers"], where + ".layers", source); !s.ok()) return s;
+  }
+  if (node["sublayer"]) {
+    auto sublayer = Scalar<bool>(node["sublayer"], where + ".sublayer");
+    if (!sublayer.ok()) return sublayer.status();
+    source.sublayer = *sublayer;
+  }
+  model.huggingface = std::move(source);
+  model.random_weights = false;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string& where,
+                                       const std::string& base_dir) {
+  if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
+                                "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
+                                "residual", "strategy", "batch_invariant", "huggingface"},
+                         where);
+      !s.ok()) {
+    return s;
+  }
+  ModelConfig model;
+  if (!node["name"]) return Invalid(where, "missing 'name'");
+  auto name = Scalar<std::string>(node["name"], where + ".name");
+  if (!name.ok()) return name.status();
+  if (name->empty()) return Invalid(where + ".name", "must not be empty");
+  model.name = *name;
+  const std::string at = absl::StrCat("model '", model.name, "'");
+  // A checkpoint brings its own shape, activation, weights and norms.
+  const bool huggingface = static_cast<bool>(node["huggingface"]);
+  if (huggingface) {
+    for (const char* key : {"d_model", "d_ff", "activation", "weights", "norm", "norm_eps", "residual"}) {
+      if (node[key]) {
+        return Invalid(at, absl::StrCat("'", key, "' does not go with huggingface (config.json ",
+                                        "and the checkpoint give it)"));
+      }
+    }
+    if (auto s = ParseHuggingFace(node["huggingface"], at + ".huggingface", base_dir, model); !s.ok()) {
+      return s;
+    }
+  } else {
+    for (const char* key : {"d_model", "d_ff", "activation", "weights"}) {
+      if (!node[key]) return Invalid(where, absl::StrCat("missing '", key, "'"));
+    }
+  }
+  if (huggingface) {
+    if (auto s = ParseModelSettings(node, at, model); !s.ok()) return s;
+    return model;
+  }
+  auto d_model = Scalar<int64_t>(node["d_model"], at + ".d_model");
+  if (!d_model.ok()) return d_model.status();
+  auto d_ff = Scalar<int64_t>(node["d_ff"], at + ".d_ff");
+  if (!d_ff.ok()) return d_ff.status();
+  constexpr int64_t kMaxDim = 1 << 17;
+  if (*d_model <= 0 || *d_model > kMaxDim) return Invalid(at + ".d_model", absl::StrCat("must be in [1, ", kMaxDim, "]"));
+  if (*d_ff <= 0 || *d_ff > kMaxDim) return Invalid(at + ".d_ff", absl::StrCat("must be in [1, ", kMaxDim, "]"));
+  model.d_model = *d_model;
+  model.d_ff = *d_ff;
+  auto act_name = Scalar<std::string>(node["activation"], at + ".activation");
+  if (!act_name.ok()) return act_name.status();
+  auto act = ParseActivation(*act_name);
+  if (!act) {
+    std::vector<std::string> names;
+    for (Activation a : AllActivations()) names.emplace_back(ActivationName(a));
+    return Invalid(at + ".activation", absl::StrCat("unknown '", *act_name, "' (one of ",
+                                                    absl::StrJoin(names, ", "), ")"));
+  }
+  model.default_activation = *act;
+  model.kind = IsGated(*act) ? FfnKind::kGated : FfnKind::kPlain;
+  if (auto s = ParseModelSettings(node, at, model); !s.ok()) return s;
   if (auto s = ParseWeights(node["weights"], at + ".weights", base_dir, model); !s.ok()) return s;
   return model;
 }
@@ -398,6 +493,26 @@ absl::Status ValidateServerSettings(const ServerSettings& settings) {
         absl::StrCat("metrics_address (--metrics-address): ", a.status().message()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<ServerConfig> CheckpointFoldersConfig(const std::vector<std::string>& dirs) {
+  ServerConfig config;
+  std::set<std::string> names;
+  for (const std::string& dir : dirs) {
+    std::filesystem::path path = std::filesystem::path(dir).lexically_normal();
+    if (!path.has_filename()) path = path.parent_path();  // a trailing '/'
+    ModelConfig model;
+    model.name = std::filesystem::absolute(path).filename().string();
+    if (!names.insert(model.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model-dir: two folders are named '", model.name, "'"));
+    }
+    model.huggingface.emplace();
+    model.huggingface->path = path.string();
+    model.random_weights = false;
+    config.models.push_back(std::move(model));
+  }
+  return config;
 }
 
 int ServerSettings::ThreadsPerExecutor(int cores) const {

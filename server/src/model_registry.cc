@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ffn/common/huggingface.h"
 #include "ffn/common/safetensors.h"
 #include "ffn/common/status_macros.h"
 #include "ffn/server/memory_budget.h"
@@ -89,7 +90,7 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
   return w;
 }
 
-v1::ModelInfo DescribeModel(const Model& model) {
+v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* huggingface) {
   const ModelConfig& c = model.config;
   v1::ModelInfo info;
   info.set_name(c.name);
@@ -103,7 +104,9 @@ v1::ModelInfo DescribeModel(const Model& model) {
   info.set_dtype(ToProtoDType(c.dtype));
   info.add_compute_dtypes(ToProtoDType(DataType::kF32));
   info.add_compute_dtypes(ToProtoDType(DataType::kBf16));
-  if (c.random_weights) {
+  if (huggingface != nullptr) {
+    *info.mutable_huggingface() = *huggingface;
+  } else if (c.random_weights) {
     info.mutable_random()->set_seed(c.seed);
   } else {
     info.mutable_safetensors()->set_path(c.safetensors_path);
@@ -125,6 +128,11 @@ v1::ModelInfo DescribeModel(const Model& model) {
   info.set_norm(NormName(w.norm));
   info.set_norm_eps(w.norm_eps);
   info.set_residual(w.residual);
+  info.set_output_norm(NormName(w.out_norm));
+  if (w.out_norm != NormKind::kNone) {
+    info.set_output_norm_eps(w.out_norm_eps);
+    info.set_output_norm_after_residual(w.out_norm_place == OutputNormPlace::kAfterResidual);
+  }
   info.set_strategy(StrategyName(model.strategy));
   info.set_accuracy(StrategyAccuracy(model.strategy));
   info.set_batch_invariant(model.batch_invariant);
@@ -133,8 +141,56 @@ v1::ModelInfo DescribeModel(const Model& model) {
 
 }  // namespace
 
+absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(const ModelConfig& config,
+                                                             v1::HuggingFaceWeights* description) {
+  if (!config.huggingface || config.huggingface->layer.empty()) {
+    return absl::InternalError(absl::StrCat("model '", config.name, "' is not a checkpoint layer"));
+  }
+  const HuggingFaceSource& source = *config.huggingface;
+  auto checkpoint = HuggingFaceCheckpoint::Open(source.path);
+  if (!checkpoint.ok()) return WithModel(config, checkpoint.status());
+  auto layer = (*checkpoint)->ReadLayer(source.layer, source.sublayer);
+  if (!layer.ok()) return WithModel(config, layer.status());
+  if (description != nullptr) {
+    description->set_path(source.path);
+    description->set_architecture((*checkpoint)->architecture());
+    description->set_model_type((*checkpoint)->model_type());
+    description->set_layer(source.layer);
+    description->set_sublayer(source.sublayer);
+    description->set_stored_dtype(layer->stored_dtype);
+    description->set_hidden_act((*checkpoint)->hidden_act());
+  }
+  return layer;
+}
+
+absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& entry) {
+  if (!entry.huggingface || !entry.huggingface->layer.empty()) return std::vector{entry};
+  const HuggingFaceSource& source = *entry.huggingface;
+  auto checkpoint = HuggingFaceCheckpoint::Open(source.path);
+  if (!checkpoint.ok()) return WithModel(entry, checkpoint.status());
+  auto layers = (*checkpoint)->Select(source.all_layers, source.layers);
+  if (!layers.ok()) return WithModel(entry, layers.status());
+  std::vector<ModelConfig> expanded;
+  for (const HuggingFaceLayer& layer : *layers) {
+    ModelConfig mc = entry;
+    mc.name = absl::StrCat(entry.name, ".", layer.id);
+    mc.d_model = (*checkpoint)->d_model();
+    mc.d_ff = (*checkpoint)->d_ff();
+    mc.default_activation = (*checkpoint)->activation();
+    mc.kind = (*checkpoint)->kind();
+    mc.huggingface->layer = layer.id;
+    expanded.push_back(std::move(mc));
+  }
+  return expanded;
+}
+
 absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config) {
   absl::StatusOr<FfnWeights> weights;
+  if (config.huggingface) {
+    auto layer = LoadHuggingFaceLayer(config);
+    if (!layer.ok()) return layer.status();
+    return std::move(layer->weights);
+  }
   if (config.random_weights) {
     weights = RandomFfnWeights(config.kind, config.d_model, config.d_ff, config.seed);
     AddRandomNorm(*weights, config.norm, config.seed);
@@ -175,7 +231,15 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     return WithModel(mc, absl::InvalidArgumentError(absl::StrCat(
                              "max_tokens ", mc.max_tokens, " is above ", kMaxTokensLimit)));
   }
-  ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
+  FfnWeights weights;
+  std::optional<v1::HuggingFaceWeights> huggingface;
+  if (mc.huggingface) {
+    huggingface.emplace();
+    ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
+    weights = std::move(layer.weights);
+  } else {
+    ASSIGN_OR_RETURN(weights, LoadWeights(mc));
+  }
   auto block = FfnBlock::Create(std::move(weights));
   if (!block.ok()) return WithModel(mc, block.status());
   const BatchingSettings batching = mc.batching.Over(config.server.batching);
@@ -222,7 +286,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   model->strategy = strategy;
   model->batch_invariant = invariant;
   model->tuning = std::move(tuning);
-  model->info = DescribeModel(*model);
+  model->info = DescribeModel(*model, huggingface ? &*huggingface : nullptr);
   return model;
 }
 
@@ -235,7 +299,20 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
   if (!config.server.plan_cache.empty()) {
     ASSIGN_OR_RETURN(cache, PlanCache::Load(config.server.plan_cache));
   }
-  for (const ModelConfig& mc : config.models) {
+  // Checkpoint entries become one model per layer.
+  std::vector<ModelConfig> models;
+  for (const ModelConfig& entry : config.models) {
+    ASSIGN_OR_RETURN(std::vector<ModelConfig> expanded, ExpandHuggingFace(entry));
+    for (ModelConfig& mc : expanded) {
+      if (std::any_of(models.begin(), models.end(),
+                      [&](const ModelConfig& other) { return other.name == mc.name; })) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("two models are named '", mc.name, "' (a checkpoint's layers are NAME.LAYER)"));
+      }
+      models.push_back(std::move(mc));
+    }
+  }
+  for (const ModelConfig& mc : models) {
     absl::StatusOr<std::unique_ptr<Model>> model;
     // CheckFits refuses what clearly cannot fit; this catches the rest (the
     // engine's copies, memory others took meanwhile) as a message, not a crash.

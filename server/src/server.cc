@@ -33,6 +33,19 @@
 namespace ffn {
 namespace {
 
+// Where a model's weights come from, for the start-up log.
+std::string WeightSource(const v1::ModelInfo& info) {
+  if (info.has_huggingface()) {
+    const v1::HuggingFaceWeights& hf = info.huggingface();
+    return absl::StrCat(hf.path(), " (", hf.architecture(), " layer ", hf.layer(), ", ",
+                        hf.stored_dtype(), ", ", hf.hidden_act(),
+                        hf.sublayer() ? ", sublayer" : "", ")");
+  }
+  if (info.has_safetensors()) return info.safetensors().path();
+  return absl::StrCat("random seed ", info.random().seed());
+}
+
+
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(what, " ", path, ": cannot read"));
@@ -187,8 +200,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                  "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}; packed weights {:.1f} MiB",
                  m->config.name, m->config.kind == FfnKind::kGated ? "gated" : "plain",
                  m->config.d_model, m->config.d_ff, ActivationName(m->config.default_activation),
-                 m->config.random_weights ? absl::StrCat("random seed ", m->config.seed)
-                                          : m->config.safetensors_path,
+                 WeightSource(m->info),
                  m->batching.max_batch_tokens, m->batching.max_queue_delay_us,
                  m->batching.max_queue_tokens, StrategyName(m->strategy),
                  m->tuning.empty() ? std::string() : absl::StrCat(": ", m->tuning),

@@ -47,7 +47,7 @@ class SafetensorsFile {
   std::vector<std::string> Names() const;
   // NOT_FOUND if the file has no tensor `name`.
   absl::StatusOr<SafetensorsEntry> Get(std::string_view name) const;
-  // Copies an F32 or BF16 tensor into floats. INVALID_ARGUMENT if its dtype is
+  // Copies an F32, BF16 or F16 tensor into floats (exactly). INVALID_ARGUMENT if its dtype is
   // another, or its shape is not `expected_shape`.
   absl::StatusOr<std::vector<float>> ReadFloat(std::string_view name,
                                                std::span<const int64_t> expected_shape) const;

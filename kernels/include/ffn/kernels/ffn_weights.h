@@ -29,6 +29,13 @@ enum class FfnKind { kPlain, kGated };
 enum class NormKind { kNone, kLayerNorm, kRmsNorm };
 const char* NormName(NormKind norm);  // "none", "layernorm", "rmsnorm"
 
+// Where a norm of the block's output sits (Hugging Face sub-layers):
+//   before the residual: y = x + norm_out(FFN(...))  (Gemma 2's
+//                        post_feedforward_layernorm)
+//   after the residual:  y = norm_out(x + FFN(...))  (post-norm: BERT,
+//                        RoBERTa, OPT with do_layer_norm_before false)
+enum class OutputNormPlace { kBeforeResidual, kAfterResidual };
+
 struct FfnWeights {
   FfnKind kind = FfnKind::kPlain;
   int64_t d_model = 0;
@@ -43,6 +50,12 @@ struct FfnWeights {
   std::vector<float> norm_gamma;     // [d_model] with a norm
   std::vector<float> norm_beta;      // [d_model] with layernorm
   bool residual = false;             // y = x + FFN(...)
+  // Optional norm of the output, placed as out_norm_place says.
+  NormKind out_norm = NormKind::kNone;
+  OutputNormPlace out_norm_place = OutputNormPlace::kAfterResidual;
+  float out_norm_eps = 1e-5f;
+  std::vector<float> out_norm_gamma;  // [d_model] with an output norm
+  std::vector<float> out_norm_beta;   // [d_model] with a layernorm output norm
 
   // OK if every tensor present has the size its role needs. INVALID_ARGUMENT
   // naming the tensor otherwise.

@@ -55,6 +55,19 @@ struct BatchingOverrides {
   }
 };
 
+// A model entry that serves the FFN layers of a Hugging Face checkpoint
+// folder (common/include/ffn/common/huggingface.h). The registry expands it
+// into one model per selected layer, named NAME.LAYER.
+struct HuggingFaceSource {
+  std::string path;  // the folder: absolute, or relative to the cwd
+  bool all_layers = true;
+  std::vector<int64_t> layers;  // the selected layer numbers unless all_layers
+  // true: the FFN sub-layer (the norm(s) and residual around the MLP).
+  bool sublayer = false;
+  // Set on an expanded model: its layer's id ("3", "encoder.3").
+  std::string layer;
+};
+
 struct ModelConfig {
   std::string name;
   int64_t d_model = 0;
@@ -62,7 +75,9 @@ struct ModelConfig {
   Activation default_activation = Activation::kGelu;
   FfnKind kind = FfnKind::kPlain;  // from the default activation
   DataType dtype = DataType::kF32;  // the default compute dtype
-  // Exactly one weight source: a seed, or a safetensors file.
+  // Exactly one weight source: a seed, a safetensors file, or a Hugging Face
+  // checkpoint (whose config.json then gives d_model, d_ff and activation).
+  std::optional<HuggingFaceSource> huggingface;
   bool random_weights = true;
   uint64_t seed = 0;
   std::string safetensors_path;               // absolute, or relative to the cwd
@@ -145,6 +160,10 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml_text, const std
 absl::Status ValidateServerSettings(const ServerSettings& settings);
 // Reads and parses a config file.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
+// A config serving every layer of each Hugging Face checkpoint folder, the
+// models named after the folder (--model-dir), with default settings.
+// INVALID_ARGUMENT if two folders have the same name.
+absl::StatusOr<ServerConfig> CheckpointFoldersConfig(const std::vector<std::string>& dirs);
 // The embedded default: ffn-768 (768×3072, gelu, biases) and glu-768
 // (768×2048, swiglu), random weights.
 const std::string& DefaultConfigYaml();

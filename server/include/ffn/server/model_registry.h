@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "ffn/common/huggingface.h"
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/server/config.h"
 #include "ffn/v1/ffn.pb.h"
@@ -31,9 +32,19 @@ struct Model {
 // model, the tensor and what was expected.
 absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config);
 
+// A checkpoint entry (ModelConfig::huggingface without a layer) as one model
+// per selected layer, named NAME.LAYER, with config.json's d_model, d_ff and
+// activation; any other entry as itself. Errors name the model and the file.
+absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& entry);
+
+// Reads the weights of an expanded checkpoint layer, and describes its
+// source for ListModels into `description` if given.
+absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(
+    const ModelConfig& config, v1::HuggingFaceWeights* description = nullptr);
+
 class ModelRegistry {
  public:
-  // Loads every model and builds its engine (primitives for one token). A
+  // Expands checkpoint entries (ExpandHuggingFace), loads every model and builds its engine (primitives for one token). A
   // model with the auto strategy is tuned with `tuning_threads` OpenMP
   // threads, the count each executor runs batches with; 0: the calling
   // thread's OpenMP default.

@@ -1,0 +1,596 @@
+#include "ffn/common/huggingface.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "ffn/common/safetensors.h"
+#include "ffn/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace ffn {
+namespace {
+
+using nlohmann::json;
+
+// The MLP shapes this reader knows, by config.json's model_type.
+enum class Family {
+  kGateUpDown,  // llama, mistral, qwen2, qwen3, gemma, gemma2
+  kFusedGateUp,  // phi3
+  kConv1D,       // gpt2
+  kNeoX,         // gpt_neox
+  kOpt,          // opt
+  kBert,         // bert, roberta
+  kT5,           // t5
+};
+
+std::optional<Family> FamilyOf(std::string_view model_type) {
+  static const std::map<std::string_view, Family> kFamilies = {
+      {"llama", Family::kGateUpDown}, {"mistral", Family::kGateUpDown},
+      {"qwen2", Family::kGateUpDown}, {"qwen3", Family::kGateUpDown},
+      {"gemma", Family::kGateUpDown}, {"gemma2", Family::kGateUpDown},
+      {"phi3", Family::kFusedGateUp}, {"gpt2", Family::kConv1D},
+      {"gpt_neox", Family::kNeoX},    {"opt", Family::kOpt},
+      {"bert", Family::kBert},        {"roberta", Family::kBert},
+      {"t5", Family::kT5},
+  };
+  auto it = kFamilies.find(model_type);
+  if (it == kFamilies.end()) return std::nullopt;
+  return it->second;
+}
+
+const char* SupportedModelTypes() {
+  return "llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt2, gpt_neox, opt, bert, roberta, "
+         "t5";
+}
+
+bool IsGemma(const std::string& model_type) { return model_type.starts_with("gemma"); }
+
+// The MLP's tensor names within a layer (after HuggingFaceLayer::prefix).
+struct MlpNames {
+  std::string up;    // plain: the first projection; gated: the up half
+  std::string gate;  // gated; phi3: the fused gate_up
+  std::string down;
+  std::string up_bias, down_bias;  // plain models with biases
+  bool transposed = false;  // Conv1D: stored [in, out]
+};
+
+MlpNames NamesFor(Family family, bool gated) {
+  switch (family) {
+    case Family::kGateUpDown:
+      return {"mlp.up_proj.weight", "mlp.gate_proj.weight", "mlp.down_proj.weight", "", ""};
+    case Family::kFusedGateUp:
+      return {"", "mlp.gate_up_proj.weight", "mlp.down_proj.weight", "", ""};
+    case Family::kConv1D:
+      return {"mlp.c_fc.weight", "", "mlp.c_proj.weight", "mlp.c_fc.bias", "mlp.c_proj.bias", true};
+    case Family::kNeoX:
+      return {"mlp.dense_h_to_4h.weight", "", "mlp.dense_4h_to_h.weight", "mlp.dense_h_to_4h.bias",
+              "mlp.dense_4h_to_h.bias"};
+    case Family::kOpt: return {"fc1.weight", "", "fc2.weight", "fc1.bias", "fc2.bias"};
+    case Family::kBert:
+      return {"intermediate.dense.weight", "", "output.dense.weight", "intermediate.dense.bias",
+              "output.dense.bias"};
+    case Family::kT5:
+      if (gated) {
+        return {"DenseReluDense.wi_1.weight", "DenseReluDense.wi_0.weight",
+                "DenseReluDense.wo.weight", "", ""};
+      }
+      return {"DenseReluDense.wi.weight", "", "DenseReluDense.wo.weight", "", ""};
+  }
+  return {};
+}
+
+// The norm before the MLP (or after the residual, for post-norm models).
+std::string NormTensorName(Family family, std::string_view model_type) {
+  switch (family) {
+    case Family::kGateUpDown:
+      return model_type == "gemma2" ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+    case Family::kFusedGateUp:
+    case Family::kNeoX: return "post_attention_layernorm";
+    case Family::kConv1D: return "ln_2";
+    case Family::kOpt: return "final_layer_norm";
+    case Family::kBert: return "output.LayerNorm";
+    case Family::kT5: return "layer_norm";
+  }
+  return "";
+}
+
+absl::Status Invalid(const std::string& file, const std::string& message) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ": ", message));
+}
+
+absl::StatusOr<json> ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  json parsed = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Invalid(path, "is not a JSON object");
+  }
+  return parsed;
+}
+
+// config[key] as an integer in [1, max]; `fallback` when absent or null
+// (nullopt: required).
+absl::StatusOr<int64_t> ReadDim(const json& config, const std::string& file, const char* key,
+                                std::optional<int64_t> fallback = std::nullopt,
+                                int64_t max = int64_t{1} << 17) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    return Invalid(file, absl::StrCat("no '", key, "'"));
+  }
+  if (!it->is_number_integer()) return Invalid(file, absl::StrCat("'", key, "' is not an integer"));
+  const int64_t value = it->get<int64_t>();
+  if (value < 1 || value > max) {
+    return Invalid(file, absl::StrCat("'", key, "' is ", value, ", not in [1, ", max, "]"));
+  }
+  return value;
+}
+
+absl::StatusOr<float> ReadEps(const json& config, const std::string& file, const char* key,
+                              float fallback) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return fallback;
+  if (!it->is_number()) return Invalid(file, absl::StrCat("'", key, "' is not a number"));
+  const double value = it->get<double>();
+  if (!(value > 0 && value < 1)) return Invalid(file, absl::StrCat("'", key, "' is not in (0, 1)"));
+  return static_cast<float>(value);
+}
+
+absl::StatusOr<bool> ReadBool(const json& config, const std::string& file, const char* key,
+                              bool fallback) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) return Invalid(file, absl::StrCat("'", key, "' is not true or false"));
+  return it->get<bool>();
+}
+
+absl::StatusOr<std::string> ReadString(const json& config, const std::string& file,
+                                       const char* key) {
+  auto it = config.find(key);
+  if (it == config.end() || !it->is_string()) {
+    return Invalid(file, absl::StrCat("no '", key, "' string"));
+  }
+  return it->get<std::string>();
+}
+
+std::string DtypeName(const std::string& safetensors_dtype) {
+  return absl::AsciiStrToLower(safetensors_dtype);
+}
+
+}  // namespace
+
+std::optional<Activation> ActivationForHiddenAct(std::string_view hidden_act) {
+  // The tanh approximation goes by several names in transformers' ACT2FN;
+  // gelu_fast is the same formula with sqrt(2/pi) written out.
+  static const std::map<std::string_view, std::string_view> kNames = {
+      {"relu", "relu"},           {"gelu", "gelu"},
+      {"gelu_new", "gelu_tanh"},  {"gelu_pytorch_tanh", "gelu_tanh"},
+      {"gelu_fast", "gelu_tanh"}, {"quick_gelu", "quick_gelu"},
+      {"silu", "silu"},           {"swish", "silu"},
+      {"sigmoid", "sigmoid"},     {"tanh", "tanh"},
+  };
+  auto it = kNames.find(hidden_act);
+  if (it == kNames.end()) return std::nullopt;
+  return ParseActivation(it->second);
+}
+
+namespace {
+
+// The gated activation whose gate function is `plain`.
+std::optional<Activation> GatedWith(Activation plain) {
+  for (Activation gated : GatedActivations()) {
+    if (GateFunction(gated) == plain) return gated;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HuggingFaceCheckpoint>> HuggingFaceCheckpoint::Open(
+    const std::string& dir) {
+  std::unique_ptr<HuggingFaceCheckpoint> checkpoint(new HuggingFaceCheckpoint());
+  checkpoint->dir_ = dir;
+  if (!std::filesystem::is_directory(dir)) {
+    return absl::NotFoundError(absl::StrCat("Hugging Face checkpoint ", dir, ": not a folder"));
+  }
+  RETURN_IF_ERROR(checkpoint->ReadConfig());
+  RETURN_IF_ERROR(checkpoint->IndexWeights());
+  RETURN_IF_ERROR(checkpoint->FindLayers());
+  return checkpoint;
+}
+
+absl::Status HuggingFaceCheckpoint::ReadConfig() {
+  const std::string file = (std::filesystem::path(dir_) / "config.json").string();
+  ASSIGN_OR_RETURN(const json config, ReadJson(file));
+  ASSIGN_OR_RETURN(model_type_, ReadString(config, file, "model_type"));
+  const std::optional<Family> family = FamilyOf(model_type_);
+  if (!family) {
+    return Invalid(file, absl::StrCat("model_type '", model_type_, "' is not supported (one of ",
+                                      SupportedModelTypes(), ")"));
+  }
+  architecture_ = model_type_;
+  if (auto it = config.find("architectures");
+      it != config.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
+    architecture_ = (*it)[0].get<std::string>();
+  }
+  // Dimensions, layer counts, eps and activation, under each family's keys.
+  bool gated = false;
+  const char* act_key = "hidden_act";
+  switch (*family) {
+    case Family::kGateUpDown:
+    case Family::kFusedGateUp:
+    case Family::kNeoX:
+    case Family::kBert: {
+      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "hidden_size"));
+      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "intermediate_size"));
+      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_hidden_layers", std::nullopt, 4096));
+      gated = *family == Family::kGateUpDown || *family == Family::kFusedGateUp;
+      const bool rms = gated;
+      ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, rms ? "rms_norm_eps" : "layer_norm_eps",
+                                          *family == Family::kBert ? 1e-12f : 1e-5f));
+      has_bias_ = !gated;
+      post_norm_ = *family == Family::kBert;
+      if (gated) {
+        ASSIGN_OR_RETURN(const bool mlp_bias, ReadBool(config, file, "mlp_bias", false));
+        if (mlp_bias) return Invalid(file, "mlp_bias true: gated MLPs with biases are not supported");
+      }
+      // Gemma checkpoints name their MLP activation hidden_activation (their
+      // hidden_act, "gelu", predates it); without either, Gemma's default
+      // is the tanh GELU.
+      if (IsGemma(model_type_)) {
+        auto is_string = [&](const char* key) {
+          auto it = config.find(key);
+          return it != config.end() && it->is_string();
+        };
+        act_key = is_string("hidden_activation") ? "hidden_activation"
+                  : is_string("hidden_act")      ? "hidden_act"
+                                                 : nullptr;
+      }
+      break;
+    }
+    case Family::kConv1D: {
+      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "n_embd"));
+      if (d_model_ * 4 > (int64_t{1} << 17) && config.value("n_inner", json()).is_null()) {
+        return Invalid(file, "4 × n_embd is above 131072");
+      }
+      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "n_inner", 4 * d_model_));
+      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "n_layer", std::nullopt, 4096));
+      ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, "layer_norm_epsilon", 1e-5f));
+      has_bias_ = true;
+      act_key = "activation_function";
+      break;
+    }
+    case Family::kOpt: {
+      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "hidden_size"));
+      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "ffn_dim"));
+      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_hidden_layers", std::nullopt, 4096));
+      ASSIGN_OR_RETURN(has_bias_, ReadBool(config, file, "enable_bias", true));
+      ASSIGN_OR_RETURN(const bool norm_before, ReadBool(config, file, "do_layer_norm_before", true));
+      post_norm_ = !norm_before;
+      ASSIGN_OR_RETURN(norm_affine_,
+                       ReadBool(config, file, "layer_norm_elementwise_affine", true));
+      norm_eps_ = 1e-5f;  // OPT's LayerNorms use PyTorch's default
+      act_key = "activation_function";
+      break;
+    }
+    case Family::kT5: {
+      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "d_model"));
+      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "d_ff"));
+      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_layers", std::nullopt, 4096));
+      ASSIGN_OR_RETURN(num_decoder_layers_,
+                       ReadDim(config, file, "num_decoder_layers", num_layers_, 4096));
+      ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, "layer_norm_epsilon", 1e-6f));
+      // feed_forward_proj is "ACT" or "gated-ACT"; T5 v1.1's "gated-gelu"
+      // runs the tanh GELU (T5Config maps it to gelu_new).
+      std::string proj = "relu";
+      if (auto it = config.find("feed_forward_proj"); it != config.end() && it->is_string()) {
+        proj = it->get<std::string>();
+      }
+      gated = proj.starts_with("gated-");
+      hidden_act_ = gated ? proj.substr(6) : proj;
+      if (proj == "gated-gelu") hidden_act_ = "gelu_new";
+      act_key = nullptr;
+      break;
+    }
+  }
+  if (act_key != nullptr) {
+    ASSIGN_OR_RETURN(hidden_act_, ReadString(config, file, act_key));
+  } else if (hidden_act_.empty()) {
+    hidden_act_ = "gelu_pytorch_tanh";  // Gemma without hidden_activation
+  }
+  const std::optional<Activation> plain = ActivationForHiddenAct(hidden_act_);
+  std::optional<Activation> served = plain;
+  if (plain && gated) served = GatedWith(*plain);
+  if (!served) {
+    return Invalid(file, absl::StrCat(gated ? "gated " : "", "activation '", hidden_act_,
+                                      "' is not supported (silu, gelu, gelu_new, "
+                                      "gelu_pytorch_tanh, gelu_fast, quick_gelu, relu)"));
+  }
+  activation_ = *served;
+  return absl::OkStatus();
+}
+
+absl::Status HuggingFaceCheckpoint::IndexWeights() {
+  namespace fs = std::filesystem;
+  const fs::path folder(dir_);
+  const fs::path single = folder / "model.safetensors";
+  const fs::path index = folder / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    ASSIGN_OR_RETURN(const json parsed, ReadJson(index.string()));
+    auto map = parsed.find("weight_map");
+    if (map == parsed.end() || !map->is_object()) {
+      return Invalid(index.string(), "no 'weight_map' object");
+    }
+    std::set<std::string> checked;
+    for (const auto& [tensor, shard] : map->items()) {
+      if (!shard.is_string()) {
+        return Invalid(index.string(), absl::StrCat("the shard of '", tensor, "' is not a string"));
+      }
+      const std::string name = shard.get<std::string>();
+      // A shard is a file in this folder, never a path out of it.
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+        return Invalid(index.string(), absl::StrCat("shard '", name, "' is not a file name"));
+      }
+      const std::string path = (folder / name).string();
+      if (checked.insert(path).second && !fs::is_regular_file(path)) {
+        return absl::NotFoundError(
+            absl::StrCat(index.string(), ": shard ", name, " (of tensor '", tensor, "') is missing"));
+      }
+      shard_of_.emplace(tensor, path);
+    }
+    return absl::OkStatus();
+  }
+  if (fs::exists(single)) {
+    ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(single.string()));
+    for (const std::string& name : file->Names()) shard_of_.emplace(name, single.string());
+    return absl::OkStatus();
+  }
+  if (fs::exists(folder / "pytorch_model.bin") || fs::exists(folder / "pytorch_model.bin.index.json")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir_, ": has only PyTorch pickle weights (pytorch_model.bin); save the model with "
+              "safe_serialization=True to get model.safetensors"));
+  }
+  return absl::NotFoundError(
+      absl::StrCat(dir_, ": no model.safetensors nor model.safetensors.index.json"));
+}
+
+absl::Status HuggingFaceCheckpoint::FindLayers() {
+  const Family family = *FamilyOf(model_type_);
+  const MlpNames names = NamesFor(family, kind() == FfnKind::kGated);
+  struct Stack {
+    std::string name;  // "" or "encoder"/"decoder"
+    std::string layer_prefix;  // before the index
+    std::string layer_suffix;  // after it
+    int64_t count;
+  };
+  std::vector<Stack> stacks;
+  switch (family) {
+    case Family::kGateUpDown:
+    case Family::kFusedGateUp:
+    case Family::kNeoX: stacks.push_back({"", "layers.", ".", num_layers_}); break;
+    case Family::kConv1D: stacks.push_back({"", "h.", ".", num_layers_}); break;
+    case Family::kOpt: stacks.push_back({"", "decoder.layers.", ".", num_layers_}); break;
+    case Family::kBert: stacks.push_back({"", "encoder.layer.", ".", num_layers_}); break;
+    case Family::kT5:
+      stacks.push_back({"encoder", "encoder.block.", ".layer.1.", num_layers_});
+      stacks.push_back({"decoder", "decoder.block.", ".layer.2.", num_decoder_layers_});
+      break;
+  }
+  // The prefix before the stack (the head class's: "model.", "bert.",
+  // "transformer.", ...), found from the first layer's down projection.
+  const std::string first = absl::StrCat(stacks[0].layer_prefix, 0, stacks[0].layer_suffix, names.down);
+  std::vector<std::string> bases;
+  for (const auto& [tensor, shard] : shard_of_) {
+    if (tensor == first) {
+      bases.push_back("");
+    } else if (tensor.ends_with("." + first)) {
+      bases.push_back(tensor.substr(0, tensor.size() - first.size()));
+    }
+  }
+  if (bases.empty()) {
+    return absl::NotFoundError(absl::StrCat(dir_, ": no tensor named '", first,
+                                            "' (with any prefix): not a ", model_type_,
+                                            " checkpoint, or its MLP is named otherwise"));
+  }
+  if (bases.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(dir_, ": '", first, "' is there under ",
+                                                   bases.size(), " prefixes (",
+                                                   absl::StrJoin(bases, ", "), ")"));
+  }
+  base_prefix_ = bases[0];
+  for (const Stack& stack : stacks) {
+    for (int64_t i = 0; i < stack.count; ++i) {
+      HuggingFaceLayer layer;
+      layer.id = stack.name.empty() ? absl::StrCat(i) : absl::StrCat(stack.name, ".", i);
+      layer.index = i;
+      layer.prefix = absl::StrCat(base_prefix_, stack.layer_prefix, i, stack.layer_suffix);
+      // Every layer config.json promises must have its MLP, or start-up
+      // fails here naming it rather than at its first request.
+      for (const std::string& role : {names.up, names.gate, names.down}) {
+        if (role.empty()) continue;
+        const std::string tensor = layer.prefix + role;
+        if (!shard_of_.contains(tensor)) {
+          return absl::NotFoundError(absl::StrCat(
+              dir_, ": layer ", layer.id, " has no tensor '", tensor, "' (config.json gives ",
+              stack.count, " layers", stack.name.empty() ? "" : " in the " + stack.name, ")"));
+        }
+      }
+      layers_.push_back(std::move(layer));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<HuggingFaceLayer>> HuggingFaceCheckpoint::Select(
+    bool all, const std::vector<int64_t>& indices) const {
+  if (all) return layers_;
+  std::vector<HuggingFaceLayer> selected;
+  for (int64_t index : indices) {
+    const size_t before = selected.size();
+    for (const HuggingFaceLayer& layer : layers_) {
+      if (layer.index == index) selected.push_back(layer);
+    }
+    if (selected.size() == before) {
+      return absl::InvalidArgumentError(absl::StrCat(dir_, ": has no layer ", index, " (",
+                                                     num_layers_, " layers)"));
+    }
+  }
+  return selected;
+}
+
+namespace {
+
+// Reads tensors of one layer, each shard opened (mapped) once per layer and
+// unmapped when the reader goes: only this layer's pages are touched.
+class TensorReader {
+ public:
+  explicit TensorReader(const std::map<std::string, std::string, std::less<>>& shard_of)
+      : shard_of_(shard_of) {}
+
+  bool Has(const std::string& name) const { return shard_of_.contains(name); }
+
+  absl::StatusOr<SafetensorsEntry> Entry(const std::string& name) {
+    ASSIGN_OR_RETURN(const SafetensorsFile* file, FileOf(name));
+    return file->Get(name);
+  }
+
+  absl::StatusOr<std::vector<float>> Read(const std::string& name, std::vector<int64_t> shape) {
+    ASSIGN_OR_RETURN(const SafetensorsFile* file, FileOf(name));
+    ASSIGN_OR_RETURN(std::vector<float> values, file->ReadFloat(name, shape));
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file->path(), ": tensor '", name, "' has values that are not finite (the first at index ",
+          bad - values.begin(), " is ", *bad, ")"));
+    }
+    return values;
+  }
+
+ private:
+  absl::StatusOr<const SafetensorsFile*> FileOf(const std::string& name) {
+    auto shard = shard_of_.find(name);
+    if (shard == shard_of_.end()) {
+      return absl::NotFoundError(absl::StrCat("no tensor '", name, "' in the checkpoint"));
+    }
+    auto& file = open_[shard->second];
+    if (!file) {
+      ASSIGN_OR_RETURN(file, SafetensorsFile::Open(shard->second));
+    }
+    return file.get();
+  }
+
+  const std::map<std::string, std::string, std::less<>>& shard_of_;
+  std::map<std::string, std::unique_ptr<SafetensorsFile>> open_;
+};
+
+std::vector<float> Transpose(const std::vector<float>& in, int64_t rows, int64_t cols) {
+  std::vector<float> out(in.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) out[static_cast<size_t>(c * rows + r)] = in[static_cast<size_t>(r * cols + c)];
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::string_view id,
+                                                                         bool sublayer) const {
+  auto layer = std::find_if(layers_.begin(), layers_.end(),
+                            [&](const HuggingFaceLayer& l) { return l.id == id; });
+  if (layer == layers_.end()) {
+    return absl::NotFoundError(absl::StrCat(dir_, ": no layer '", std::string(id), "'"));
+  }
+  const Family family = *FamilyOf(model_type_);
+  const bool gated = kind() == FfnKind::kGated;
+  const MlpNames names = NamesFor(family, gated);
+  const std::string& p = layer->prefix;
+  const int64_t dm = d_model_, dff = d_ff_;
+  TensorReader reader(shard_of_);
+  HuggingFaceLayerWeights out;
+  FfnWeights& w = out.weights;
+  w.kind = kind();
+  w.d_model = dm;
+  w.d_ff = dff;
+  ASSIGN_OR_RETURN(const SafetensorsEntry down, reader.Entry(p + names.down));
+  out.stored_dtype = DtypeName(down.dtype);
+  ASSIGN_OR_RETURN(w.w2, names.transposed ? reader.Read(p + names.down, {dff, dm})
+                                          : reader.Read(p + names.down, {dm, dff}));
+  if (names.transposed) w.w2 = Transpose(w.w2, dff, dm);
+  if (family == Family::kFusedGateUp) {
+    // Phi-3: rows [0, d_ff) are the gate, [d_ff, 2·d_ff) the up projection.
+    ASSIGN_OR_RETURN(std::vector<float> gate_up, reader.Read(p + names.gate, {2 * dff, dm}));
+    const auto half = gate_up.begin() + dff * dm;
+    w.wg.assign(gate_up.begin(), half);
+    w.wu.assign(half, gate_up.end());
+  } else if (gated) {
+    ASSIGN_OR_RETURN(w.wg, reader.Read(p + names.gate, {dff, dm}));
+    ASSIGN_OR_RETURN(w.wu, reader.Read(p + names.up, {dff, dm}));
+  } else {
+    ASSIGN_OR_RETURN(w.w1, names.transposed ? reader.Read(p + names.up, {dm, dff})
+                                            : reader.Read(p + names.up, {dff, dm}));
+    if (names.transposed) w.w1 = Transpose(w.w1, dm, dff);
+    w.has_bias = has_bias_;
+    if (has_bias_) {
+      ASSIGN_OR_RETURN(w.b1, reader.Read(p + names.up_bias, {dff}));
+      ASSIGN_OR_RETURN(w.b2, reader.Read(p + names.down_bias, {dm}));
+    }
+    w.prelu_alpha = {0.25f};
+  }
+  if (!sublayer) return out;
+
+  // The norms around the MLP and the residual.
+  const bool rms = family == Family::kGateUpDown || family == Family::kFusedGateUp ||
+                   family == Family::kT5;
+  const NormKind norm_kind = rms ? NormKind::kRmsNorm : NormKind::kLayerNorm;
+  const bool gemma = IsGemma(model_type_);
+  auto read_norm = [&](const std::string& name, std::vector<float>& gamma,
+                       std::vector<float>& beta) -> absl::Status {
+    if (!norm_affine_) {
+      gamma.assign(static_cast<size_t>(dm), 1.0f);
+      beta.assign(static_cast<size_t>(dm), 0.0f);
+      return absl::OkStatus();
+    }
+    // Early BERT checkpoints name LayerNorm's parameters gamma and beta.
+    const bool old_names = family == Family::kBert && !reader.Has(p + name + ".weight") &&
+                           reader.Has(p + name + ".gamma");
+    ASSIGN_OR_RETURN(gamma, reader.Read(p + name + (old_names ? ".gamma" : ".weight"), {dm}));
+    // Gemma scales by (1 + w), computed in fp32 as Gemma does.
+    if (gemma) {
+      for (float& g : gamma) g = 1.0f + g;
+    }
+    if (norm_kind == NormKind::kLayerNorm) {
+      ASSIGN_OR_RETURN(beta, reader.Read(p + name + (old_names ? ".beta" : ".bias"), {dm}));
+    }
+    return absl::OkStatus();
+  };
+  const std::string norm = NormTensorName(family, model_type_);
+  w.residual = true;
+  if (post_norm_) {
+    w.out_norm = norm_kind;
+    w.out_norm_place = OutputNormPlace::kAfterResidual;
+    w.out_norm_eps = norm_eps_;
+    RETURN_IF_ERROR(read_norm(norm, w.out_norm_gamma, w.out_norm_beta));
+    return out;
+  }
+  w.norm = norm_kind;
+  w.norm_eps = norm_eps_;
+  RETURN_IF_ERROR(read_norm(norm, w.norm_gamma, w.norm_beta));
+  if (model_type_ == "gemma2") {
+    w.out_norm = NormKind::kRmsNorm;
+    w.out_norm_place = OutputNormPlace::kBeforeResidual;
+    w.out_norm_eps = norm_eps_;
+    RETURN_IF_ERROR(read_norm("post_feedforward_layernorm", w.out_norm_gamma, w.out_norm_beta));
+  }
+  return out;
+}
+
+}  // namespace ffn
