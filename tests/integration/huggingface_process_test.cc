@@ -1,0 +1,165 @@
+// Hugging Face checkpoints through the real binaries: ffn-server
+// --model-dir and a config's huggingface entry, checked by ffn-client's fp64
+// --check, and the memory one layer of a large checkpoint costs.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "ffn/common/safetensors.h"
+#include "ffn/kernels/ffn_weights.h"
+#include "process.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FFN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FFN_UNDER_ASAN 1
+#endif
+#endif
+
+namespace ffn {
+namespace {
+
+using testing::CommandResult;
+using testing::RunClient;
+using testing::ServerProcess;
+using testing::TempDir;
+
+const std::filesystem::path kFixtures = FFN_HF_FIXTURES_DIR;
+
+bool Contains(const std::string& text, const std::string& fragment) {
+  return text.find(fragment) != std::string::npos;
+}
+
+TEST(HuggingFaceServerTest, ModelDirServesEveryLayerAndTheClientChecksIt) {
+  ServerProcess server({"--model-dir", (kFixtures / "llama-bf16-sharded").string(), "--threads", "2"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  CommandResult models = RunClient({"models", "--target", server.target()});
+  ASSERT_EQ(models.exit_code, 0) << models.output;
+  EXPECT_TRUE(Contains(models.output, "llama-bf16-sharded.0")) << models.output;
+  EXPECT_TRUE(Contains(models.output, "llama-bf16-sharded.1")) << models.output;
+  for (const char* compute : {"f32", "bf16"}) {
+    for (const char* activation : {"swiglu", "geglu", "reglu"}) {
+      CommandResult r = RunClient({"infer", "--target", server.target(), "--model",
+                                   "llama-bf16-sharded.1", "--activation", activation, "--compute-dtype",
+                                   compute, "--tokens", "9", "--check"});
+      EXPECT_EQ(r.exit_code, 0) << compute << " " << activation << ": " << r.output;
+      EXPECT_TRUE(Contains(r.output, "PASS")) << r.output;
+    }
+  }
+  // A plain activation does not fit a gated layer.
+  CommandResult plain = RunClient({"infer", "--target", server.target(), "--model",
+                                   "llama-bf16-sharded.0", "--activation", "gelu"});
+  EXPECT_EQ(plain.exit_code, 1) << plain.output;
+  EXPECT_TRUE(Contains(plain.output, "INVALID_ARGUMENT")) << plain.output;
+}
+
+TEST(HuggingFaceServerTest, ConfigSelectsLayersAndSublayersOfSeveralCheckpoints) {
+  TempDir dir;
+  std::ofstream(dir.File("hf.yaml")) << absl::StrCat(
+      "models:\n",
+      "  - {name: t5, huggingface: {path: ", (kFixtures / "t5-f32").string(),
+      ", layers: [1], sublayer: true}}\n",
+      "  - {name: bert, huggingface: {path: ", (kFixtures / "bert-f32").string(),
+      ", layers: \"0-1\", sublayer: true}}\n",
+      "  - {name: gpt2, dtype: bf16, huggingface: {path: ", (kFixtures / "gpt2-f16-sharded").string(),
+      ", layers: 0}}\n");
+  ServerProcess server({"--config", dir.File("hf.yaml"), "--threads", "2"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  for (const char* model : {"t5.encoder.1", "t5.decoder.1", "bert.0", "bert.1", "gpt2.0"}) {
+    CommandResult r = RunClient({"infer", "--target", server.target(), "--model", model,
+                                 "--tokens", "4", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << model << ": " << r.output;
+  }
+  CommandResult missing = RunClient({"infer", "--target", server.target(), "--model", "t5.encoder.0"});
+  EXPECT_TRUE(Contains(missing.output, "NOT_FOUND")) << missing.output;
+}
+
+TEST(HuggingFaceServerTest, ABrokenCheckpointIsOneStartupErrorNamingTheFile) {
+  TempDir dir;
+  const std::filesystem::path copy = std::filesystem::path(dir.path()) / "broken";
+  std::filesystem::copy(kFixtures / "llama-bf16-sharded", copy);
+  std::filesystem::remove(copy / "model-00003-of-00003.safetensors");
+  ServerProcess server({"--model-dir", copy.string()});
+  EXPECT_NE(server.WaitExit(), 0);
+  EXPECT_TRUE(Contains(server.Log(), "model-00003-of-00003.safetensors")) << server.Log();
+  EXPECT_TRUE(Contains(server.Log(), "is missing")) << server.Log();
+}
+
+int64_t PeakResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
+#ifdef FFN_UNDER_ASAN
+  GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer";
+#endif
+  // A LLaMA-layout checkpoint of 48 layers, 6 MiB of MLP weights each.
+  constexpr int64_t kLayers = 48, kDModel = 512, kDFf = 1024;
+  TempDir dir;
+  const std::string folder = dir.File("big");
+  std::filesystem::create_directory(folder);
+  std::ofstream(folder + "/config.json") << absl::StrCat(
+      R"({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": )", kDModel,
+      R"(, "intermediate_size": )", kDFf, R"(, "num_hidden_layers": )", kLayers,
+      R"(, "hidden_act": "silu", "rms_norm_eps": 1e-06})");
+  std::vector<SafetensorsTensorToWrite> tensors;
+  const int64_t matrix = kDModel * kDFf;
+  for (int64_t layer = 0; layer < kLayers; ++layer) {
+    const std::string prefix = absl::StrCat("model.layers.", layer, ".");
+    for (const char* name : {"mlp.gate_proj.weight", "mlp.up_proj.weight"}) {
+      std::vector<float> values(static_cast<size_t>(matrix));
+      FillUniform(static_cast<uint64_t>(layer), RandomStream::kWg, 0.05f, values);
+      tensors.push_back({prefix + name, {kDFf, kDModel}, std::move(values)});
+    }
+    std::vector<float> down(static_cast<size_t>(matrix));
+    FillUniform(static_cast<uint64_t>(layer), RandomStream::kW2, 0.05f, down);
+    tensors.push_back({prefix + "mlp.down_proj.weight", {kDModel, kDFf}, std::move(down)});
+  }
+  ASSERT_TRUE(WriteSafetensors(folder + "/model.safetensors", tensors).ok());
+  tensors.clear();
+  const int64_t layer_bytes = 3 * matrix * 4;
+  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(folder + "/model.safetensors"));
+
+  auto peak_with = [&](const std::string& layers) {
+    std::ofstream(dir.File("one.yaml"), std::ios::trunc) << absl::StrCat(
+        "models:\n  - {name: big, huggingface: {path: ", folder, ", layers: ", layers, "}}\n");
+    ServerProcess server({"--config", dir.File("one.yaml"), "--threads", "2"});
+    EXPECT_TRUE(server.WaitReady()) << server.Log();
+    const int64_t peak = PeakResidentBytes(server.pid());
+    EXPECT_EQ(server.Stop(SIGTERM), 0);
+    return peak;
+  };
+  // The process with a tiny checkpoint, for comparison.
+  ServerProcess tiny({"--model-dir", (kFixtures / "llama-f32").string(), "--threads", "2"});
+  ASSERT_TRUE(tiny.WaitReady()) << tiny.Log();
+  const int64_t base = PeakResidentBytes(tiny.pid());
+  EXPECT_EQ(tiny.Stop(SIGTERM), 0);
+  const int64_t one = peak_with("[17]");
+  const int64_t three = peak_with("[3, 11, 29]");
+  RecordProperty("peak_tiny_mib", std::to_string(base >> 20));
+  RecordProperty("peak_one_layer_mib", std::to_string(one >> 20));
+  RecordProperty("peak_three_layers_mib", std::to_string(three >> 20));
+  const std::string figures = absl::StrCat(
+      "peak RSS: ", base >> 20, " MiB tiny model, ", one >> 20, " MiB one layer, ", three >> 20,
+      " MiB three layers of a ", file_bytes >> 20, " MiB file (", layer_bytes >> 20,
+      " MiB per layer)");
+  // Each layer served costs at least its f32 weights ...
+  EXPECT_GT(three - one, layer_bytes) << figures;
+  // ... and one layer costs what the engine keeps of it (f32, bf16, packed
+  // copies), nothing like the whole file: reading every layer would add
+  // its 288 MiB.
+  EXPECT_LT(one - base, 8 * layer_bytes) << figures;
+  EXPECT_LT(one - base, file_bytes / 6) << figures;
+}
+
+}  // namespace
+}  // namespace ffn
