@@ -5,6 +5,11 @@
 //   build/bench/activation_accuracy                    # every 97th bit pattern + specials
 //   build/bench/activation_accuracy --exhaustive --csv accuracy.csv
 //   build/bench/activation_accuracy --special          # outputs at ±0, ±inf, NaN, ...
+//   build/bench/activation_accuracy --exhaustive --activations quick_gelu,geglu_tanh
+//
+// A gated activation named in --activations is measured as its gate: our
+// kernels through `gated` with up = 1 (so out = gate_act(g) exactly), oneDNN
+// and glibc as the gate function.
 //
 // Metric, per activation and implementation (r = ActivationReference in fp64,
 // y = the fp32 result):
@@ -241,6 +246,7 @@ struct GeluGap {
   uint32_t max_rel_bits = 0;
   double max_rel_core = 0;  // over |x| <= 3
   uint32_t max_rel_core_bits = 0;
+  bool measured = false;  // gelu and gelu_tanh were both run, in that order
 
   void Add(const float* x, const double* gelu, const double* gelu_tanh, size_t n) {
     for (size_t i = 0; i < n; ++i) {
@@ -256,6 +262,7 @@ struct GeluGap {
     }
   }
   void Merge(const GeluGap& o) {
+    measured = measured || o.measured;
     ErrorStats::Keep(o.max_abs, o.max_abs_bits, max_abs, max_abs_bits);
     ErrorStats::Keep(o.max_rel, o.max_rel_bits, max_rel, max_rel_bits);
     ErrorStats::Keep(o.max_rel_core, o.max_rel_core_bits, max_rel_core, max_rel_core_bits);
@@ -302,13 +309,17 @@ struct Options {
   bool exhaustive = false;
   bool special = false;
   std::string csv_path;
+  std::vector<Activation> activations{PlainActivations().begin(), PlainActivations().end()};
 };
 
 [[noreturn]] void Usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--step N | --exhaustive] [--csv FILE] [--special]\n"
+               "          [--activations NAME,NAME,...]\n"
                "  default: every 97th float bit pattern plus special values\n"
-               "  --special: print each implementation's output at special inputs and exit\n",
+               "  --special: print each implementation's output at special inputs and exit\n"
+               "  --activations: those only (default: every plain one); a gated one is\n"
+               "    measured as its gate, through the gated kernels with up = 1\n",
                argv0);
   std::exit(2);
 }
@@ -326,6 +337,17 @@ Options ParseOptions(int argc, char** argv) {
       if (o.step == 0) Usage(argv[0]);
     } else if (arg == "--csv" && i + 1 < argc) {
       o.csv_path = argv[++i];
+    } else if (arg == "--activations" && i + 1 < argc) {
+      o.activations.clear();
+      std::string_view list = argv[++i];
+      while (!list.empty()) {
+        const size_t comma = std::min(list.find(','), list.size());
+        const std::optional<Activation> a = ParseActivation(list.substr(0, comma));
+        if (!a) Usage(argv[0]);
+        o.activations.push_back(*a);
+        list.remove_prefix(std::min(comma + 1, list.size()));
+      }
+      if (o.activations.empty()) Usage(argv[0]);
     } else {
       Usage(argv[0]);
     }
@@ -344,14 +366,17 @@ struct Worker {
   std::vector<std::unique_ptr<OnednnEltwise>> onednn;
   std::vector<float> x = std::vector<float>(kChunk), y = std::vector<float>(kChunk);
   std::vector<double> ref = std::vector<double>(kChunk), ref_gelu = std::vector<double>(kChunk);
+  // The up operand of a gated activation: out = gate_act(g)·1, exact.
+  std::vector<float> ones = std::vector<float>(kChunk, 1.0f);
   // stats[a * impls.size() + k]
   std::vector<ErrorStats> stats;
   GeluGap gap;
 
-  Worker(const dnnl::engine& engine, const std::vector<Impl>& all_impls)
-      : impls(all_impls), activations(PlainActivations().begin(), PlainActivations().end()) {
+  Worker(const dnnl::engine& engine, const std::vector<Impl>& all_impls,
+         const std::vector<Activation>& measured)
+      : impls(all_impls), activations(measured) {
     for (Activation a : activations) {
-      auto algo = OnednnFor(a, params);
+      auto algo = OnednnFor(GateFunction(a), params);
       onednn.push_back(algo ? std::make_unique<OnednnEltwise>(engine, *algo, kChunk) : nullptr);
     }
     stats.resize(activations.size() * impls.size());
@@ -365,15 +390,20 @@ struct Worker {
     const Activation act = activations[a];
     switch (impl.kind) {
       case ImplKind::kOurs:
-        KernelsFor(impl.isa).bias_act(act, params, x.data(), 0, nullptr, out, 0, 1, kChunk);
+        if (IsGated(act)) {
+          KernelsFor(impl.isa).gated(act, params, x.data(), ones.data(), 0, out, 0, 1, kChunk);
+        } else {
+          KernelsFor(impl.isa).bias_act(act, params, x.data(), 0, nullptr, out, 0, 1, kChunk);
+        }
         break;
       case ImplKind::kOnednn: onednn[a]->Run(x.data(), out); break;
-      case ImplKind::kGlibc: GlibcApply(act, params, x.data(), out, kChunk); break;
+      case ImplKind::kGlibc: GlibcApply(GateFunction(act), params, x.data(), out, kChunk); break;
     }
   }
 
   // x[0, n) holds the inputs; the rest of the chunk is zero padding.
   void RunChunk(size_t n) {
+    bool have_gelu_ref = false;  // the gap needs gelu's reference first
     for (size_t a = 0; a < activations.size(); ++a) {
       const Activation act = activations[a];
       for (size_t i = 0; i < n; ++i) ref[i] = ActivationReference(act, params, x[i]);
@@ -382,8 +412,14 @@ struct Worker {
         Evaluate(a, impls[k], y.data());
         Compare(x.data(), y.data(), ref.data(), n, stats[a * impls.size() + k]);
       }
-      if (act == Activation::kGelu) std::copy(ref.begin(), ref.begin() + n, ref_gelu.begin());
-      if (act == Activation::kGeluTanh) gap.Add(x.data(), ref_gelu.data(), ref.data(), n);
+      if (act == Activation::kGelu) {
+        std::copy(ref.begin(), ref.begin() + n, ref_gelu.begin());
+        have_gelu_ref = true;
+      }
+      if (act == Activation::kGeluTanh && have_gelu_ref) {
+        gap.Add(x.data(), ref_gelu.data(), ref.data(), n);
+        gap.measured = true;
+      }
     }
   }
 };
@@ -417,9 +453,10 @@ std::string LargeErrorRange(const ErrorStats& s) {
   return out.empty() ? "–" : out;
 }
 
-void PrintSpecial(const std::vector<Impl>& impls, const dnnl::engine& engine) {
+void PrintSpecial(const std::vector<Impl>& impls, const std::vector<Activation>& activations,
+                  const dnnl::engine& engine) {
   const std::vector<float> inputs = SpecialInputs();
-  Worker w(engine, impls);
+  Worker w(engine, impls, activations);
   std::fill(w.x.begin(), w.x.end(), 0.0f);
   std::copy(inputs.begin(), inputs.end(), w.x.begin());
   std::vector<std::vector<float>> out(impls.size(), std::vector<float>(kChunk));
@@ -462,7 +499,7 @@ int main(int argc, char** argv) {
   const std::vector<Impl> impls = Implementations();
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   if (options.special) {
-    PrintSpecial(impls, engine);
+    PrintSpecial(impls, options.activations, engine);
     return 0;
   }
 
@@ -471,7 +508,7 @@ int main(int argc, char** argv) {
   const std::vector<float> specials = SpecialInputs();
   const int threads = std::min(omp_get_max_threads(), 2);
   std::vector<std::unique_ptr<Worker>> workers(static_cast<size_t>(threads));
-  for (auto& w : workers) w = std::make_unique<Worker>(engine, impls);
+  for (auto& w : workers) w = std::make_unique<Worker>(engine, impls, options.activations);
 
   const auto start = std::chrono::steady_clock::now();
   // Chunk `chunks` is the special values (only in sampled mode: the
@@ -572,6 +609,7 @@ int main(int argc, char** argv) {
   if (!bad_examples.empty()) std::printf("\nBad results:\n\n%s", bad_examples.c_str());
 
   const GeluGap& g = total.gap;
+  if (!g.measured) return 0;
   std::printf("\ngelu vs gelu_tanh (fp64 references, finite inputs above):\n\n");
   std::printf("- max |gelu − gelu_tanh| = %.6g at x = %.9g (%s)\n", g.max_abs,
               FloatOf(g.max_abs_bits), Hex(g.max_abs_bits).c_str());

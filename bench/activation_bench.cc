@@ -5,7 +5,7 @@
 //   build/bench/activation_bench --benchmark_filter='act/gelu/'
 //   build/bench/activation_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //
-// Names: act/<activation>/<impl>/<size>/threads:<t>, gated/<swiglu|geglu>/
+// Names: act/<activation>/<impl>/<size>/threads:<t>, gated/<swiglu|geglu|geglu_tanh>/
 // <isa>/<size>/threads:<t> and copy/<size>/threads:<t> (Google Benchmark
 // appends /real_time). Sizes:
 //   64Mi   64 Mi floats (256 MiB in, 256 MiB out): memory-bound. The array
@@ -240,7 +240,7 @@ int Register() {
         Finish(benchmark::RegisterBenchmark((prefix + "scalar_loop" + suffix).c_str(),
                                             BM_ScalarLoop, a, size, threads));
       }
-      for (Activation a : {Activation::kSwiglu, Activation::kGeglu}) {
+      for (Activation a : {Activation::kSwiglu, Activation::kGeglu, Activation::kGegluTanh}) {
         for (Isa isa : isas) {
           const std::string name =
               std::string("gated/") + ActivationName(a) + "/" + IsaName(isa) + suffix;

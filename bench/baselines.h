@@ -63,6 +63,9 @@ inline void GlibcApply(Activation activation, const ActivationParams& params, co
     case Activation::kSilu:
       for (size_t i = 0; i < n; ++i) out[i] = in[i] / (1.0f + expf(-in[i]));
       return;
+    case Activation::kQuickGelu:
+      for (size_t i = 0; i < n; ++i) out[i] = in[i] / (1.0f + expf(-1.702f * in[i]));
+      return;
     default: return;
   }
 }
@@ -88,6 +91,7 @@ inline std::optional<OnednnAlgorithm> OnednnFor(Activation activation, const Act
     case Activation::kGelu: return OnednnAlgorithm{algorithm::eltwise_gelu_erf, 0.0f};
     case Activation::kGeluTanh: return OnednnAlgorithm{algorithm::eltwise_gelu_tanh, 0.0f};
     case Activation::kSilu: return OnednnAlgorithm{algorithm::eltwise_swish, 1.0f};
+    case Activation::kQuickGelu: return OnednnAlgorithm{algorithm::eltwise_swish, 1.702f};
     default: return std::nullopt;
   }
 }

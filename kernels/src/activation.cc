@@ -8,18 +8,19 @@ namespace ffn {
 namespace {
 
 constexpr std::array kAll = {
-    Activation::kRelu,  Activation::kLeakyRelu, Activation::kPrelu, Activation::kRrelu,
-    Activation::kElu,   Activation::kSigmoid,   Activation::kTanh,  Activation::kGelu,
-    Activation::kGeluTanh, Activation::kSilu,   Activation::kGlu,   Activation::kSwiglu,
-    Activation::kGeglu, Activation::kReglu,
+    Activation::kRelu,      Activation::kLeakyRelu, Activation::kPrelu,  Activation::kRrelu,
+    Activation::kElu,       Activation::kSigmoid,   Activation::kTanh,   Activation::kGelu,
+    Activation::kGeluTanh,  Activation::kSilu,      Activation::kQuickGelu,
+    Activation::kGlu,       Activation::kSwiglu,    Activation::kGeglu,  Activation::kGegluTanh,
+    Activation::kReglu,
 };
 constexpr std::array kPlain = {
-    Activation::kRelu, Activation::kLeakyRelu, Activation::kPrelu, Activation::kRrelu,
-    Activation::kElu,  Activation::kSigmoid,   Activation::kTanh,  Activation::kGelu,
-    Activation::kGeluTanh, Activation::kSilu,
+    Activation::kRelu,     Activation::kLeakyRelu, Activation::kPrelu, Activation::kRrelu,
+    Activation::kElu,      Activation::kSigmoid,   Activation::kTanh,  Activation::kGelu,
+    Activation::kGeluTanh, Activation::kSilu,      Activation::kQuickGelu,
 };
 constexpr std::array kGated = {Activation::kGlu, Activation::kSwiglu, Activation::kGeglu,
-                               Activation::kReglu};
+                               Activation::kGegluTanh, Activation::kReglu};
 
 }  // namespace
 
@@ -39,6 +40,8 @@ const char* ActivationName(Activation activation) {
     case Activation::kSwiglu: return "swiglu";
     case Activation::kGeglu: return "geglu";
     case Activation::kReglu: return "reglu";
+    case Activation::kQuickGelu: return "quick_gelu";
+    case Activation::kGegluTanh: return "geglu_tanh";
   }
   return "unknown";
 }
@@ -52,7 +55,8 @@ std::optional<Activation> ParseActivation(std::string_view name) {
 
 bool IsGated(Activation activation) {
   return activation == Activation::kGlu || activation == Activation::kSwiglu ||
-         activation == Activation::kGeglu || activation == Activation::kReglu;
+         activation == Activation::kGeglu || activation == Activation::kReglu ||
+         activation == Activation::kGegluTanh;
 }
 
 Activation GateFunction(Activation gated) {
@@ -61,6 +65,7 @@ Activation GateFunction(Activation gated) {
     case Activation::kSwiglu: return Activation::kSilu;
     case Activation::kGeglu: return Activation::kGelu;
     case Activation::kReglu: return Activation::kRelu;
+    case Activation::kGegluTanh: return Activation::kGeluTanh;
     default: return gated;
   }
 }
@@ -84,9 +89,11 @@ float ActivationScalar(Activation activation, const ActivationParams& params, fl
     case Activation::kGelu: return scalar::Gelu(x);
     case Activation::kGeluTanh: return scalar::GeluTanh(x);
     case Activation::kSilu: return scalar::Silu(x);
+    case Activation::kQuickGelu: return scalar::QuickGelu(x);
     case Activation::kGlu:
     case Activation::kSwiglu:
     case Activation::kGeglu:
+    case Activation::kGegluTanh:
     case Activation::kReglu: return ActivationScalar(GateFunction(activation), params, x, channel);
   }
   return x;

@@ -36,9 +36,11 @@ void WithScalarActivation(Activation activation, const ActivationParams& params,
     case Activation::kGelu: return f([](float x, size_t) { return scalar::Gelu(x); });
     case Activation::kGeluTanh: return f([](float x, size_t) { return scalar::GeluTanh(x); });
     case Activation::kSilu: return f([](float x, size_t) { return scalar::Silu(x); });
+    case Activation::kQuickGelu: return f([](float x, size_t) { return scalar::QuickGelu(x); });
     case Activation::kGlu:
     case Activation::kSwiglu:
     case Activation::kGeglu:
+    case Activation::kGegluTanh:
     case Activation::kReglu: break;  // GateFunction never returns these
   }
 }

@@ -150,6 +150,8 @@ EltwiseOp OneDnnEltwise(Activation activation, const ActivationParams& p) {
     case Activation::kGelu: return {algorithm::eltwise_gelu_erf};
     case Activation::kGeluTanh: return {algorithm::eltwise_gelu_tanh};
     case Activation::kSilu: return {algorithm::eltwise_swish, 1.0f};
+    // swish is x·σ(alpha·x).
+    case Activation::kQuickGelu: return {algorithm::eltwise_swish, 1.702f};
     default: return OneDnnEltwise(GateFunction(activation), p);
   }
 }

@@ -87,8 +87,8 @@ std::vector<Strategy> ConcreteStrategies() {
 
 const char* StrategyAccuracy(Strategy strategy) {
   if (strategy == Strategy::kPostops) {
-    return "oneDNN eltwise post-ops: the negative tails of gelu, gelu_tanh, silu, elu and "
-           "sigmoid lose every digit (up to 2^24 ULP), relu(NaN) = 0; see docs/ACCURACY.md";
+    return "oneDNN eltwise post-ops: the negative tails of gelu, gelu_tanh, silu, quick_gelu, "
+           "elu and sigmoid lose every digit (up to 2^24 ULP), relu(NaN) = 0; see docs/ACCURACY.md";
   }
   return "ffnserve kernels: each activation within 0.9 ULP of fp64 where the result is a normal "
          "float, NaN propagates; bf16 compute rounds that value once; see docs/ACCURACY.md";

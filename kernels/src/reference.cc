@@ -39,9 +39,13 @@ double ActivationReference(Activation activation, const ActivationParams& params
     case Activation::kSilu:
       if (std::isinf(x)) return x > 0 ? x : -0.0;
       return x * Sigmoid(x);
+    case Activation::kQuickGelu:
+      if (std::isinf(x)) return x > 0 ? x : -0.0;
+      return x * Sigmoid(1.702 * x);
     case Activation::kGlu:
     case Activation::kSwiglu:
     case Activation::kGeglu:
+    case Activation::kGegluTanh:
     case Activation::kReglu:
       return ActivationReference(GateFunction(activation), params, x, channel);
   }

@@ -83,6 +83,24 @@ TEST(CompareAnswerTest, PassesTheReferenceAndCatchesAWrongValue) {
   EXPECT_FALSE(other->within(kFp32CheckTolerance));
 }
 
+// quick_gelu is x·σ(1.702x), silu x·σ(x): --check tells them apart.
+TEST(CompareAnswerTest, QuickGeluIsCheckedAsItselfNotAsSilu) {
+  const v1::ModelInfo info = RandomPlainInfo(9);
+  auto weights = WeightsForModel(info, "");
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  const std::vector<float> x = RandomInput(3, kDModel, 1);
+  const v1::InferResponse quick_gelu =
+      ReferenceResponse(info, *weights, Activation::kQuickGelu, x, 0);
+  auto good = CompareAnswer(info, *weights, "quick_gelu", x, quick_gelu);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(good->within(kFp32CheckTolerance)) << good->max_scaled_error;
+  for (const char* other : {"silu", "gelu", "gelu_tanh"}) {
+    auto wrong = CompareAnswer(info, *weights, other, x, quick_gelu);
+    ASSERT_TRUE(wrong.ok()) << wrong.status();
+    EXPECT_FALSE(wrong->within(kFp32CheckTolerance)) << other;
+  }
+}
+
 TEST(CompareAnswerTest, RejectsWrongShapesAndNames) {
   const v1::ModelInfo info = RandomPlainInfo(9);
   auto weights = WeightsForModel(info, "");

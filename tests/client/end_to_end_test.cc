@@ -116,7 +116,7 @@ TEST_F(EndToEndTest, EveryActivationPassesTheReferenceCheck) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 14);
+  EXPECT_EQ(checked, 16);
 }
 
 TEST_F(EndToEndTest, ComputeDtypeIsAskedPerCall) {

@@ -17,9 +17,11 @@ v1::ModelInfo FakeModel(const std::string& name, v1::ModelKind kind,
   return info;
 }
 
-const std::vector<std::string> kPlain = {"relu",    "leaky_relu", "prelu", "rrelu",     "elu",
-                                         "sigmoid", "tanh",       "gelu",  "gelu_tanh", "silu"};
-const std::vector<std::string> kGated = {"glu", "swiglu", "geglu", "reglu"};
+// What the server lists for its plain and gated models (ListModels).
+const std::vector<std::string> kPlain = {"relu", "leaky_relu", "prelu",     "rrelu",
+                                         "elu",  "sigmoid",    "tanh",      "gelu",
+                                         "gelu_tanh", "silu",  "quick_gelu"};
+const std::vector<std::string> kGated = {"glu", "swiglu", "geglu", "geglu_tanh", "reglu"};
 
 std::vector<v1::ModelInfo> FakeModels() {
   return {FakeModel("ffn-768", v1::PLAIN, kPlain), FakeModel("glu-768", v1::GATED, kGated),
@@ -37,7 +39,7 @@ TEST(SelectVariantsTest, AllIsEveryModelTimesEveryAcceptedActivation) {
   ASSERT_TRUE(variants.ok()) << variants.status();
   ASSERT_EQ(variants->size(), kPlain.size() + kGated.size() + 2);
   EXPECT_EQ((*variants)[0], (VariantSpec{"ffn-768", "relu"}));
-  EXPECT_EQ((*variants)[10], (VariantSpec{"glu-768", "glu"}));
+  EXPECT_EQ((*variants)[kPlain.size()], (VariantSpec{"glu-768", "glu"}));
   EXPECT_EQ(variants->back(), (VariantSpec{"tiny", "relu"}));
 }
 
@@ -60,8 +62,9 @@ TEST(SelectVariantsTest, ModelColonActivationIsOnePair) {
 TEST(SelectVariantsTest, ModelNameIsAllItsActivations) {
   auto variants = SelectVariants("glu-768", FakeModels());
   ASSERT_TRUE(variants.ok()) << variants.status();
-  EXPECT_EQ(Names(*variants), (std::vector<std::string>{"glu-768/glu", "glu-768/swiglu",
-                                                        "glu-768/geglu", "glu-768/reglu"}));
+  EXPECT_EQ(Names(*variants),
+            (std::vector<std::string>{"glu-768/glu", "glu-768/swiglu", "glu-768/geglu",
+                                      "glu-768/geglu_tanh", "glu-768/reglu"}));
 }
 
 TEST(SelectVariantsTest, ListKeepsOrderAndDropsRepeats) {
@@ -78,7 +81,7 @@ TEST(SelectVariantsTest, UnknownOrInvalidEntriesAreErrors) {
     EXPECT_EQ(variants.status().code(), absl::StatusCode::kInvalidArgument) << "spec: " << spec;
   }
   auto unknown = SelectVariants("nope", FakeModels());
-  EXPECT_NE(unknown.status().message().find("glu-768 (glu, swiglu, geglu, reglu)"),
+  EXPECT_NE(unknown.status().message().find("glu-768 (glu, swiglu, geglu, geglu_tanh, reglu)"),
             absl::string_view::npos)
       << unknown.status();
 }

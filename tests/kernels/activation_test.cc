@@ -25,6 +25,7 @@
 #include <sstream>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ffn/kernels/reference.h"
@@ -276,6 +277,7 @@ TEST_P(PlainActivationTest, SpecialValues) {
     case Activation::kGelu:
     case Activation::kGeluTanh:
     case Activation::kSilu:
+    case Activation::kQuickGelu:
       EXPECT_EQ(pos_inf, kInf);
       EXPECT_EQ(neg_inf, 0.0f);  // -0 or 0
       EXPECT_TRUE(std::signbit(f(-0.0f)));
@@ -473,13 +475,14 @@ TEST_P(GatedActivationTest, RaggedUnalignedAndStrided) {
 INSTANTIATE_TEST_SUITE_P(All, GatedActivationTest, ::testing::ValuesIn(GatedActivations().begin(), GatedActivations().end()),
                          ActivationTestName);
 
-TEST(ActivationNamesTest, RoundTripAllFourteen) {
-  const std::vector<std::string> names = {"relu",  "leaky_relu", "prelu", "rrelu",     "elu",
-                                          "sigmoid", "tanh",     "gelu",  "gelu_tanh", "silu",
-                                          "glu",   "swiglu",     "geglu", "reglu"};
-  ASSERT_EQ(AllActivations().size(), 14u);
-  ASSERT_EQ(PlainActivations().size(), 10u);
-  ASSERT_EQ(GatedActivations().size(), 4u);
+TEST(ActivationNamesTest, RoundTripAllSixteen) {
+  const std::vector<std::string> names = {
+      "relu",      "leaky_relu", "prelu",      "rrelu", "elu",    "sigmoid",
+      "tanh",      "gelu",       "gelu_tanh",  "silu",  "quick_gelu",
+      "glu",       "swiglu",     "geglu",      "geglu_tanh", "reglu"};
+  ASSERT_EQ(AllActivations().size(), 16u);
+  ASSERT_EQ(PlainActivations().size(), 11u);
+  ASSERT_EQ(GatedActivations().size(), 5u);
   for (size_t i = 0; i < names.size(); ++i) {
     const Activation a = AllActivations()[i];
     EXPECT_EQ(std::string(ActivationName(a)), names[i]);
@@ -488,7 +491,7 @@ TEST(ActivationNamesTest, RoundTripAllFourteen) {
     EXPECT_EQ(*parsed, a) << names[i];
   }
   for (std::string_view bad : {"", "RELU", "relu ", " relu", "gelu-tanh", "swish", "unknown", "glu2",
-                               "reg"}) {
+                               "reg", "quickgelu", "quick-gelu", "geglu-tanh", "gelu_pytorch_tanh"}) {
     EXPECT_FALSE(ParseActivation(bad).has_value()) << "'" << bad << "'";
   }
 }
@@ -505,11 +508,57 @@ TEST(ActivationNamesTest, GatedAndGateFunction) {
   EXPECT_EQ(GateFunction(Activation::kSwiglu), Activation::kSilu);
   EXPECT_EQ(GateFunction(Activation::kGeglu), Activation::kGelu);
   EXPECT_EQ(GateFunction(Activation::kReglu), Activation::kRelu);
+  EXPECT_EQ(GateFunction(Activation::kGegluTanh), Activation::kGeluTanh);
+  EXPECT_TRUE(IsGated(Activation::kGegluTanh));
+  EXPECT_FALSE(IsGated(Activation::kQuickGelu));
   // Plain and gated partition all activations.
   for (Activation a : AllActivations()) {
     const bool in_plain = std::count(PlainActivations().begin(), PlainActivations().end(), a) == 1;
     const bool in_gated = std::count(GatedActivations().begin(), GatedActivations().end(), a) == 1;
     EXPECT_NE(in_plain, in_gated) << ActivationName(a);
+  }
+}
+
+// The enum's values are part of the ABI of anything that stored them: the two
+// added activations come after reglu, and the older ones keep their numbers.
+TEST(ActivationNamesTest, EnumValuesAreStable) {
+  EXPECT_EQ(static_cast<int>(Activation::kRelu), 0);
+  EXPECT_EQ(static_cast<int>(Activation::kGeluTanh), 8);
+  EXPECT_EQ(static_cast<int>(Activation::kSilu), 9);
+  EXPECT_EQ(static_cast<int>(Activation::kGeglu), 12);
+  EXPECT_EQ(static_cast<int>(Activation::kReglu), 13);
+  EXPECT_EQ(static_cast<int>(Activation::kQuickGelu), 14);
+  EXPECT_EQ(static_cast<int>(Activation::kGegluTanh), 15);
+}
+
+// Values computed independently of reference.cc (mpmath, 40 digits), so that a
+// wrong constant in the reference and the kernels alike cannot pass:
+// quick_gelu(x) = x / (1 + e^(−1.702x)), gelu_tanh(x) = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+TEST(ActivationKnownValuesTest, QuickGeluAndGegluTanh) {
+  const ActivationParams p = DefaultParams();
+  const std::pair<float, double> quick_gelu[] = {
+      {1.0f, 0.84579576593282129571},    {-1.0f, -0.15420423406717870429},
+      {2.5f, 2.4650138349514299256},     {-3.0f, -0.018071309707785966513},
+      {-20.0f, -3.2934102413993717283e-14}, {-50.0f, -5.5018607500563321232e-36},
+  };
+  for (const auto& [x, want] : quick_gelu) {
+    const double ref = ActivationReference(Activation::kQuickGelu, p, x);
+    EXPECT_NEAR(ref, want, 1e-14 * std::abs(want)) << "reference quick_gelu(" << x << ")";
+    std::vector<float> row(17, x);  // a full AVX-512 vector and a tail
+    ApplyActivationRows(Activation::kQuickGelu, p, row.data(), 1, row.size(), row.size());
+    for (float y : {ActivationScalar(Activation::kQuickGelu, p, x), row[0], row[16]}) {
+      EXPECT_LE(std::abs(y - want), FloatUlp(want)) << "quick_gelu(" << x << ") = " << y;
+    }
+  }
+  // geglu_tanh's gate is gelu_tanh (not gelu: they differ by 1.5e-4 at g = 1).
+  const std::pair<float, double> geglu_tanh[] = {{1.0f, 0.84119199060827670478},
+                                                 {-2.0f, -0.045402305912224981219}};
+  for (const auto& [g, want] : geglu_tanh) {
+    std::vector<float> gate(17, g), up(17, 2.0f), out(17);
+    ApplyGatedRows(Activation::kGegluTanh, p, gate.data(), up.data(), out.data(), 1, 17, 17, 17);
+    for (float y : {out[0], out[16]}) {
+      EXPECT_LE(std::abs(y - 2 * want), 2 * FloatUlp(want)) << "geglu_tanh(" << g << ", 2) = " << y;
+    }
   }
 }
 

@@ -8,13 +8,14 @@
 //
 //   relu, leaky_relu, prelu, rrelu: correctly rounded (≤ 0.5 ULP): the fp64
 //     value rounded once, bit for bit (relu is exact).
-//   elu, sigmoid, tanh, gelu, gelu_tanh, silu: ≤ 1 ULP where |ref| ≥ FLT_MIN
+//   elu, sigmoid, tanh, gelu, gelu_tanh, silu, quick_gelu: ≤ 1 ULP where
+//     |ref| ≥ FLT_MIN
 //     (normal results); where |ref| < FLT_MIN an absolute error ≤ 2^-122
 //     (≈ 1.9e-37).
 //   Plain input is x = in + bias, added in fp32 first.
 //   Gated, P = ref_gate(g)·u in fp64:
 //     reglu: P rounded once, bit for bit (relu(g)·u is one fp32 product).
-//     glu, swiglu, geglu: where the gate's reference G is normal
+//     glu, swiglu, geglu, geglu_tanh: where the gate's reference G is normal
 //       (|G| ≥ FLT_MIN), |out − P| ≤ ulp(G)·|u| + ½·ulp(P): the gate within
 //       its 1 ULP, carried through the product, plus the product's one
 //       rounding (at most 2.5 ULP of P, when u's mantissa is near 2; the
@@ -30,10 +31,10 @@
 // Special values, every ISA: NaN in → NaN out (gated: g NaN with u finite and
 // non-zero, or u NaN); ±inf give the limits: relu(+inf)=+inf, relu(−inf)=0,
 // leaky/prelu/rrelu(−inf)=−inf, elu(−inf)=−alpha, sigmoid(±inf)=1/0,
-// tanh(±inf)=±1, gelu/gelu_tanh/silu(+inf)=+inf and (−inf)=±0; no finite
+// tanh(±inf)=±1, gelu/gelu_tanh/silu/quick_gelu(+inf)=+inf and (−inf)=±0; no finite
 // input gives NaN, none whose reference is finite gives inf. ±0 give ±0 for
 // leaky/prelu/rrelu; relu(+0) = +0, relu(−0) = ±0; tanh(−0) = −0; elu, gelu,
-// gelu_tanh and silu keep the sign of a zero input because their fp64
+// gelu_tanh, silu and quick_gelu keep the sign of a zero input because their fp64
 // reference does. |x| ≥ 88, ±150, ±1e30, ±FLT_MAX, denormals and ±FLT_MIN
 // all meet the bounds above.
 //
@@ -80,7 +81,7 @@ namespace {
 
 // ---- the contract's numbers -------------------------------------------------
 
-constexpr double kSmoothMaxUlp = 1.0;        // elu, sigmoid, tanh, gelu, gelu_tanh, silu
+constexpr double kSmoothMaxUlp = 1.0;  // elu, sigmoid, tanh, gelu, gelu_tanh, silu, quick_gelu
 constexpr double kTinyAbsError = 0x1p-122;   // where |ref| < FLT_MIN
 constexpr double kProductRoundingUlp = 0.5;  // one rounding of the gated product
 
@@ -258,7 +259,7 @@ std::vector<float> FiniteSpecials() {
   std::vector<float> v = {0.0f,   denorm_min, denorm_max, FLT_MIN, 1e-30f, 1e-7f,
                           1.0f,   88.0f,      88.7f,      88.75f,  89.0f,  100.0f,
                           103.9f, 104.0f,     150.0f,     1e30f,   FLT_MAX};
-  for (float branch : {0.5f, 0.625f, 0.69f, 12.0f, 14.0f, 87.3f, 88.0f, 100.0f}) {
+  for (float branch : {0.5f, 0.625f, 0.69f, 12.0f, 14.0f, 60.0f, 87.3f, 88.0f, 100.0f}) {
     v.push_back(std::nextafter(branch, 0.0f));
     v.push_back(branch);
     v.push_back(std::nextafter(branch, kInf));
@@ -692,7 +693,7 @@ constexpr Activation kSweepOrder[] = {
     Activation::kRelu,  Activation::kReglu,  Activation::kLeakyRelu, Activation::kPrelu,
     Activation::kRrelu, Activation::kElu,    Activation::kSigmoid,   Activation::kGlu,
     Activation::kTanh,  Activation::kGelu,   Activation::kGeglu,     Activation::kGeluTanh,
-    Activation::kSilu,  Activation::kSwiglu,
+    Activation::kGegluTanh, Activation::kSilu, Activation::kSwiglu,  Activation::kQuickGelu,
 };
 
 // ref_gate(x) over Sweep().x for a plain function, for the latest one asked.
@@ -767,6 +768,42 @@ INSTANTIATE_TEST_SUITE_P(All, EpilogueSweepTest,
                          ::testing::Combine(::testing::ValuesIn(kSweepOrder),
                                             ::testing::ValuesIn(SupportedIsas())),
                          CaseName);
+
+// quick_gelu's exponent is 1.702·x, which a kernel computing it as one fp32
+// product gets wrong by up to ½ ULP of 1.702·x; e^(−1.702|x|) then carries
+// that error multiplied by 1.702|x| (up to ~90 where the result is still
+// normal), far beyond 1 ULP. Every 7th float of x ∈ [−60, −4] and [4, 60]
+// (~9M inputs, where the sweep above has ~130k) on every ISA.
+class EpilogueQuickGeluTailTest : public EpilogueIsaTest {};
+
+TEST_P(EpilogueQuickGeluTailTest, CompensatedExponentWithinContract) {
+  const Activation a = Activation::kQuickGelu;
+  const EpilogueKernels& k = kernels();
+  const ActivationParams p = DefaultParams();
+  std::vector<float> x;
+  for (uint32_t bits = Bits(4.0f); bits <= Bits(60.0f); bits += 7) {
+    x.push_back(FromBits(bits));
+    x.push_back(-FromBits(bits));
+  }
+  std::vector<float> y(x.size());
+  k.bias_act(a, p, x.data(), x.size(), nullptr, y.data(), x.size(), 1, x.size());
+  std::vector<ErrorStats> stats(WorkerCount());
+  const std::string name = Cat(IsaName(GetParam()), " quick_gelu tail");
+  ParallelFor(x.size(), [&](size_t worker, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      CheckPlain(name, a, x[i], y[i], ActivationReference(a, p, x[i]), &stats[worker]);
+    }
+  });
+  ErrorStats total;
+  for (const ErrorStats& s : stats) total.Merge(s);
+  EXPECT_WITHIN_CONTRACT(total, name);
+  std::printf("%s: %llu inputs, max %.4f ULP at x = %.9g\n", name.c_str(),
+              static_cast<unsigned long long>(total.checked), total.max_ulp,
+              static_cast<double>(total.worst_input));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EpilogueQuickGeluTailTest, ::testing::ValuesIn(SupportedIsas()),
+                         IsaTestName);
 
 // =========================================================================================
 // 2. Special values.
@@ -844,6 +881,7 @@ TEST_P(EpilogueSpecialsTest, PlainLimitsSignedZerosNaNAndBounds) {
     case Activation::kGelu:
     case Activation::kGeluTanh:
     case Activation::kSilu:
+    case Activation::kQuickGelu:
       EXPECT_EQ(at_pos_inf, kInf);
       EXPECT_EQ(at_neg_inf, 0.0f);  // −0 or +0
       break;

@@ -213,7 +213,7 @@ TEST(ConfigTest, EmptyName) {
 TEST(ConfigTest, UnknownActivationListsValidNames) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swish, weights: {random: {}}}"),
                 {"model 'm'.activation", "unknown 'swish'", "relu", "leaky_relu", "gelu_tanh", "silu",
-                 "swiglu", "reglu"});
+                 "quick_gelu", "swiglu", "geglu_tanh", "reglu"});
 }
 
 TEST(ConfigTest, DimensionsMustBePositiveAndBounded) {

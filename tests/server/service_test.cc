@@ -127,7 +127,7 @@ TEST_F(ServiceTest, ListModelsDescribesEveryModel) {
   EXPECT_EQ(plain.d_model(), 32);
   EXPECT_EQ(plain.d_ff(), 80);
   EXPECT_EQ(plain.default_activation(), "gelu");
-  EXPECT_EQ(plain.activations_size(), 10);
+  EXPECT_EQ(plain.activations_size(), 11);
   EXPECT_EQ(plain.dtype(), v1::FLOAT32);
   EXPECT_EQ(plain.random().seed(), 11u);
   EXPECT_TRUE(plain.has_bias());
@@ -139,7 +139,7 @@ TEST_F(ServiceTest, ListModelsDescribesEveryModel) {
   const v1::ModelInfo& gated = response.models(1);
   EXPECT_EQ(gated.kind(), v1::GATED);
   EXPECT_EQ(gated.default_activation(), "swiglu");
-  EXPECT_EQ(gated.activations_size(), 4);
+  EXPECT_EQ(gated.activations_size(), 5);
   EXPECT_FALSE(gated.has_bias());
   EXPECT_EQ(gated.max_tokens(), 16);
 }
@@ -169,7 +169,7 @@ TEST_F(ServiceTest, BadActivationsAreInvalidArgument) {
   ExpectError(Request("plain", 1, 32, "swiglu"), grpc::StatusCode::INVALID_ARGUMENT,
               "not valid for plain model 'plain'");
   ExpectError(Request("gated", 1, 24, "gelu"), grpc::StatusCode::INVALID_ARGUMENT,
-              "use one of: glu, swiglu, geglu, reglu");
+              "use one of: glu, swiglu, geglu, geglu_tanh, reglu");
   ExpectError(Request("plain", 1, 32, "GELU"), grpc::StatusCode::INVALID_ARGUMENT, "'GELU'");
 }
 

@@ -129,6 +129,31 @@ inline V Silu(V x) {
   return CopySign(Select(Or(Gt(x, Set(88.0f)), Lt(x, Set(-100.0f))), special, result), x);
 }
 
+// quick_gelu(x) = x·σ(1.702·x) (Hugging Face's QuickGELU), within 1 ULP of
+// the fp64 reference where the result is normal. The exponent −1.702·|x| is
+// carried as a float pair t + t_lo: 1.702 is split into a float and its
+// remainder, and the product's rounding error comes exactly from an FMA.
+// Rounded to one float, t's error (up to ½ ULP of t) would be multiplied by
+// t ≈ 90 in e^(−t), some 5 ULP of the result near x = −53.
+inline V QuickGelu(V x) {
+  constexpr float kScaleHi = 1.702f;
+  constexpr float kScaleLo = static_cast<float>(1.702 - static_cast<double>(kScaleHi));
+  // Beyond ±60, σ(1.702x) is 1 to float precision, or x·σ(1.702x) is under
+  // 3e-43; clamping keeps e^(−t) inside ExpReduced's range (t <= 102.2).
+  const V a = Min(Abs(x), Set(60.0f));
+  const V t = Mul(Set(kScaleHi), a);
+  const V t_lo = MulAdd(Set(kScaleLo), a, MulSub(Set(kScaleHi), a, t));
+  // e^(−t − t_lo) ≈ e^(−t)·(1 − t_lo); t_lo² is below 2^-30.
+  ExpParts e = ExpReduced(Sub(Set(0.0f), t));
+  e.lo = NegMulAdd(e.hi, t_lo, e.lo);
+  const V result = TimesSigmoidFromExp(x, e);
+  // Above 60 the result rounds to x (this also passes +inf); below −60 it is
+  // −0 (and never −inf·0). The result has the sign of x, which keeps the
+  // sign of zeros.
+  const V special = Select(Lt(x, Set(-60.0f)), Set(-0.0f), x);
+  return CopySign(Select(Or(Gt(x, Set(60.0f)), Lt(x, Set(-60.0f))), special, result), x);
+}
+
 // tanh: x + x³·P(x²) for |x| < 0.2; otherwise (1 − E)/(1 + E) with
 // E = e^(−2|x|) as a pair (1 − E is then exact) and the sign of x.
 inline V Tanh(V x) {

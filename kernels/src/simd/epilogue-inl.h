@@ -42,9 +42,11 @@ inline void WithActivation(Activation activation, const ActivationParams& params
     case Activation::kGelu: return f([](V x, size_t, size_t) { return Gelu(x); });
     case Activation::kGeluTanh: return f([](V x, size_t, size_t) { return GeluTanh(x); });
     case Activation::kSilu: return f([](V x, size_t, size_t) { return Silu(x); });
+    case Activation::kQuickGelu: return f([](V x, size_t, size_t) { return QuickGelu(x); });
     case Activation::kGlu:
     case Activation::kSwiglu:
     case Activation::kGeglu:
+    case Activation::kGegluTanh:
     case Activation::kReglu: break;  // GateFunction never returns these
   }
 }

@@ -13,8 +13,9 @@
 // Needs no oneDNN and no OpenMP (library ffn_math). Accuracy of these kernels against an fp64 reference (tested in
 // tests/kernels/activation_test.cc over a dense sweep plus special values):
 //   relu, leaky_relu, prelu, rrelu, reglu: exact (one rounding of a product).
-//   elu, sigmoid, tanh, gelu, gelu_tanh, silu, glu, swiglu, geglu: at most
-//   4 ULP, or 1e-7 absolute where the result is below 1e-6 in magnitude.
+//   elu, sigmoid, tanh, gelu, gelu_tanh, silu, quick_gelu, glu, swiglu, geglu,
+//   geglu_tanh: at most 4 ULP, or 1e-7 absolute where the result is below
+//   1e-6 in magnitude.
 // Special values: NaN in gives NaN out; ±inf give the function's limits
 // (relu(+inf)=+inf, sigmoid(-inf)=0, gelu(-inf)=-0 or 0, elu(-inf)=-α, ...);
 // ±0 keep their sign where the function is odd at 0; no finite input gives
@@ -44,16 +45,19 @@ enum class Activation {
   kSwiglu,
   kGeglu,
   kReglu,
+  // Appended so that the values above keep their numbers.
+  kQuickGelu,  // x·σ(1.702·x): Hugging Face's QuickGELUActivation (CLIP)
+  kGegluTanh,  // gelu_tanh(g) ⊙ u: Gemma's GeGLU, T5 v1.1's gated-gelu
 };
 
 // The API name ("relu", "gelu_tanh", "swiglu", ...).
 const char* ActivationName(Activation activation);
 // Parses an API name; nullopt if it is not exactly one of them.
 std::optional<Activation> ParseActivation(std::string_view name);
-// True for glu, swiglu, geglu, reglu.
+// True for glu, swiglu, geglu, reglu, geglu_tanh.
 bool IsGated(Activation activation);
 // For a gated activation, the plain function applied to the gate
-// (glu→sigmoid, swiglu→silu, geglu→gelu, reglu→relu).
+// (glu→sigmoid, swiglu→silu, geglu→gelu, reglu→relu, geglu_tanh→gelu_tanh).
 Activation GateFunction(Activation gated);
 
 std::span<const Activation> AllActivations();
