@@ -176,6 +176,43 @@ TEST(SafetensorsTest, Bf16ConvertsExactly) {
   EXPECT_TRUE(std::isnan((*nan)[0]));
 }
 
+TEST(SafetensorsTest, F16ConvertsExactly) {
+  // Every class of binary16: normals, the largest and smallest normal,
+  // subnormals (the smallest, and one with a lower leading bit), zeros,
+  // infinities; then a NaN.
+  const std::vector<uint16_t> bits = {0x3C00, 0xC000, 0x3C01, 0x7BFF, 0x0400,
+                                      0x0001, 0x0155, 0x8000, 0x7C00, 0xFC00};
+  const std::vector<float> want = {1.0f,
+                                   -2.0f,
+                                   1.0f + 0x1.0p-10f,
+                                   65504.0f,
+                                   0x1.0p-14f,
+                                   0x1.0p-24f,
+                                   341 * 0x1.0p-24f,
+                                   -0.0f,
+                                   std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity()};
+  const std::vector<uint16_t> nan_bits = {0x7E00};
+  const std::string json =
+      R"({"h":{"dtype":"F16","shape":[10],"data_offsets":[0,20]},)"
+      R"("nan":{"dtype":"F16","shape":[1],"data_offsets":[20,22]}})";
+  const std::string path = MakeFile("f16.safetensors", json, RawBytes(bits) + RawBytes(nan_bits));
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  const int64_t shape[] = {10};
+  auto values = (*file)->ReadFloat("h", shape);
+  ASSERT_TRUE(values.ok()) << values.status();
+  ASSERT_EQ(values->size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(std::bit_cast<uint32_t>((*values)[i]), std::bit_cast<uint32_t>(want[i]))
+        << "element " << i << ": f16 0x" << std::hex << bits[i];
+  }
+  const int64_t one[] = {1};
+  auto nan = (*file)->ReadFloat("nan", one);
+  ASSERT_TRUE(nan.ok()) << nan.status();
+  EXPECT_TRUE(std::isnan((*nan)[0]));
+}
+
 TEST(SafetensorsTest, UnalignedF32DataReads) {
   std::string json = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   if (json.size() % 4 == 0) json += ' ';
@@ -378,7 +415,7 @@ TEST_F(SafetensorsReadTest, ReadFloatOfIntegerTensor) {
   ASSERT_FALSE(values.ok());
   EXPECT_EQ(values.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(values.status().message()),
-              HasSubstr("tensor 'ids' has dtype I64; only F32 and BF16 are accepted"));
+              HasSubstr("tensor 'ids' has dtype I64; only F32, BF16 and F16 are accepted"));
 }
 
 TEST_F(SafetensorsReadTest, MissingNameIsNotFound) {
