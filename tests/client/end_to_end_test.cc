@@ -59,7 +59,7 @@ TEST_F(EndToEndTest, LoadOverAllVariantsReachesEveryVariantWithoutErrors) {
   options.tokens = "2";
   auto result = RunLoad(options);
   ASSERT_TRUE(result.ok()) << result.status();
-  ASSERT_EQ(result->variants.size(), 10u + 4u);
+  ASSERT_EQ(result->variants.size(), 11u + 5u);  // every plain and gated activation
   for (const VariantLoad& v : result->variants) {
     EXPECT_GT(v.requests, 0u) << v.variant.Name();
     EXPECT_EQ(v.errors, 0u) << v.variant.Name();

@@ -129,12 +129,14 @@ inline V Silu(V x) {
   return CopySign(Select(Or(Gt(x, Set(88.0f)), Lt(x, Set(-100.0f))), special, result), x);
 }
 
-// quick_gelu(x) = x·σ(1.702·x) (Hugging Face's QuickGELU), within 1 ULP of
-// the fp64 reference where the result is normal. The exponent −1.702·|x| is
-// carried as a float pair t + t_lo: 1.702 is split into a float and its
-// remainder, and the product's rounding error comes exactly from an FMA.
-// Rounded to one float, t's error (up to ½ ULP of t) would be multiplied by
-// t ≈ 90 in e^(−t), some 5 ULP of the result near x = −53.
+// quick_gelu(x) = x·σ(1.702·x) (Hugging Face's QuickGELU), every x: within
+// 1 ULP of the fp64 reference where the result is normal (0.81 measured over
+// all floats), below 3e-43 absolute where it is not; NaN gives NaN, ±inf give
+// +inf and −0, zeros keep their sign. The exponent −1.702·|x| is carried as a
+// float pair t + t_lo: 1.702 is split into a float and its remainder, and the
+// product's rounding error comes exactly from an FMA. Rounded to one float,
+// t's error (up to ½ ULP of t, 3.8e-6 at t ≈ 90) would become a relative error
+// of e^(−t) and of the result: 83 ULP measured near x = −53.
 inline V QuickGelu(V x) {
   constexpr float kScaleHi = 1.702f;
   constexpr float kScaleLo = static_cast<float>(1.702 - static_cast<double>(kScaleHi));
