@@ -20,7 +20,7 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=
 
-start_server() {  # selection, dtype -> sets pid, port; prints seconds to ready
+start_server() {  # selection, dtype -> sets pid, port and load_seconds (to serving)
   local layers=$1 dtype=$2
   [[ $layers == all ]] || layers="\"$layers\""
   cat > "$work/hf.yaml" <<EOF
@@ -43,7 +43,7 @@ EOF
     sleep 0.05
   done
   port=$(cat "$work/port")
-  echo "$(date +%s.%N) - $t0" | bc
+  load_seconds=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 
 peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
@@ -54,8 +54,8 @@ echo
 echo "| layers | load to serving (s) | peak RSS (MiB) | RSS serving (MiB) |"
 echo "|---|---|---|---|"
 for selection in "${selections[@]}"; do
-  if seconds=$(start_server "$selection" bf16); then
-    echo "| $selection | $seconds | $(peak_mib) | $(rss_mib) |"
+  if start_server "$selection" bf16; then
+    printf '| %s | %.1f | %s | %s |\n' "$selection" "$load_seconds" "$(peak_mib)" "$(rss_mib)"
     kill -TERM "$pid"; wait "$pid" || true; pid=
   else
     echo "| $selection | refused: $(grep -o "error.*" "$work/server.log" | head -n 1 | cut -c7-200) | | |"
@@ -65,9 +65,9 @@ done
 echo
 echo "| compute | M | server compute, mean (ms) | round trip p50 (ms) | tokens/s |"
 echo "|---|---|---|---|---|"
-start_server "${selections[0]%%-*}" f32 > /dev/null
+start_server "${selections[0]%%-*}" f32
 model=$("$client" models --target "127.0.0.1:$port" --json | python3 -c \
-  'import json,sys; print(json.load(sys.stdin)["models"][0]["name"])')
+  'import json,sys; d = json.load(sys.stdin); print((d["models"] if isinstance(d, dict) else d)[0]["name"])')
 for dtype in f32 bf16; do
   for m in 1 32 512; do
     "$client" load --target "127.0.0.1:$port" --variants "$model" --tokens "$m" \

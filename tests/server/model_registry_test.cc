@@ -484,7 +484,7 @@ TEST_F(ModelRegistryTest, AModelThatCannotFitIsRefusedBeforeAllocating) {
   ExpectLoadError("  - {name: huge, d_model: 131072, d_ff: 131072, activation: relu, "
                   "weights: {random: {seed: 1}}}\n",
                   absl::StatusCode::kResourceExhausted,
-                  {"model 'huge' (d_model 131072, d_ff 131072) needs at least 256.0 GiB",
+                  {"model 'huge' (d_model 131072, d_ff 131072) needs about 768.0 GiB",
                    "GiB of memory is available"});
 }
 
