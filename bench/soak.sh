@@ -119,12 +119,14 @@ import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 limit = float(sys.argv[2])
 warm = rows[len(rows) * int(sys.argv[3]) // 100:]
-if len(warm) < 4:
+if len(warm) < 6:
     sys.exit("soak: too few samples")
 # A leak raises the floor: the lowest sample of the last quarter after the
 # warm-up against the lowest of the first quarter. (RSS moves up and down in
-# steps of a few % for minutes as allocator arenas grow and are trimmed.)
-quarter = max(1, len(warm) // 4)
+# steps of a few % for minutes as allocator arenas grow and are trimmed.) A
+# floor is the lowest of at least three samples: one sample taken while a
+# stream's answers are in flight is a peak, not a floor.
+quarter = max(3, len(warm) // 4)
 rss = [float(r["rss_mib"]) for r in warm]
 base, end_rss = min(rss[:quarter]), min(rss[-quarter:])
 peak, last = max(rss), rss[-1]
