@@ -14,7 +14,8 @@
 # Passes when, after the warm-up (the first WARMUP_PCT % of the run, default
 # 20: per-thread buffers and cached primitives grow to the largest batch
 # first), RSS grows less than RSS_GROWTH_PCT (default 1 %: the lowest sample
-# of the last quarter against the lowest of the first), the open fds are flat (within 4), the unary and
+# of the last quarter against the lowest of the first, a quarter being at
+# least three samples), the open fds are flat (within 4), the unary and
 # stream loads had no failed request, and every bad request was refused with
 # the status it should get. Writes samples.csv, soak.svg (gnuplot) and a
 # summary to OUT_DIR.
