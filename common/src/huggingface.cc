@@ -1,7 +1,6 @@
 #include "ffn/common/huggingface.h"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -43,6 +42,22 @@ std::optional<Family> FamilyOf(std::string_view model_type) {
   auto it = kFamilies.find(model_type);
   if (it == kFamilies.end()) return std::nullopt;
   return it->second;
+}
+
+// config.json's names for d_model, d_ff and the layer count.
+struct DimensionKeys {
+  const char* d_model;
+  const char* d_ff;
+  const char* layers;
+};
+
+DimensionKeys DimensionKeysOf(Family family) {
+  switch (family) {
+    case Family::kConv1D: return {"n_embd", "n_inner", "n_layer"};
+    case Family::kOpt: return {"hidden_size", "ffn_dim", "num_hidden_layers"};
+    case Family::kT5: return {"d_model", "d_ff", "num_layers"};
+    default: return {"hidden_size", "intermediate_size", "num_hidden_layers"};
+  }
 }
 
 const char* SupportedModelTypes() {
@@ -118,19 +133,20 @@ absl::StatusOr<json> ReadJson(const std::string& path) {
 }
 
 // config[key] as an integer in [1, max]; `fallback` when absent or null
-// (nullopt: required).
+// (0: required).
 absl::StatusOr<int64_t> ReadDim(const json& config, const std::string& file, const char* key,
-                                std::optional<int64_t> fallback = std::nullopt,
-                                int64_t max = int64_t{1} << 17) {
+                                int64_t fallback = 0, int64_t max = int64_t{1} << 17) {
   auto it = config.find(key);
-  if (it == config.end() || it->is_null()) {
-    if (fallback) return *fallback;
-    return Invalid(file, absl::StrCat("no '", key, "'"));
+  const bool given = it != config.end() && !it->is_null();
+  if (!given && fallback == 0) return Invalid(file, absl::StrCat("no '", key, "'"));
+  if (given && !it->is_number_integer()) {
+    return Invalid(file, absl::StrCat("'", key, "' is not an integer"));
   }
-  if (!it->is_number_integer()) return Invalid(file, absl::StrCat("'", key, "' is not an integer"));
-  const int64_t value = it->get<int64_t>();
+  // A default derived from other keys is bounded like a given value.
+  const int64_t value = given ? it->get<int64_t>() : fallback;
   if (value < 1 || value > max) {
-    return Invalid(file, absl::StrCat("'", key, "' is ", value, ", not in [1, ", max, "]"));
+    return Invalid(file, absl::StrCat("'", key, "' is ", value, given ? "" : " (its default)",
+                                      ", not in [1, ", max, "]"));
   }
   return value;
 }
@@ -222,7 +238,13 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
       it != config.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     architecture_ = (*it)[0].get<std::string>();
   }
-  // Dimensions, layer counts, eps and activation, under each family's keys.
+  // Dimensions and layer counts (GPT-2's n_inner may be null: 4 × n_embd),
+  // then eps, biases, norms and activation under each family's keys.
+  const DimensionKeys keys = DimensionKeysOf(*family);
+  ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, keys.d_model));
+  const int64_t default_d_ff = *family == Family::kConv1D ? 4 * d_model_ : 0;
+  ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, keys.d_ff, default_d_ff));
+  ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, keys.layers, 0, 4096));
   bool gated = false;
   const char* act_key = "hidden_act";
   switch (*family) {
@@ -230,9 +252,6 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
     case Family::kFusedGateUp:
     case Family::kNeoX:
     case Family::kBert: {
-      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "hidden_size"));
-      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "intermediate_size"));
-      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_hidden_layers", std::nullopt, 4096));
       gated = *family == Family::kGateUpDown || *family == Family::kFusedGateUp;
       const bool rms = gated;
       ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, rms ? "rms_norm_eps" : "layer_norm_eps",
@@ -258,21 +277,12 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
       break;
     }
     case Family::kConv1D: {
-      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "n_embd"));
-      if (d_model_ * 4 > (int64_t{1} << 17) && config.value("n_inner", json()).is_null()) {
-        return Invalid(file, "4 × n_embd is above 131072");
-      }
-      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "n_inner", 4 * d_model_));
-      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "n_layer", std::nullopt, 4096));
       ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, "layer_norm_epsilon", 1e-5f));
       has_bias_ = true;
       act_key = "activation_function";
       break;
     }
     case Family::kOpt: {
-      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "hidden_size"));
-      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "ffn_dim"));
-      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_hidden_layers", std::nullopt, 4096));
       ASSIGN_OR_RETURN(has_bias_, ReadBool(config, file, "enable_bias", true));
       ASSIGN_OR_RETURN(const bool norm_before, ReadBool(config, file, "do_layer_norm_before", true));
       post_norm_ = !norm_before;
@@ -283,9 +293,6 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
       break;
     }
     case Family::kT5: {
-      ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, "d_model"));
-      ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, "d_ff"));
-      ASSIGN_OR_RETURN(num_layers_, ReadDim(config, file, "num_layers", std::nullopt, 4096));
       ASSIGN_OR_RETURN(num_decoder_layers_,
                        ReadDim(config, file, "num_decoder_layers", num_layers_, 4096));
       ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, "layer_norm_epsilon", 1e-6f));
@@ -465,14 +472,7 @@ class TensorReader {
 
   absl::StatusOr<std::vector<float>> Read(const std::string& name, std::vector<int64_t> shape) {
     ASSIGN_OR_RETURN(const SafetensorsFile* file, FileOf(name));
-    ASSIGN_OR_RETURN(std::vector<float> values, file->ReadFloat(name, shape));
-    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-    if (bad != values.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file->path(), ": tensor '", name, "' has values that are not finite (the first at index ",
-          bad - values.begin(), " is ", *bad, ")"));
-    }
-    return values;
+    return file->ReadFiniteFloat(name, shape);
   }
 
  private:

@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ffn/common/status_macros.h"
 #include "ffn/kernels/dtype.h"
 #include "nlohmann/json.hpp"
 
@@ -218,19 +220,13 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
     values.resize(entry->size_bytes / 4);
     // An empty tensor has no data pointer to copy from (memcpy needs one).
     if (entry->size_bytes > 0) std::memcpy(values.data(), entry->data, entry->size_bytes);
-  } else if (entry->dtype == "BF16") {
+  } else if (entry->dtype == "BF16" || entry->dtype == "F16") {
+    const auto convert = entry->dtype == "BF16" ? Bf16ToFloat : F16ToFloat;
     values.resize(entry->size_bytes / 2);
     for (size_t i = 0; i < values.size(); ++i) {
       uint16_t bits;
       std::memcpy(&bits, entry->data + 2 * i, 2);
-      values[i] = Bf16ToFloat(bits);
-    }
-  } else if (entry->dtype == "F16") {
-    values.resize(entry->size_bytes / 2);
-    for (size_t i = 0; i < values.size(); ++i) {
-      uint16_t bits;
-      std::memcpy(&bits, entry->data + 2 * i, 2);
-      values[i] = F16ToFloat(bits);
+      values[i] = convert(bits);
     }
   } else {
     return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '", std::string(name),
@@ -238,6 +234,18 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
                                                    "; only F32, BF16 and F16 are accepted"));
   }
   return values;
+}
+
+absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFiniteFloat(
+    std::string_view name, std::span<const int64_t> expected_shape) const {
+  ASSIGN_OR_RETURN(std::vector<float> values, ReadFloat(name, expected_shape));
+  const auto finite = [](float v) { return std::isfinite(v); };
+  const auto bad = std::find_if_not(values.begin(), values.end(), finite);
+  if (bad == values.end()) return values;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "safetensors file ", path_, ": tensor '", std::string(name), "': ",
+      std::count_if(bad, values.end(), [](float v) { return !std::isfinite(v); }), " of ", values.size(),
+      " values are not finite; the first, at index ", bad - values.begin(), ", is ", *bad));
 }
 
 absl::Status WriteSafetensors(const std::string& path,

@@ -38,20 +38,11 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     if (name == config.tensors.end()) {
       return absl::InvalidArgumentError(absl::StrCat("weight ", role, ": no tensor name given"));
     }
-    auto values = file->ReadFloat(name->second, shape);
+    auto values = file->ReadFiniteFloat(name->second, shape);
     if (!values.ok()) {
       return absl::Status(values.status().code(),
-                          absl::StrCat("weight ", role, ": ", values.status().message()));
-    }
-    // A NaN or infinity in a weight poisons every answer it touches; refuse
-    // the file rather than serve them.
-    const auto bad = std::find_if(values->begin(), values->end(),
-                                  [](float v) { return !std::isfinite(v); });
-    if (bad != values->end()) {
-      const auto count = std::count_if(bad, values->end(), [](float v) { return !std::isfinite(v); });
-      return absl::InvalidArgumentError(absl::StrCat(
-          "weight ", role, " (tensor '", name->second, "'): ", count, " of ", values->size(),
-          " values are not finite; the first, at index ", bad - values->begin(), ", is ", *bad));
+                          absl::StrCat("weight ", role, " (tensor '", name->second, "'): ",
+                                       values.status().message()));
     }
     out = std::move(*values);
     return absl::OkStatus();

@@ -13,14 +13,6 @@
 #include "ffn/kernels/ffn_weights.h"
 #include "process.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define FFN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FFN_UNDER_ASAN 1
-#endif
-#endif
-
 namespace ffn {
 namespace {
 
@@ -90,14 +82,6 @@ TEST(HuggingFaceServerTest, ABrokenCheckpointIsOneStartupErrorNamingTheFile) {
   EXPECT_TRUE(Contains(server.Log(), "is missing")) << server.Log();
 }
 
-int64_t PeakResidentBytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
-}
-
 TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
 #ifdef FFN_UNDER_ASAN
   GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer";
@@ -134,14 +118,14 @@ TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
         "models:\n  - {name: big, huggingface: {path: ", folder, ", layers: ", layers, "}}\n");
     ServerProcess server({"--config", dir.File("one.yaml"), "--threads", "2"});
     EXPECT_TRUE(server.WaitReady()) << server.Log();
-    const int64_t peak = PeakResidentBytes(server.pid());
+    const int64_t peak = testing::ProcessMemoryBytes(server.pid(), "VmHWM");
     EXPECT_EQ(server.Stop(SIGTERM), 0);
     return peak;
   };
   // The process with a tiny checkpoint, for comparison.
   ServerProcess tiny({"--model-dir", (kFixtures / "llama-f32").string(), "--threads", "2"});
   ASSERT_TRUE(tiny.WaitReady()) << tiny.Log();
-  const int64_t base = PeakResidentBytes(tiny.pid());
+  const int64_t base = testing::ProcessMemoryBytes(tiny.pid(), "VmHWM");
   EXPECT_EQ(tiny.Stop(SIGTERM), 0);
   const int64_t one = peak_with("[17]");
   const int64_t three = peak_with("[3, 11, 29]");

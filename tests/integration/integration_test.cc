@@ -22,14 +22,6 @@
 #include "nlohmann/json.hpp"
 #include "process.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define FFN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FFN_UNDER_ASAN 1
-#endif
-#endif
-
 namespace ffn {
 namespace {
 
@@ -198,15 +190,6 @@ TEST(ServerProcessTest, TokenLimitFlagsAreBounded) {
   EXPECT_TRUE(Contains(server.Log(), "16777216")) << server.Log();
 }
 
-// Resident memory of process `pid` in bytes (VmRSS), or -1.
-int64_t ResidentBytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
-}
-
 TEST(StreamMemoryTest, ANeverReadingStreamCannotGrowTheServerPastTheBudget) {
 #ifdef FFN_UNDER_ASAN
   // ASan's quarantine keeps freed memory resident: RSS says nothing here.
@@ -237,7 +220,7 @@ TEST(StreamMemoryTest, ANeverReadingStreamCannotGrowTheServerPastTheBudget) {
     v1::InferResponse response;
     ASSERT_TRUE(stub->Infer(&context, request, &response).ok());
   }
-  const int64_t rss_before = ResidentBytes(server.pid());
+  const int64_t rss_before = testing::ProcessMemoryBytes(server.pid(), "VmRSS");
   grpc::ClientContext context;
   auto stream = stub->InferStream(&context);
   int written = 0;
@@ -247,7 +230,7 @@ TEST(StreamMemoryTest, ANeverReadingStreamCannotGrowTheServerPastTheBudget) {
   int64_t rss_after = 0;
   for (int i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    rss_after = std::max(rss_after, ResidentBytes(server.pid()));
+    rss_after = std::max(rss_after, testing::ProcessMemoryBytes(server.pid(), "VmRSS"));
   }
   EXPECT_EQ(written, kRequests);
   std::printf("server RSS %lld MiB before the stream, at most %lld MiB during it\n",

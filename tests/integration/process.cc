@@ -139,4 +139,13 @@ CommandResult RunClient(const std::vector<std::string>& args) {
   return result;
 }
 
+int64_t ProcessMemoryBytes(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  const std::string prefix = field + ":";
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size())) * 1024;
+  }
+  return -1;
+}
+
 }  // namespace ffn::testing

@@ -4,8 +4,20 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <string>
 #include <vector>
+
+// FFN_UNDER_ASAN: defined in AddressSanitizer builds, whose quarantine keeps
+// freed memory resident (memory figures say nothing there).
+#if defined(__SANITIZE_ADDRESS__)
+#define FFN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FFN_UNDER_ASAN 1
+#endif
+#endif
 
 namespace ffn::testing {
 
@@ -57,6 +69,9 @@ struct CommandResult {
 
 // Runs ffn-client with `args` and waits for it.
 CommandResult RunClient(const std::vector<std::string>& args);
+// A memory figure of process `pid` in bytes from /proc/PID/status
+// ("VmRSS": resident now; "VmHWM": the peak), or -1.
+int64_t ProcessMemoryBytes(pid_t pid, const std::string& field);
 // Reads a whole file ("" if missing).
 std::string ReadFile(const std::string& path);
 

@@ -286,6 +286,9 @@ TEST_F(CheckpointFilesTest, BrokenFoldersGiveOneClearError) {
       {"shape not matching config.json", "llama-f32",
        [](const fs::path& d) { Replace(d / "config.json", "\"intermediate_size\": 72", "\"intermediate_size\": 80"); },
        "has shape [32, 72], expected [32, 80]"},
+      {"GPT-2's default d_ff (4 × n_embd) out of range", "gpt2-f16-sharded",
+       [](const fs::path& d) { Replace(d / "config.json", "\"n_embd\": 32", "\"n_embd\": 40000"); },
+       "'n_inner' is 160000 (its default), not in [1, 131072]"},
       {"more layers than the file has", "llama-f32",
        [](const fs::path& d) { Replace(d / "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"); },
        "layer 2 has no tensor 'model.layers.2.mlp.up_proj.weight'"},
@@ -345,7 +348,7 @@ TEST_F(CheckpointFilesTest, RefusesWeightsThatAreNotFinite) {
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   auto layer = (*checkpoint)->ReadLayer("0", false);
   EXPECT_EQ(layer.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(layer.status().message().find("not finite (the first at index 5"), std::string::npos)
+  EXPECT_NE(layer.status().message().find("1 of 2304 values are not finite; the first, at index 5, is nan"), std::string::npos)
       << layer.status();
 }
 

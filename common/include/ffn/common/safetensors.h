@@ -51,6 +51,11 @@ class SafetensorsFile {
   // another, or its shape is not `expected_shape`.
   absl::StatusOr<std::vector<float>> ReadFloat(std::string_view name,
                                                std::span<const int64_t> expected_shape) const;
+  // ReadFloat, refusing a tensor with a NaN or infinity (a weight that
+  // poisons every answer it touches): INVALID_ARGUMENT with their count and
+  // the first one's index and value.
+  absl::StatusOr<std::vector<float>> ReadFiniteFloat(std::string_view name,
+                                                     std::span<const int64_t> expected_shape) const;
 
  private:
   SafetensorsFile() = default;
