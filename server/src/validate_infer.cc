@@ -1,5 +1,6 @@
 #include "ffn/server/validate_infer.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -75,9 +76,16 @@ absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& i
   in.type = *type;
   const int64_t d_model = model.config.d_model;
   if (input.shape_size() != 2 || input.shape(1) != d_model) {
-    std::vector<int64_t> shape(input.shape().begin(), input.shape().end());
-    return absl::InvalidArgumentError(absl::StrCat("input shape [", absl::StrJoin(shape, ", "),
-                                                   "] is not [tokens, d_model = ", d_model, "]"));
+    // The first dimensions only: a shape of thousands would make the
+    // message grow with the request, as a long name would (Quoted).
+    constexpr int kShownDims = 8;
+    const int shown = std::min(input.shape_size(), kShownDims);
+    std::string dims = absl::StrJoin(input.shape().begin(), input.shape().begin() + shown, ", ");
+    if (input.shape_size() > shown) {
+      absl::StrAppend(&dims, ", ... (", input.shape_size(), " dimensions)");
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("input shape [", dims, "] is not [tokens, d_model = ", d_model, "]"));
   }
   in.tokens = input.shape(0);
   if (in.tokens < 1 || in.tokens > model.max_tokens) {

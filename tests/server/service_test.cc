@@ -234,6 +234,20 @@ TEST_F(ServiceTest, LongNamesAreCutShortInMessages) {
             std::string::npos);
 }
 
+TEST_F(ServiceTest, LongShapesAreCutShortInMessages) {
+  // Found by infer_request_fuzz: every dimension of a wrong shape was echoed,
+  // so a shape of thousands made the message grow with the request.
+  v1::InferRequest request = Request("plain", 1, 32);
+  for (int i = 0; i < 20'000; ++i) request.mutable_input()->add_shape(7);
+  v1::InferResponse response;
+  const grpc::Status status = Infer(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("input shape [1, 32, 7, 7, 7, 7, 7, 7, ... (20002 dimensions)]"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_LT(status.error_message().size(), 200u);
+}
+
 // Sends `bytes` as the whole body of a unary call to `method`.
 grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                           const std::string& bytes) {
