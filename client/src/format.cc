@@ -43,17 +43,22 @@ std::string OutputStatistics(const std::vector<float>& output) {
 std::string WeightsSource(const v1::ModelInfo& info) {
   if (info.has_random()) return absl::StrCat("random seed ", info.random().seed());
   if (info.has_safetensors()) return info.safetensors().path();
+  if (info.has_huggingface()) {
+    return absl::StrCat(info.huggingface().path(), " layer ", info.huggingface().layer());
+  }
   return "unknown";
 }
 
 std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   TextTable table(
       {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "strategy",
-       "invariant", "weights"});
+       "invariant", "held", "weights"});
   for (const v1::ModelInfo& m : models) {
     table.AddRow({m.name(), KindName(m.kind()), absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
                   m.default_activation(), absl::StrJoin(m.activations(), ","),
                   v1::DType_Name(m.dtype()), m.strategy(), m.batch_invariant() ? "yes" : "no",
+                  absl::StrFormat("%.1f MiB %s", static_cast<double>(m.weight_bytes()) / (1 << 20),
+                                  m.matrix_dtype()),
                   WeightsSource(m)});
   }
   // The default paths keep docs/ACCURACY.md's bounds; a model that asked for
@@ -89,6 +94,8 @@ nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
          {"strategy", m.strategy()},
          {"accuracy", m.accuracy()},
          {"batch_invariant", m.batch_invariant()},
+         {"matrix_dtype", m.matrix_dtype()},
+         {"weight_bytes", m.weight_bytes()},
          {"params", ParamsJson(m.params())}});
   }
   return list;

@@ -470,9 +470,15 @@ class TensorReader {
     return file->Get(name);
   }
 
-  absl::StatusOr<std::vector<float>> Read(const std::string& name, std::vector<int64_t> shape) {
+  // f32 values (converted exactly), or with T = uint16_t a BF16 tensor's bits.
+  template <typename T = float>
+  absl::StatusOr<std::vector<T>> Read(const std::string& name, std::vector<int64_t> shape) {
     ASSIGN_OR_RETURN(const SafetensorsFile* file, FileOf(name));
-    return file->ReadFiniteFloat(name, shape);
+    if constexpr (sizeof(T) == 2) {
+      return file->ReadFiniteBf16(name, shape);
+    } else {
+      return file->ReadFiniteFloat(name, shape);
+    }
   }
 
  private:
@@ -492,8 +498,9 @@ class TensorReader {
   std::map<std::string, std::unique_ptr<SafetensorsFile>> open_;
 };
 
-std::vector<float> Transpose(const std::vector<float>& in, int64_t rows, int64_t cols) {
-  std::vector<float> out(in.size());
+template <typename T>
+std::vector<T> Transpose(const std::vector<T>& in, int64_t rows, int64_t cols) {
+  std::vector<T> out(in.size());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) out[static_cast<size_t>(c * rows + r)] = in[static_cast<size_t>(r * cols + c)];
   }
@@ -502,8 +509,7 @@ std::vector<float> Transpose(const std::vector<float>& in, int64_t rows, int64_t
 
 }  // namespace
 
-absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::string_view id,
-                                                                         bool sublayer) const {
+absl::StatusOr<DataType> HuggingFaceCheckpoint::MatrixType(std::string_view id) const {
   auto layer = std::find_if(layers_.begin(), layers_.end(),
                             [&](const HuggingFaceLayer& l) { return l.id == id; });
   if (layer == layers_.end()) {
@@ -511,6 +517,64 @@ absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::st
   }
   const Family family = *FamilyOf(model_type_);
   const bool gated = kind() == FfnKind::kGated;
+  const MlpNames names = NamesFor(family, gated);
+  std::vector<std::string> matrices = {names.down, names.gate};
+  if (gated && family != Family::kFusedGateUp) matrices.push_back(names.up);
+  if (!gated) matrices = {names.down, names.up};
+  TensorReader reader(shard_of_);
+  for (const std::string& name : matrices) {
+    ASSIGN_OR_RETURN(const SafetensorsEntry entry, reader.Entry(layer->prefix + name));
+    if (entry.dtype != "BF16") return DataType::kF32;
+  }
+  return DataType::kBf16;
+}
+
+namespace {
+
+// A layer's matrices in nn.Linear layout, as T (f32, or bf16 bits).
+template <typename T>
+struct Matrices {
+  std::vector<T> w1, wg, wu, w2;
+};
+
+template <typename T>
+absl::StatusOr<Matrices<T>> ReadMatrices(TensorReader& reader, const std::string& p,
+                                         const MlpNames& names, bool fused_gate_up, bool gated,
+                                         int64_t dm, int64_t dff) {
+  Matrices<T> m;
+  ASSIGN_OR_RETURN(m.w2, names.transposed ? reader.Read<T>(p + names.down, {dff, dm})
+                                          : reader.Read<T>(p + names.down, {dm, dff}));
+  if (names.transposed) m.w2 = Transpose(m.w2, dff, dm);
+  if (fused_gate_up) {
+    // Phi-3: rows [0, d_ff) are the gate, [d_ff, 2·d_ff) the up projection.
+    ASSIGN_OR_RETURN(std::vector<T> gate_up, reader.Read<T>(p + names.gate, {2 * dff, dm}));
+    const auto half = gate_up.begin() + dff * dm;
+    m.wg.assign(gate_up.begin(), half);
+    m.wu.assign(half, gate_up.end());
+  } else if (gated) {
+    ASSIGN_OR_RETURN(m.wg, reader.Read<T>(p + names.gate, {dff, dm}));
+    ASSIGN_OR_RETURN(m.wu, reader.Read<T>(p + names.up, {dff, dm}));
+  } else {
+    ASSIGN_OR_RETURN(m.w1, names.transposed ? reader.Read<T>(p + names.up, {dm, dff})
+                                            : reader.Read<T>(p + names.up, {dff, dm}));
+    if (names.transposed) m.w1 = Transpose(m.w1, dm, dff);
+  }
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::string_view id,
+                                                                         bool sublayer,
+                                                                         bool keep_bf16) const {
+  auto layer = std::find_if(layers_.begin(), layers_.end(),
+                            [&](const HuggingFaceLayer& l) { return l.id == id; });
+  if (layer == layers_.end()) {
+    return absl::NotFoundError(absl::StrCat(dir_, ": no layer '", std::string(id), "'"));
+  }
+  const Family family = *FamilyOf(model_type_);
+  const bool gated = kind() == FfnKind::kGated;
+  const bool fused_gate_up = family == Family::kFusedGateUp;
   const MlpNames names = NamesFor(family, gated);
   const std::string& p = layer->prefix;
   const int64_t dm = d_model_, dff = d_ff_;
@@ -522,22 +586,28 @@ absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::st
   w.d_ff = dff;
   ASSIGN_OR_RETURN(const SafetensorsEntry down, reader.Entry(p + names.down));
   out.stored_dtype = DtypeName(down.dtype);
-  ASSIGN_OR_RETURN(w.w2, names.transposed ? reader.Read(p + names.down, {dff, dm})
-                                          : reader.Read(p + names.down, {dm, dff}));
-  if (names.transposed) w.w2 = Transpose(w.w2, dff, dm);
-  if (family == Family::kFusedGateUp) {
-    // Phi-3: rows [0, d_ff) are the gate, [d_ff, 2·d_ff) the up projection.
-    ASSIGN_OR_RETURN(std::vector<float> gate_up, reader.Read(p + names.gate, {2 * dff, dm}));
-    const auto half = gate_up.begin() + dff * dm;
-    w.wg.assign(gate_up.begin(), half);
-    w.wu.assign(half, gate_up.end());
-  } else if (gated) {
-    ASSIGN_OR_RETURN(w.wg, reader.Read(p + names.gate, {dff, dm}));
-    ASSIGN_OR_RETURN(w.wu, reader.Read(p + names.up, {dff, dm}));
+  bool bf16 = false;
+  if (keep_bf16) {
+    ASSIGN_OR_RETURN(const DataType type, MatrixType(id));
+    bf16 = type == DataType::kBf16;
+  }
+  if (bf16) {
+    ASSIGN_OR_RETURN(Matrices<uint16_t> m,
+                     ReadMatrices<uint16_t>(reader, p, names, fused_gate_up, gated, dm, dff));
+    w.matrix_type = DataType::kBf16;
+    w.w1_bf16 = std::move(m.w1);
+    w.wg_bf16 = std::move(m.wg);
+    w.wu_bf16 = std::move(m.wu);
+    w.w2_bf16 = std::move(m.w2);
   } else {
-    ASSIGN_OR_RETURN(w.w1, names.transposed ? reader.Read(p + names.up, {dm, dff})
-                                            : reader.Read(p + names.up, {dff, dm}));
-    if (names.transposed) w.w1 = Transpose(w.w1, dm, dff);
+    ASSIGN_OR_RETURN(Matrices<float> m,
+                     ReadMatrices<float>(reader, p, names, fused_gate_up, gated, dm, dff));
+    w.w1 = std::move(m.w1);
+    w.wg = std::move(m.wg);
+    w.wu = std::move(m.wu);
+    w.w2 = std::move(m.w2);
+  }
+  if (!gated) {
     w.has_bias = has_bias_;
     if (has_bias_) {
       ASSIGN_OR_RETURN(w.b1, reader.Read(p + names.up_bias, {dff}));

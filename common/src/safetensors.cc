@@ -205,16 +205,43 @@ absl::StatusOr<SafetensorsEntry> SafetensorsFile::Get(std::string_view name) con
   return it->second;
 }
 
-absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
+absl::StatusOr<SafetensorsEntry> SafetensorsFile::GetShaped(
     std::string_view name, std::span<const int64_t> expected_shape) const {
-  auto entry = Get(name);
-  if (!entry.ok()) return entry.status();
-  if (!std::equal(entry->shape.begin(), entry->shape.end(), expected_shape.begin(),
+  ASSIGN_OR_RETURN(SafetensorsEntry entry, Get(name));
+  if (!std::equal(entry.shape.begin(), entry.shape.end(), expected_shape.begin(),
                   expected_shape.end())) {
     return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '", std::string(name),
-                                                   "' has shape ", ShapeString(entry->shape),
+                                                   "' has shape ", ShapeString(entry.shape),
                                                    ", expected ", ShapeString(expected_shape)));
   }
+  return entry;
+}
+
+absl::StatusOr<std::vector<uint16_t>> SafetensorsFile::ReadFiniteBf16(
+    std::string_view name, std::span<const int64_t> expected_shape) const {
+  ASSIGN_OR_RETURN(const SafetensorsEntry entry, GetShaped(name, expected_shape));
+  if (entry.dtype != "BF16") {
+    return absl::InvalidArgumentError(absl::StrCat("safetensors file ", path_, ": tensor '",
+                                                   std::string(name), "' has dtype ", entry.dtype,
+                                                   ", not BF16"));
+  }
+  std::vector<uint16_t> values(entry.size_bytes / 2);
+  if (entry.size_bytes > 0) std::memcpy(values.data(), entry.data, entry.size_bytes);
+  // bf16 keeps fp32's exponent: all ones is an infinity or a NaN.
+  const auto non_finite = [](uint16_t v) { return (v & 0x7f80) == 0x7f80; };
+  const auto bad = std::find_if(values.begin(), values.end(), non_finite);
+  if (bad == values.end()) return values;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "safetensors file ", path_, ": tensor '", std::string(name), "': ",
+      std::count_if(bad, values.end(), non_finite), " of ", values.size(),
+      " values are not finite; the first, at index ", bad - values.begin(), ", is ",
+      Bf16ToFloat(*bad)));
+}
+
+absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat(
+    std::string_view name, std::span<const int64_t> expected_shape) const {
+  auto entry = GetShaped(name, expected_shape);
+  if (!entry.ok()) return entry.status();
   std::vector<float> values;
   if (entry->dtype == "F32") {
     values.resize(entry->size_bytes / 4);
@@ -259,8 +286,10 @@ absl::Status WriteSafetensors(const std::string& path,
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "': ", t.values.size(),
                                                      " values for shape ", ShapeString(t.shape)));
     }
-    const uint64_t bytes = t.values.size() * sizeof(float);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    const uint64_t bytes = t.values.size() * (t.bf16 ? 2 : 4);
+    header[t.name] = {{"dtype", t.bf16 ? "BF16" : "F32"},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string header_text = header.dump();
@@ -271,8 +300,15 @@ absl::Status WriteSafetensors(const std::string& path,
   for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
   out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
   for (const auto& t : tensors) {
-    out.write(reinterpret_cast<const char*>(t.values.data()),
-              static_cast<std::streamsize>(t.values.size() * sizeof(float)));
+    if (!t.bf16) {
+      out.write(reinterpret_cast<const char*>(t.values.data()),
+                static_cast<std::streamsize>(t.values.size() * sizeof(float)));
+      continue;
+    }
+    std::vector<uint16_t> bits(t.values.size());
+    CopyConverting(t.values.data(), DataType::kF32, bits.data(), DataType::kBf16, bits.size());
+    out.write(reinterpret_cast<const char*>(bits.data()),
+              static_cast<std::streamsize>(bits.size() * sizeof(uint16_t)));
   }
   out.close();
   if (!out) return absl::InternalError(absl::StrCat("write to ", path, " failed"));

@@ -81,6 +81,7 @@ const KernelTable& ActiveKernelTable() {
     KernelTable t{&KernelsFor(isa), isa == Isa::kScalar ? ScalarSmallMKernels() : Avx2SmallMKernels()};
     if (isa == Isa::kAvx512) {
       t.small_m.f32 = SmallMPackedF32;
+      t.small_m.f32_bf16_weights = SmallMPackedF32Bf16Weights;
       t.small_m_native_f32 = true;
       if (__builtin_cpu_supports("avx512bf16")) {
         t.small_m.bf16 = SmallMPackedBf16;

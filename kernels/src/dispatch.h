@@ -22,9 +22,15 @@ using SmallMBf16Kernel = void (*)(const uint16_t* x, int64_t x_stride, int64_t m
                                   const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
                                   float* y, int64_t y_stride);
 
+// f32 tokens on bf16 packed weights (f32 compute for weights kept in bf16).
+using SmallMF32Bf16WeightsKernel = void (*)(const float* x, int64_t x_stride, int64_t m,
+                                            const uint16_t* packed, int64_t k, int64_t group0,
+                                            int64_t n, float* y, int64_t y_stride);
+
 struct SmallMKernels {
   SmallMF32Kernel f32 = nullptr;
   SmallMBf16Kernel bf16 = nullptr;
+  SmallMF32Bf16WeightsKernel f32_bf16_weights = nullptr;
 };
 SmallMKernels Avx2SmallMKernels();    // the portable loops, AVX2 + FMA
 SmallMKernels ScalarSmallMKernels();  // the portable loops, any x86-64

@@ -64,13 +64,17 @@ FfnBlock::~FfnBlock() = default;
 absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
                                                            ActivationParams params) {
   RETURN_IF_ERROR(weights.Validate());
-  std::unique_ptr<FfnBlock> block(
-      new FfnBlock(std::make_unique<Impl>(std::move(weights), params)));
-  RETURN_IF_ERROR(block->Prepare(1));
-  return block;
+  try {
+    return std::unique_ptr<FfnBlock>(
+        new FfnBlock(std::make_unique<Impl>(std::move(weights), params)));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory for the packed weights");
+  }
 }
 
 const FfnWeights& FfnBlock::weights() const { return impl_->weights.weights(); }
+FfnWeights FfnBlock::UnpackedWeights() const { return impl_->weights.Unpacked(); }
+DataType FfnBlock::MatrixType() const { return impl_->weights.stored(); }
 const ActivationParams& FfnBlock::params() const { return impl_->weights.params(); }
 
 double FfnBlock::Flops(int64_t m) const {
@@ -79,14 +83,16 @@ double FfnBlock::Flops(int64_t m) const {
   return per_token * static_cast<double>(m);
 }
 
-absl::Status FfnBlock::Prepare(int64_t max_m) const {
+absl::Status FfnBlock::Prepare(int64_t max_m, bool batch_invariant) const {
   // One call per token count and dtype with the planned strategy builds and
-  // caches its primitives.
+  // caches its primitives and weight forms.
   std::vector<float> x(static_cast<size_t>(max_m * d_model()), 0.5f), y(x.size());
   for (int64_t m = 1; m <= max_m; ++m) {
     for (DataType compute : {DataType::kF32, DataType::kBf16}) {
-      RETURN_IF_ERROR(Run({impl_->representative(), compute, x.data(), DataType::kF32, m, y.data(),
-                           DataType::kF32}));
+      FfnRun run{impl_->representative(), compute, x.data(), DataType::kF32, m, y.data(),
+                 DataType::kF32};
+      run.batch_invariant = batch_invariant;
+      RETURN_IF_ERROR(Run(run));
     }
   }
   return absl::OkStatus();
@@ -133,6 +139,9 @@ absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
 }
 
 size_t FfnBlock::PackedWeightBytes() const { return impl_->matmuls.PackedBytes(); }
+size_t FfnBlock::WeightBytes() const {
+  return impl_->weights.Bytes() + impl_->matmuls.PackedBytes();
+}
 
 absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute,
                                                         bool batch_invariant) const {

@@ -76,16 +76,28 @@ absl::Status FfnWeights::Validate() const {
         absl::StrCat("d_model and d_ff must be positive (got ", d_model, ", ", d_ff, ")"));
   }
   const size_t matrix = static_cast<size_t>(d_model * d_ff);
-  auto check = [](const char* name, const std::vector<float>& t, size_t want) -> absl::Status {
+  auto check = [](const char* name, const auto& t, size_t want) -> absl::Status {
     if (t.size() != want) {
       return absl::InvalidArgumentError(
           absl::StrCat("tensor ", name, " has ", t.size(), " values, expected ", want));
     }
     return absl::OkStatus();
   };
-  absl::Status s = check("w2", w2, matrix);
+  if (matrix_type != DataType::kF32 && matrix_type != DataType::kBf16) {
+    return absl::InvalidArgumentError("matrices must be f32 or bf16");
+  }
+  const bool bf16 = matrix_type == DataType::kBf16;
+  // The other type's matrices must be empty: one copy is the point.
+  for (const size_t other : {bf16 ? w1.size() : w1_bf16.size(), bf16 ? wg.size() : wg_bf16.size(),
+                             bf16 ? wu.size() : wu_bf16.size(), bf16 ? w2.size() : w2_bf16.size()}) {
+    if (other != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("matrices are ", DataTypeName(matrix_type),
+                                                     " but some are given in the other type too"));
+    }
+  }
+  absl::Status s = bf16 ? check("w2", w2_bf16, matrix) : check("w2", w2, matrix);
   if (kind == FfnKind::kPlain) {
-    if (s.ok()) s = check("w1", w1, matrix);
+    if (s.ok()) s = bf16 ? check("w1", w1_bf16, matrix) : check("w1", w1, matrix);
     if (s.ok() && has_bias) s = check("b1", b1, static_cast<size_t>(d_ff));
     if (s.ok() && has_bias) s = check("b2", b2, static_cast<size_t>(d_model));
     if (s.ok() && !prelu_alpha.empty() && prelu_alpha.size() != 1 &&
@@ -94,8 +106,8 @@ absl::Status FfnWeights::Validate() const {
                                                   " values, expected 1 or d_ff = ", d_ff));
     }
   } else {
-    if (s.ok()) s = check("wg", wg, matrix);
-    if (s.ok()) s = check("wu", wu, matrix);
+    if (s.ok()) s = bf16 ? check("wg", wg_bf16, matrix) : check("wg", wg, matrix);
+    if (s.ok()) s = bf16 ? check("wu", wu_bf16, matrix) : check("wu", wu, matrix);
   }
   if (s.ok() && norm != NormKind::kNone) {
     s = check("norm_weight", norm_gamma, static_cast<size_t>(d_model));
@@ -112,6 +124,20 @@ absl::Status FfnWeights::Validate() const {
     }
   }
   return s;
+}
+
+void WidenMatrices(FfnWeights& weights) {
+  if (weights.matrix_type != DataType::kBf16) return;
+  auto widen = [](std::vector<uint16_t>& from, std::vector<float>& to) {
+    to.resize(from.size());
+    CopyConverting(from.data(), DataType::kBf16, to.data(), DataType::kF32, from.size());
+    std::vector<uint16_t>().swap(from);  // gives the memory back
+  };
+  widen(weights.w1_bf16, weights.w1);
+  widen(weights.wg_bf16, weights.wg);
+  widen(weights.wu_bf16, weights.wu);
+  widen(weights.w2_bf16, weights.w2);
+  weights.matrix_type = DataType::kF32;
 }
 
 }  // namespace ffn

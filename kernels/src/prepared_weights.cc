@@ -5,61 +5,149 @@
 #include "small_m.h"
 
 namespace ffn {
+
+template <typename T>
+void PreparedWeights::Count(const Pair<T>& pair) const {
+  bytes_.fetch_add((pair.up.size() + pair.down.size()) * sizeof(T), std::memory_order_relaxed);
+}
+
 namespace {
 
-std::vector<uint16_t> ToBf16(const std::vector<float>& values) {
-  std::vector<uint16_t> out(values.size());
-  CopyConverting(values.data(), DataType::kF32, out.data(), DataType::kBf16, values.size());
-  return out;
+// Empties `v` and gives its memory back (`v = {}` would keep the capacity).
+template <typename T>
+void Release(std::vector<T>& v) {
+  std::vector<T>().swap(v);
+}
+
+// Packs `w`'s matrices, of type T, into `pair` and empties them: gated Wg and
+// Wu interleaved by column block as they are packed.
+template <typename T, typename Pair>
+void PackMatrices(const PreparedWeights& geometry, std::vector<T>& w1, std::vector<T>& wg,
+                  std::vector<T>& wu, std::vector<T>& w2, Pair& pair) {
+  const int64_t dm = geometry.d_model();
+  if (geometry.gated()) {
+    // Row r of the interleaved matrix: block j = r / (2·kColumnBlock), the
+    // gate's rows first, then the up projection's.
+    pair.up = PackRowsFrom<T>(
+        [&](int64_t row) {
+          const int64_t j = row / (2 * kColumnBlock), in_block = row - geometry.block_row(j);
+          const int64_t nb = geometry.block_cols(j);
+          const std::vector<T>& from = in_block < nb ? wg : wu;
+          const int64_t col = geometry.block_col(j) + (in_block < nb ? in_block : in_block - nb);
+          return from.data() + col * dm;
+        },
+        geometry.up_cols(), dm);
+    Release(wg);
+    Release(wu);
+  } else {
+    pair.up = PackRows(w1.data(), geometry.up_cols(), dm);
+    Release(w1);
+  }
+  pair.down = PackRows(w2.data(), dm, geometry.d_ff());
+  Release(w2);
 }
 
 }  // namespace
 
 PreparedWeights::PreparedWeights(FfnWeights weights, const ActivationParams& params)
-    : weights_(std::move(weights)), params_(params) {
+    : weights_(std::move(weights)), params_(params), stored_(weights_.matrix_type) {
   FfnWeights& w = weights_;
-  if (gated()) {
-    w_up_.resize(w.wg.size() + w.wu.size());
-    const size_t row = static_cast<size_t>(w.d_model);
-    for (int64_t j = 0; j < blocks(); ++j) {
-      const size_t col0 = static_cast<size_t>(block_col(j));
-      const size_t nb = static_cast<size_t>(block_cols(j));
-      float* dst = w_up_.data() + static_cast<size_t>(block_row(j)) * row;
-      std::copy_n(w.wg.data() + col0 * row, nb * row, dst);
-      std::copy_n(w.wu.data() + col0 * row, nb * row, dst + nb * row);
-    }
-    w.wg = {};
-    w.wu = {};
-  }
   if (w.prelu_alpha.empty()) w.prelu_alpha = {0.25f};
-  w_up_bf16_ = ToBf16(gated() ? w_up_ : w.w1);
-  w2_bf16_ = ToBf16(w.w2);
   params_.prelu_alpha = w.prelu_alpha;
+  if (stored_ == DataType::kBf16) {
+    std::call_once(packed_bf16_.once, [&] {
+      PackMatrices(*this, w.w1_bf16, w.wg_bf16, w.wu_bf16, w.w2_bf16, packed_bf16_);
+    });
+    Count(packed_bf16_);
+  } else {
+    std::call_once(packed_f32_.once,
+                   [&] { PackMatrices(*this, w.w1, w.wg, w.wu, w.w2, packed_f32_); });
+    Count(packed_f32_);
+  }
 }
 
+PreparedWeights::SmallMPacks PreparedWeights::SmallM(DataType compute) const {
+  if (stored_ == DataType::kBf16) {
+    return {packed_bf16_.up.data(), packed_bf16_.down.data(), DataType::kBf16};
+  }
+  if (compute == DataType::kF32) {
+    return {packed_f32_.up.data(), packed_f32_.down.data(), DataType::kF32};
+  }
+  // bf16 compute of f32 matrices: the packs rounded to bf16.
+  std::call_once(packed_bf16_.once, [&] {
+    packed_bf16_.up = PackRows(UnpackRows<uint16_t>(packed_f32_.up.data(), up_cols(), d_model()).data(),
+                               up_cols(), d_model());
+    packed_bf16_.down = PackRows(UnpackRows<uint16_t>(packed_f32_.down.data(), d_model(), d_ff()).data(),
+                                 d_model(), d_ff());
+    Count(packed_bf16_);
+  });
+  return {packed_bf16_.up.data(), packed_bf16_.down.data(), DataType::kBf16};
+}
+
+namespace {
+
+// The plain rows of both matrices in U, unpacked from the kept copy.
+template <typename U, typename T, typename Pair, typename Packed>
+void Unpack(const PreparedWeights& w, const Packed& from, Pair& to) {
+  to.up = UnpackRows<U, T>(from.up.data(), w.up_cols(), w.d_model());
+  to.down = UnpackRows<U, T>(from.down.data(), w.d_model(), w.d_ff());
+}
+
+}  // namespace
+
 const void* PreparedWeights::up(DataType type) const {
-  if (type == DataType::kBf16) return w_up_bf16_.data();
-  return gated() ? w_up_.data() : weights_.w1.data();
+  if (type == DataType::kBf16) {
+    std::call_once(rows_bf16_.once, [&] {
+      if (stored_ == DataType::kBf16) {
+        Unpack<uint16_t, uint16_t>(*this, packed_bf16_, rows_bf16_);
+      } else {
+        Unpack<uint16_t, float>(*this, packed_f32_, rows_bf16_);
+      }
+      Count(rows_bf16_);
+    });
+    return rows_bf16_.up.data();
+  }
+  std::call_once(rows_f32_.once, [&] {
+    if (stored_ == DataType::kBf16) {
+      Unpack<float, uint16_t>(*this, packed_bf16_, rows_f32_);
+    } else {
+      Unpack<float, float>(*this, packed_f32_, rows_f32_);
+    }
+    Count(rows_f32_);
+  });
+  return rows_f32_.up.data();
 }
 
 const void* PreparedWeights::down(DataType type) const {
-  if (type == DataType::kBf16) return w2_bf16_.data();
-  return weights_.w2.data();
+  up(type);  // makes both
+  return type == DataType::kBf16 ? static_cast<const void*>(rows_bf16_.down.data())
+                                 : static_cast<const void*>(rows_f32_.down.data());
 }
 
-PreparedWeights::SmallMPacks PreparedWeights::SmallM(DataType type) const {
-  if (type == DataType::kBf16) {
-    std::call_once(packed_bf16_once_, [&] {
-      up_packed_bf16_ = PackRows(w_up_bf16_.data(), up_cols(), d_model());
-      w2_packed_bf16_ = PackRows(w2_bf16_.data(), d_model(), d_ff());
-    });
-    return {up_packed_bf16_.data(), w2_packed_bf16_.data()};
+FfnWeights PreparedWeights::Unpacked() const {
+  FfnWeights out = weights_;
+  const std::vector<float> up_rows =
+      stored_ == DataType::kBf16
+          ? UnpackRows<float, uint16_t>(packed_bf16_.up.data(), up_cols(), d_model())
+          : UnpackRows<float, float>(packed_f32_.up.data(), up_cols(), d_model());
+  out.w2 = stored_ == DataType::kBf16
+               ? UnpackRows<float, uint16_t>(packed_bf16_.down.data(), d_model(), d_ff())
+               : UnpackRows<float, float>(packed_f32_.down.data(), d_model(), d_ff());
+  out.matrix_type = DataType::kF32;
+  const size_t row = static_cast<size_t>(d_model());
+  if (!gated()) {
+    out.w1 = up_rows;
+    return out;
   }
-  std::call_once(packed_f32_once_, [&] {
-    up_packed_f32_ = PackRows(static_cast<const float*>(up(DataType::kF32)), up_cols(), d_model());
-    w2_packed_f32_ = PackRows(weights_.w2.data(), d_model(), d_ff());
-  });
-  return {up_packed_f32_.data(), w2_packed_f32_.data()};
+  out.wg.resize(static_cast<size_t>(d_ff()) * row);
+  out.wu.resize(out.wg.size());
+  for (int64_t j = 0; j < blocks(); ++j) {
+    const size_t col0 = static_cast<size_t>(block_col(j)), nb = static_cast<size_t>(block_cols(j));
+    const float* from = up_rows.data() + static_cast<size_t>(block_row(j)) * row;
+    std::copy_n(from, nb * row, out.wg.data() + col0 * row);
+    std::copy_n(from + nb * row, nb * row, out.wu.data() + col0 * row);
+  }
+  return out;
 }
 
 }  // namespace ffn

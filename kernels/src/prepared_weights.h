@@ -1,13 +1,17 @@
-// The weights in the forms the strategies read, made once when a block is
-// created: gated Wg and Wu interleaved by column block, bf16 copies of both
-// matrices, and the small-M kernels' packed copies. Nothing changes after
-// creation except that the packed copies of a dtype are made the first time
-// the small-M kernels run in it (so models that never run them never pay
-// their memory); that is thread-safe.
+// The weights in the forms the strategies read. One copy is kept for good:
+// both matrices packed for the small-M kernels (small_m.h) in the type they
+// came in (FfnWeights::matrix_type), gated Wg and Wu interleaved by column
+// block. Every other form is made from it the first time a call needs it,
+// and kept: the packs in bf16 for bf16 compute of f32 matrices, and the
+// plain rows (nn.Linear layout) in either type for the oneDNN paths. Weights
+// that came in bf16 serve f32 compute from their bf16 packs (the f32 tokens
+// on bf16 weights kernel: exact), so a batch-invariant model of a bf16
+// checkpoint holds its matrices once, in bf16. Making a form is thread-safe.
 #ifndef FFN_KERNELS_SRC_PREPARED_WEIGHTS_H_
 #define FFN_KERNELS_SRC_PREPARED_WEIGHTS_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -21,10 +25,10 @@ namespace ffn {
 
 class PreparedWeights {
  public:
-  // `weights` must have passed Validate(). Gated models: Wg and Wu move into
-  // the interleaved matrix, so weights().wg and wu are left empty. An empty
-  // prelu_alpha becomes PyTorch's default {0.25}; params().prelu_alpha
-  // points into weights().prelu_alpha.
+  // `weights` must have passed Validate(). Its matrices move into the packed
+  // copy, so weights().w1, wg, wu, w2 (and their bf16 twins) are left empty.
+  // An empty prelu_alpha becomes PyTorch's default {0.25};
+  // params().prelu_alpha points into weights().prelu_alpha.
   PreparedWeights(FfnWeights weights, const ActivationParams& params);
   PreparedWeights(const PreparedWeights&) = delete;
   PreparedWeights& operator=(const PreparedWeights&) = delete;
@@ -33,6 +37,8 @@ class PreparedWeights {
   const ActivationParams& params() const { return params_; }
   int64_t d_model() const { return weights_.d_model; }
   int64_t d_ff() const { return weights_.d_ff; }
+  // The type the matrices are kept in.
+  DataType stored() const { return stored_; }
 
   // Geometry. Gated first-matmul weights are [Wg_0; Wu_0; Wg_1; Wu_1; ...]
   // by blocks of kColumnBlock columns of d_ff, so one GEMM over a block
@@ -49,29 +55,46 @@ class PreparedWeights {
   int64_t block_row(int64_t j) const { return gated() ? 2 * block_col(j) : block_col(j); }
 
   // The first matmul's [up_cols, d_model] and the second's [d_model, d_ff]
-  // weights in `type`, nn.Linear layout.
+  // weights in `type`, nn.Linear layout (made at the first call for `type`).
   const void* up(DataType type) const;
   const void* down(DataType type) const;
   // Biases (plain models with biases; null otherwise).
   const float* b1() const { return !gated() && weights_.has_bias ? weights_.b1.data() : nullptr; }
   const float* b2() const { return !gated() && weights_.has_bias ? weights_.b2.data() : nullptr; }
 
-  // Both matrices packed 16 rows to a vector for the small-M kernels
-  // (small_m.h), made at the first call for `type`.
+  // Both matrices packed 16 rows to a vector for the small-M kernels, for
+  // `compute`: in `type` (compute's, or bf16 for f32 compute of matrices
+  // kept in bf16).
   struct SmallMPacks {
     const void* up;
     const void* down;
+    DataType type;
   };
-  SmallMPacks SmallM(DataType type) const;
+  SmallMPacks SmallM(DataType compute) const;
+
+  // The matrices back in f32 and nn.Linear layout (gated: wg and wu apart),
+  // as FfnWeights; allocates.
+  FfnWeights Unpacked() const;
+  // Bytes of every form made so far (the packed copy, and the forms made
+  // from it).
+  size_t Bytes() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
+  // One matrix pair in one type and layout, made once.
+  template <typename T>
+  struct Pair {
+    std::vector<T> up, down;
+    std::once_flag once;
+  };
+  template <typename T>
+  void Count(const Pair<T>& pair) const;
+
   FfnWeights weights_;
   ActivationParams params_;
-  std::vector<float> w_up_;  // gated models: the interleaved matrix
-  std::vector<uint16_t> w_up_bf16_, w2_bf16_;
-  mutable std::vector<float> up_packed_f32_, w2_packed_f32_;
-  mutable std::vector<uint16_t> up_packed_bf16_, w2_packed_bf16_;
-  mutable std::once_flag packed_f32_once_, packed_bf16_once_;
+  DataType stored_ = DataType::kF32;
+  mutable Pair<float> packed_f32_, rows_f32_;
+  mutable Pair<uint16_t> packed_bf16_, rows_bf16_;
+  mutable std::atomic<size_t> bytes_{0};
 };
 
 }  // namespace ffn

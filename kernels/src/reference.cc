@@ -77,6 +77,11 @@ void NormInPlace(NormKind norm, float eps, const std::vector<float>& gamma,
 
 std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
                                  const ActivationParams& params, const float* x, int64_t m) {
+  if (w.matrix_type == DataType::kBf16) {
+    FfnWeights widened = w;
+    WidenMatrices(widened);
+    return ReferenceFfn(widened, activation, params, x, m);
+  }
   const int64_t dm = w.d_model, dff = w.d_ff;
   std::vector<double> y(static_cast<size_t>(m * dm));
   std::vector<double> h(static_cast<size_t>(dff));

@@ -32,12 +32,18 @@ void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* p
                      int64_t group0, int64_t n, float* y, int64_t y_stride);
 void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
                       int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride);
+// f32 tokens on weights packed in bf16: the same sums, in the same order, as
+// SmallMPackedF32 over the weights widened to f32 (bit for bit), reading
+// half the bytes. Weights kept in bf16 serve f32 compute this way.
+void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
+                                const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
+                                float* y, int64_t y_stride);
 
-// Packs an [n, k] row-major matrix for SmallMPacked*, zero-padded to whole
-// groups of 16 rows (and, for bf16, to whole k pairs). Plain C++: callable on
-// any CPU.
-template <typename T>
-std::vector<T> PackRows(const T* w, int64_t n, int64_t k) {
+// Packs an [n, k] matrix for SmallMPacked*, zero-padded to whole groups of
+// 16 rows (and, for bf16, to whole k pairs); row_at(r) gives row r's k
+// values. Plain C++: callable on any CPU.
+template <typename T, typename RowAt>
+std::vector<T> PackRowsFrom(RowAt row_at, int64_t n, int64_t k) {
   const bool pairs = sizeof(T) == 2;
   const int64_t kk = pairs ? (k + 1) / 2 * 2 : k;  // padded k
   const int64_t groups = (n + kPackRows - 1) / kPackRows;
@@ -45,10 +51,43 @@ std::vector<T> PackRows(const T* w, int64_t n, int64_t k) {
   for (int64_t row = 0; row < n; ++row) {
     const int64_t g = row / kPackRows, lane = row % kPackRows;
     T* base = out.data() + g * kPackRows * kk;
+    const T* w = row_at(row);
     for (int64_t i = 0; i < k; ++i) {
       // f32: [k][16]; bf16: [k/2][16][2].
       const int64_t at = pairs ? (i / 2) * 2 * kPackRows + lane * 2 + i % 2 : i * kPackRows + lane;
-      base[at] = w[row * k + i];
+      base[at] = w[i];
+    }
+  }
+  return out;
+}
+
+// The same for a row-major [n, k] matrix.
+template <typename T>
+std::vector<T> PackRows(const T* w, int64_t n, int64_t k) {
+  return PackRowsFrom<T>([w, k](int64_t row) { return w + row * k; }, n, k);
+}
+
+// PackRows undone: the [n, k] matrix from its packed form, converted to U
+// (bf16 → f32 exactly, f32 → bf16 rounded to nearest even).
+template <typename U, typename T>
+std::vector<U> UnpackRows(const T* packed, int64_t n, int64_t k) {
+  const bool pairs = sizeof(T) == 2;
+  const int64_t kk = pairs ? (k + 1) / 2 * 2 : k;
+  std::vector<U> out(static_cast<size_t>(n * k));
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t g = row / kPackRows, lane = row % kPackRows;
+    const T* base = packed + g * kPackRows * kk;
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t at = pairs ? (i / 2) * 2 * kPackRows + lane * 2 + i % 2 : i * kPackRows + lane;
+      const T v = base[at];
+      U& o = out[static_cast<size_t>(row * k + i)];
+      if constexpr (sizeof(U) == sizeof(T)) {
+        o = v;
+      } else if constexpr (sizeof(T) == 2) {
+        o = Bf16ToFloat(v);
+      } else {
+        o = FloatToBf16(v);
+      }
     }
   }
   return out;

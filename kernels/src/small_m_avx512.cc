@@ -16,9 +16,13 @@ namespace {
 // outputs of a token at once, broadcasting that token's x value (or pair).
 
 // One k step of a packed group is one 64-byte vector: 16 rows × one f32
-// value, or 16 rows × a bf16 pair.
+// value, or 16 rows × a bf16 pair. T is the weights' type, XT the tokens';
+// W and X what a step loads of each.
 struct PackedF32 {
   using T = float;
+  using XT = float;
+  using W = __m512;
+  using X = __m512;
   static constexpr int64_t kStepElems = 16;
   static int64_t Steps(int64_t k) { return k; }
   static __m512 LoadW(const float* w) { return _mm512_loadu_ps(w); }
@@ -30,6 +34,9 @@ struct PackedF32 {
 
 struct PackedBf16 {
   using T = uint16_t;
+  using XT = uint16_t;
+  using W = __m512;
+  using X = __m512;
   static constexpr int64_t kStepElems = 32;
   static int64_t Steps(int64_t k) { return (k + 1) / 2; }
   static __m512 LoadW(const uint16_t* w) { return _mm512_castsi512_ps(_mm512_loadu_si512(w)); }
@@ -50,10 +57,45 @@ struct PackedBf16 {
   }
 };
 
+// f32 tokens, bf16 weights: each pair vector widens (exactly) into its even-k
+// and odd-k halves, multiplied in k order with one FMA each, as PackedF32
+// does: the sums are PackedF32's over the widened weights, bit for bit, from
+// half the bytes. Plain AVX-512F.
+struct PackedF32Bf16Weights {
+  using T = uint16_t;
+  using XT = float;
+  struct W {
+    __m512 even, odd;
+  };
+  struct X {
+    __m512 even, odd;
+  };
+  static constexpr int64_t kStepElems = 32;
+  static int64_t Steps(int64_t k) { return (k + 1) / 2; }
+  static int64_t FullSteps(int64_t k) { return k / 2; }
+  static W LoadW(const uint16_t* w) {
+    const __m512i pairs = _mm512_loadu_si512(w);
+    // bf16 is the top half of an f32: even k sits in the low 16 bits.
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)),
+            _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(~0xffff)))};
+  }
+  static X Broadcast(const float* x, int64_t step) {
+    return {_mm512_set1_ps(x[2 * step]), _mm512_set1_ps(x[2 * step + 1])};
+  }
+  // The last step of an odd k: its padding weight (+0) times −0 adds −0,
+  // which leaves every sum as it was (signed zeros included).
+  static X BroadcastLast(const float* x, int64_t step, int64_t) {
+    return {_mm512_set1_ps(x[2 * step]), _mm512_set1_ps(-0.0f)};
+  }
+  static __m512 Madd(__m512 acc, W w, X x) {
+    return _mm512_fmadd_ps(x.odd, w.odd, _mm512_fmadd_ps(x.even, w.even, acc));
+  }
+};
+
 // MB tokens × NV groups of 16 rows, over all of k; the first `rows`
 // (<= 16·NV) outputs of each token are stored.
 template <typename Op, int MB, int NV>
-void PackedTile(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
+void PackedTile(const typename Op::XT* x, int64_t x_stride, const typename Op::T* w, int64_t k,
                 float* y, int64_t y_stride, int64_t rows) {
   __m512 acc[MB][NV];
 #pragma GCC unroll 8
@@ -64,12 +106,12 @@ void PackedTile(const typename Op::T* x, int64_t x_stride, const typename Op::T*
   const int64_t steps = Op::Steps(k), group = steps * Op::kStepElems;
   const int64_t full = Op::FullSteps(k);
   for (int64_t step = 0; step < steps; ++step) {
-    __m512 wv[NV];
+    typename Op::W wv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) wv[v] = Op::LoadW(w + v * group + step * Op::kStepElems);
 #pragma GCC unroll 8
     for (int r = 0; r < MB; ++r) {
-      const __m512 xv = step < full ? Op::Broadcast(x + r * x_stride, step)
+      const typename Op::X xv = step < full ? Op::Broadcast(x + r * x_stride, step)
                                     : Op::BroadcastLast(x + r * x_stride, step, k);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = Op::Madd(acc[r][v], wv[v], xv);
@@ -85,17 +127,21 @@ void PackedTile(const typename Op::T* x, int64_t x_stride, const typename Op::T*
   }
 }
 
-// Groups of 16 rows per tile for MB tokens (MB·NV accumulators, NV weight
-// vectors and one broadcast within the 32 registers).
+// Groups of 16 rows per tile for MB tokens: MB·NV accumulators, the NV
+// weight vectors (two each when widened from bf16) and the broadcasts within
+// the 32 registers.
+template <typename Op>
 constexpr int GroupsPerTile(int mb) {
+  constexpr bool kWidened = sizeof(typename Op::W) > sizeof(__m512);
   constexpr int kGroups[] = {0, 8, 8, 6, 6, 4, 4, 3, 3};
-  return kGroups[mb];
+  constexpr int kWidenedGroups[] = {0, 8, 6, 5, 4, 4, 3, 3, 2};
+  return kWidened ? kWidenedGroups[mb] : kGroups[mb];
 }
 
 template <typename Op, int MB>
-void PackedGroup(const typename Op::T* x, int64_t x_stride, const typename Op::T* w, int64_t k,
+void PackedGroup(const typename Op::XT* x, int64_t x_stride, const typename Op::T* w, int64_t k,
                  float* y, int64_t y_stride, int64_t rows, int groups) {
-  constexpr int NV = GroupsPerTile(MB);
+  constexpr int NV = GroupsPerTile<Op>(MB);
   if (groups == NV) {
     PackedTile<Op, MB, NV>(x, x_stride, w, k, y, y_stride, rows);
   } else {
@@ -104,25 +150,25 @@ void PackedGroup(const typename Op::T* x, int64_t x_stride, const typename Op::T
 }
 
 template <typename Op>
-void PackedDot(const typename Op::T* x, int64_t x_stride, int64_t m, const typename Op::T* packed,
+void PackedDot(const typename Op::XT* x, int64_t x_stride, int64_t m, const typename Op::T* packed,
                int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
   using T = typename Op::T;
   const int64_t group_size = Op::Steps(k) * Op::kStepElems;
   const int64_t groups = (n + kPackRows - 1) / kPackRows;
   // Tiles as wide as the first (largest) token group takes; each tile is
   // read once from memory and again from cache for later token groups.
-  const int wide = GroupsPerTile(static_cast<int>(std::min<int64_t>(m, 8)));
+  const int wide = GroupsPerTile<Op>(static_cast<int>(std::min<int64_t>(m, 8)));
   for (int64_t g = 0; g < groups;) {
     const int64_t tile_groups = groups - g >= wide ? wide : 1;
     const T* w = packed + (group0 + g) * group_size;
     const int64_t rows = std::min<int64_t>(n - g * kPackRows, tile_groups * kPackRows);
     for (int64_t r = 0; r < m; r += 8) {
       const int64_t mb = std::min<int64_t>(8, m - r);
-      const T* xr = x + r * x_stride;
+      const typename Op::XT* xr = x + r * x_stride;
       float* yr = y + r * y_stride + g * kPackRows;
       // The last token group may be smaller, with another tile width: it
       // then takes this tile one group at a time.
-      const int nv = GroupsPerTile(static_cast<int>(mb));
+      const int nv = GroupsPerTile<Op>(static_cast<int>(mb));
       const int use = tile_groups == nv ? nv : 1;
       for (int64_t sub = 0; sub < tile_groups; sub += use) {
         const int64_t sub_rows = std::min<int64_t>(rows - sub * kPackRows, use * kPackRows);
@@ -154,6 +200,12 @@ void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* p
 void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
                       int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
   PackedDot<PackedBf16>(x, x_stride, m, packed, k, group0, n, y, y_stride);
+}
+
+void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
+                                const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
+                                float* y, int64_t y_stride) {
+  PackedDot<PackedF32Bf16Weights>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
 }  // namespace ffn

@@ -8,11 +8,16 @@
 // the pair's two values in turn, both exact in fp32), whatever m is, so the
 // answers of a token do not depend on the other tokens of the call.
 
-// y[r, j] for r < m, j < n: rows 16·group0 .. of the packed matrix.
-template <typename T, typename Widen>
-void PortablePackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed, int64_t k,
-                       int64_t group0, int64_t n, float* y, int64_t y_stride, Widen widen) {
+// y[r, j] for r < m, j < n: rows 16·group0 .. of the packed matrix. XT is
+// the tokens' type, T the weights'.
+template <typename XT, typename T, typename WidenX, typename WidenW>
+void PortablePackedDot(const XT* x, int64_t x_stride, int64_t m, const T* packed, int64_t k,
+                       int64_t group0, int64_t n, float* y, int64_t y_stride, WidenX widen_x,
+                       WidenW widen_w) {
   constexpr bool kPairs = sizeof(T) == 2;
+  // f32 tokens on bf16 weights: an odd k's padding is skipped, so the sums
+  // are the f32 loop's over the widened weights, bit for bit.
+  constexpr bool kMixed = sizeof(XT) != sizeof(T);
   const int64_t steps = kPairs ? (k + 1) / 2 : k;
   const int64_t step_elems = kPairs ? 2 * kPackRows : kPackRows;
   const int64_t group_size = steps * step_elems;
@@ -21,19 +26,24 @@ void PortablePackedDot(const T* x, int64_t x_stride, int64_t m, const T* packed,
     const T* w = packed + (group0 + g) * group_size;
     const int64_t rows = std::min<int64_t>(kPackRows, n - g * kPackRows);
     for (int64_t r = 0; r < m; ++r) {
-      const T* xr = x + r * x_stride;
+      const XT* xr = x + r * x_stride;
       float acc[kPackRows] = {};
       for (int64_t s = 0; s < steps; ++s) {
         const T* ws = w + s * step_elems;
         if constexpr (kPairs) {
-          const float x0 = widen(xr[2 * s]);
-          const float x1 = 2 * s + 1 < k ? widen(xr[2 * s + 1]) : 0.0f;
+          const bool whole = 2 * s + 1 < k;
+          const float x0 = widen_x(xr[2 * s]);
+          const float x1 = whole ? widen_x(xr[2 * s + 1]) : 0.0f;
+          if (kMixed && !whole) {
+            for (int64_t l = 0; l < kPackRows; ++l) acc[l] = MULTIPLY_ADD(x0, widen_w(ws[2 * l]), acc[l]);
+            continue;
+          }
           for (int64_t l = 0; l < kPackRows; ++l) {
-            acc[l] = MULTIPLY_ADD(x1, widen(ws[2 * l + 1]), MULTIPLY_ADD(x0, widen(ws[2 * l]), acc[l]));
+            acc[l] = MULTIPLY_ADD(x1, widen_w(ws[2 * l + 1]), MULTIPLY_ADD(x0, widen_w(ws[2 * l]), acc[l]));
           }
         } else {
-          const float xv = widen(xr[s]);
-          for (int64_t l = 0; l < kPackRows; ++l) acc[l] = MULTIPLY_ADD(xv, widen(ws[l]), acc[l]);
+          const float xv = widen_x(xr[s]);
+          for (int64_t l = 0; l < kPackRows; ++l) acc[l] = MULTIPLY_ADD(xv, widen_w(ws[l]), acc[l]);
         }
       }
       float* yr = y + r * y_stride + g * kPackRows;
@@ -47,10 +57,15 @@ inline float WidenBf16(uint16_t v) { return Bf16ToFloat(v); }
 
 void PortableF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
                  int64_t group0, int64_t n, float* y, int64_t y_stride) {
-  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32);
+  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32, WidenF32);
 }
 
 void PortableBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint16_t* packed,
                   int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
-  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenBf16);
+  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenBf16, WidenBf16);
+}
+
+void PortableF32Bf16Weights(const float* x, int64_t x_stride, int64_t m, const uint16_t* packed,
+                            int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32, WidenBf16);
 }

@@ -12,6 +12,6 @@ namespace {
 #undef MULTIPLY_ADD
 }  // namespace
 
-SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16}; }
+SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights}; }
 
 }  // namespace ffn

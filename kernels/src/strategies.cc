@@ -84,6 +84,11 @@ void RunFusedSmall(const CoreCall& c, Scratch& scratch) {
       c.kernels.small_m.bf16(static_cast<const uint16_t*>(x), x_stride, m,
                              static_cast<const uint16_t*>(packed), k, row0 / kPackRows, n, y,
                              y_stride);
+    } else if (packs.type == DataType::kBf16) {
+      // f32 compute of matrices kept in bf16.
+      c.kernels.small_m.f32_bf16_weights(static_cast<const float*>(x), x_stride, m,
+                                         static_cast<const uint16_t*>(packed), k,
+                                         row0 / kPackRows, n, y, y_stride);
     } else {
       c.kernels.small_m.f32(static_cast<const float*>(x), x_stride, m,
                             static_cast<const float*>(packed), k, row0 / kPackRows, n, y,

@@ -127,6 +127,8 @@ v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* hu
   info.set_strategy(StrategyName(model.strategy));
   info.set_accuracy(StrategyAccuracy(model.strategy));
   info.set_batch_invariant(model.batch_invariant);
+  info.set_matrix_dtype(DataTypeName(model.block->MatrixType()));
+  info.set_weight_bytes(model.block->WeightBytes());
   return info;
 }
 
@@ -140,7 +142,7 @@ absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(const ModelConfig& 
   const HuggingFaceSource& source = *config.huggingface;
   auto checkpoint = HuggingFaceCheckpoint::Open(source.path);
   if (!checkpoint.ok()) return WithModel(config, checkpoint.status());
-  auto layer = (*checkpoint)->ReadLayer(source.layer, source.sublayer);
+  auto layer = (*checkpoint)->ReadLayer(source.layer, source.sublayer, /*keep_bf16=*/true);
   if (!layer.ok()) return WithModel(config, layer.status());
   if (description != nullptr) {
     description->set_path(source.path);
@@ -198,17 +200,24 @@ namespace {
 
 // Refuses a model whose weights cannot fit before any of it is allocated: an
 // allocation failure half-way through loading is a crash, not a message.
-absl::Status CheckFits(const ModelConfig& config, uint64_t available_bytes) {
+// `matrix_type` is the type the engine will keep the matrices in.
+absl::Status CheckFits(const ModelConfig& config, DataType matrix_type, bool invariant,
+                       uint64_t available_bytes) {
   const uint64_t matrices = config.kind == FfnKind::kGated ? 3 : 2;
-  const uint64_t weight_bytes = matrices * static_cast<uint64_t>(config.d_model) *
-                                static_cast<uint64_t>(config.d_ff) * sizeof(float);
-  // What the engine holds per f32 weight byte once loaded: the f32 rows, a
-  // bf16 copy and the small-M kernels' packed f32 and bf16 forms, plus what
-  // loading holds at once (measured: a 4096×11008 gated layer peaks at 5.2×
-  // its f32 bytes). An estimate below that lets a checkpoint's later layers
-  // pass this check and then meet the kernel's OOM killer.
-  constexpr uint64_t kEngineBytesPerWeightByte = 6;
-  const uint64_t needed = kEngineBytesPerWeightByte * weight_bytes;
+  const uint64_t values =
+      matrices * static_cast<uint64_t>(config.d_model) * static_cast<uint64_t>(config.d_ff);
+  uint64_t needed;
+  if (invariant) {
+    // Loading holds the matrices as read and their packed copy at once; f32
+    // matrices also get a bf16 copy for bf16 compute. Measured: a 4096×11008
+    // gated bf16 layer peaks at 2.0× its bf16 bytes and keeps 1.0×.
+    needed = 2 * values * ElementBytes(matrix_type) +
+             (matrix_type == DataType::kF32 ? values * sizeof(uint16_t) : 0);
+  } else {
+    // The tuned paths add the nn.Linear rows in both types and oneDNN's
+    // packed copies of them: measured up to 5.2× the f32 bytes.
+    needed = 6 * values * sizeof(float);
+  }
   if (needed <= available_bytes) return absl::OkStatus();
   constexpr double kGiB = 1 << 30;
   return absl::ResourceExhaustedError(absl::StrFormat(
@@ -222,11 +231,24 @@ absl::Status CheckFits(const ModelConfig& config, uint64_t available_bytes) {
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const ServerConfig& config,
                                                  std::optional<PlanCache>& cache,
                                                  int tuning_threads) {
-  RETURN_IF_ERROR(CheckFits(mc, AvailableMemoryBytes()));
   if (mc.max_tokens > kMaxTokensLimit) {
     return WithModel(mc, absl::InvalidArgumentError(absl::StrCat(
                              "max_tokens ", mc.max_tokens, " is above ", kMaxTokensLimit)));
   }
+  const Strategy strategy = mc.strategy.value_or(config.server.strategy);
+  // Invariance applies where the strategy allows it (an explicit true with
+  // another strategy is refused by the config parser); nothing to tune then.
+  const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
+                         (strategy == Strategy::kAuto || strategy == Strategy::kFused);
+  DataType matrix_type = DataType::kF32;
+  if (mc.huggingface) {
+    auto checkpoint = HuggingFaceCheckpoint::Open(mc.huggingface->path);
+    if (!checkpoint.ok()) return WithModel(mc, checkpoint.status());
+    auto type = (*checkpoint)->MatrixType(mc.huggingface->layer);
+    if (!type.ok()) return WithModel(mc, type.status());
+    matrix_type = *type;
+  }
+  RETURN_IF_ERROR(CheckFits(mc, matrix_type, invariant, AvailableMemoryBytes()));
   FfnWeights weights;
   std::optional<v1::HuggingFaceWeights> huggingface;
   if (mc.huggingface) {
@@ -241,11 +263,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   const BatchingSettings batching = mc.batching.Over(config.server.batching);
   // auto: time the strategies with the thread count each executor runs
   // batches with, up to the largest batch this model sees.
-  const Strategy strategy = mc.strategy.value_or(config.server.strategy);
-  // Invariance applies where the strategy allows it (an explicit true with
-  // another strategy is refused by the config parser); nothing to tune then.
-  const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
-                         (strategy == Strategy::kAuto || strategy == Strategy::kFused);
   std::string tuning;
   if (invariant) {
     tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
@@ -270,7 +287,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   // Small batches are the common ones: their matmuls are built before the
   // first request rather than during it (larger ones on first use).
   constexpr int64_t kPreparedTokens = 32;
-  if (absl::Status s = (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens));
+  if (absl::Status s =
+          (*block)->Prepare(std::min(kPreparedTokens, batching.max_batch_tokens), invariant);
       !s.ok()) {
     return WithModel(mc, s);
   }

@@ -197,7 +197,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     }
     auto matmuls = m->block->ImplementationFor(1, DataType::kF32, m->batch_invariant);
     spdlog::info("model {}: {} d_model={} d_ff={} default={} weights={} batching: max {} tokens, "
-                 "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}; packed weights {:.1f} MiB",
+                 "delay {} us, queue {} tokens; strategy {}{}; engine(M=1)={}; weights held {:.1f} MiB "
+                 "({} matrices)",
                  m->config.name, m->config.kind == FfnKind::kGated ? "gated" : "plain",
                  m->config.d_model, m->config.d_ff, ActivationName(m->config.default_activation),
                  WeightSource(m->info),
@@ -205,7 +206,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                  m->batching.max_queue_tokens, StrategyName(m->strategy),
                  m->tuning.empty() ? std::string() : absl::StrCat(": ", m->tuning),
                  matmuls.ok() ? *matmuls : matmuls.status().ToString(),
-                 static_cast<double>(m->block->PackedWeightBytes()) / (1 << 20));
+                 static_cast<double>(m->block->WeightBytes()) / (1 << 20),
+                 DataTypeName(m->block->MatrixType()));
   }
   warmup.Shutdown();
 

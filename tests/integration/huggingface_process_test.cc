@@ -82,12 +82,17 @@ TEST(HuggingFaceServerTest, ABrokenCheckpointIsOneStartupErrorNamingTheFile) {
   EXPECT_TRUE(Contains(server.Log(), "is missing")) << server.Log();
 }
 
-TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
-#ifdef FFN_UNDER_ASAN
-  GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer";
-#endif
-  // A LLaMA-layout checkpoint of 48 layers, 6 MiB of MLP weights each.
-  constexpr int64_t kLayers = 48, kDModel = 512, kDFf = 1024;
+// Peak RSS of ffn-server serving layers of a LLaMA-layout checkpoint of
+// `layers` layers (d_model × d_ff, stored in f32 or bf16), next to a tiny
+// model's.
+struct MemoryFigures {
+  int64_t base = 0, one = 0, three = 0;  // tiny model, layer [17], layers [3, 11, 29]
+  int64_t layer_bytes = 0, file_bytes = 0;
+  std::string text;
+};
+
+MemoryFigures ServeLayersOfALargeCheckpoint(bool bf16, int64_t kLayers, int64_t kDModel,
+                                             int64_t kDFf) {
   TempDir dir;
   const std::string folder = dir.File("big");
   std::filesystem::create_directory(folder);
@@ -102,16 +107,17 @@ TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
     for (const char* name : {"mlp.gate_proj.weight", "mlp.up_proj.weight"}) {
       std::vector<float> values(static_cast<size_t>(matrix));
       FillUniform(static_cast<uint64_t>(layer), RandomStream::kWg, 0.05f, values);
-      tensors.push_back({prefix + name, {kDFf, kDModel}, std::move(values)});
+      tensors.push_back({prefix + name, {kDFf, kDModel}, std::move(values), bf16});
     }
     std::vector<float> down(static_cast<size_t>(matrix));
     FillUniform(static_cast<uint64_t>(layer), RandomStream::kW2, 0.05f, down);
-    tensors.push_back({prefix + "mlp.down_proj.weight", {kDModel, kDFf}, std::move(down)});
+    tensors.push_back({prefix + "mlp.down_proj.weight", {kDModel, kDFf}, std::move(down), bf16});
   }
-  ASSERT_TRUE(WriteSafetensors(folder + "/model.safetensors", tensors).ok());
+  EXPECT_TRUE(WriteSafetensors(folder + "/model.safetensors", tensors).ok());
   tensors.clear();
-  const int64_t layer_bytes = 3 * matrix * 4;
-  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(folder + "/model.safetensors"));
+  MemoryFigures f;
+  f.layer_bytes = 3 * matrix * (bf16 ? 2 : 4);
+  f.file_bytes = static_cast<int64_t>(std::filesystem::file_size(folder + "/model.safetensors"));
 
   auto peak_with = [&](const std::string& layers) {
     std::ofstream(dir.File("one.yaml"), std::ios::trunc) << absl::StrCat(
@@ -124,25 +130,50 @@ TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
   };
   // The process with a tiny checkpoint, for comparison.
   ServerProcess tiny({"--model-dir", (kFixtures / "llama-f32").string(), "--threads", "2"});
-  ASSERT_TRUE(tiny.WaitReady()) << tiny.Log();
-  const int64_t base = testing::ProcessMemoryBytes(tiny.pid(), "VmHWM");
+  EXPECT_TRUE(tiny.WaitReady()) << tiny.Log();
+  f.base = testing::ProcessMemoryBytes(tiny.pid(), "VmHWM");
   EXPECT_EQ(tiny.Stop(SIGTERM), 0);
-  const int64_t one = peak_with("[17]");
-  const int64_t three = peak_with("[3, 11, 29]");
-  RecordProperty("peak_tiny_mib", std::to_string(base >> 20));
-  RecordProperty("peak_one_layer_mib", std::to_string(one >> 20));
-  RecordProperty("peak_three_layers_mib", std::to_string(three >> 20));
-  const std::string figures = absl::StrCat(
-      "peak RSS: ", base >> 20, " MiB tiny model, ", one >> 20, " MiB one layer, ", three >> 20,
-      " MiB three layers of a ", file_bytes >> 20, " MiB file (", layer_bytes >> 20,
-      " MiB per layer)");
+  f.one = peak_with("[17]");
+  f.three = peak_with("[3, 11, 29]");
+  f.text = absl::StrCat("peak RSS: ", f.base >> 20, " MiB tiny model, ", f.one >> 20,
+                        " MiB one layer, ", f.three >> 20, " MiB three layers of a ",
+                        f.file_bytes >> 20, " MiB ", bf16 ? "bf16" : "f32", " file (",
+                        f.layer_bytes >> 20, " MiB per layer)");
+  return f;
+}
+
+TEST(HuggingFaceServerTest, OneLayerOfALargeCheckpointReadsOnlyThatLayer) {
+#ifdef FFN_UNDER_ASAN
+  GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer";
+#endif
+  const MemoryFigures f = ServeLayersOfALargeCheckpoint(/*bf16=*/false, 48, 512, 1024);
+  RecordProperty("peak_one_layer_mib", std::to_string(f.one >> 20));
+  RecordProperty("peak_three_layers_mib", std::to_string(f.three >> 20));
   // Each layer served costs at least its f32 weights ...
-  EXPECT_GT(three - one, layer_bytes) << figures;
-  // ... and one layer costs what the engine keeps of it (f32, bf16, packed
-  // copies), nothing like the whole file: reading every layer would add
-  // its 288 MiB.
-  EXPECT_LT(one - base, 8 * layer_bytes) << figures;
-  EXPECT_LT(one - base, file_bytes / 6) << figures;
+  EXPECT_GT(f.three - f.one, f.layer_bytes) << f.text;
+  // ... and one layer costs what the engine keeps of it (the packed f32
+  // copy and its bf16 twin) and what loading holds at once, nothing like
+  // the whole file: reading every layer would add its 288 MiB.
+  EXPECT_LT(f.one - f.base, 4 * f.layer_bytes) << f.text;
+  EXPECT_LT(f.one - f.base, f.file_bytes / 6) << f.text;
+}
+
+TEST(HuggingFaceServerTest, ALayerStoredInBf16IsKeptOnceInBf16) {
+#ifdef FFN_UNDER_ASAN
+  GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer";
+#endif
+  // 12 MiB per layer, so that what every model holds besides its weights
+  // (statistics, plans) is small next to them.
+  const MemoryFigures f = ServeLayersOfALargeCheckpoint(/*bf16=*/true, 32, 1024, 2048);
+  RecordProperty("peak_one_layer_mib", std::to_string(f.one >> 20));
+  RecordProperty("peak_three_layers_mib", std::to_string(f.three >> 20));
+  // Two more layers held cost about their bf16 bytes each: one packed copy
+  // (an f32 copy alone would be twice that, the engine's former copies six
+  // times).
+  EXPECT_GT(f.three - f.one, 2 * f.layer_bytes * 9 / 10) << f.text;
+  EXPECT_LT(f.three - f.one, 2 * 2 * f.layer_bytes) << f.text;
+  // Loading one holds it as read and packed at once, never the whole file.
+  EXPECT_LT(f.one - f.base, 4 * f.layer_bytes) << f.text;
 }
 
 }  // namespace

@@ -140,14 +140,19 @@ class GatedFfnBlockTest : public ::testing::TestWithParam<Activation> {};
 
 TEST_P(GatedFfnBlockTest, MatchesReference) {
   const Activation a = GetParam();
-  // The block takes its weights by value and empties wg/wu: keep a copy.
+  // The block takes its weights by value and empties its matrices: keep a copy.
   const FfnWeights weights = RandomFfnWeights(FfnKind::kGated, 48, 100, /*seed=*/29);
   auto block = FfnBlock::Create(weights);
   ASSERT_TRUE(block.ok()) << block.status();
   EXPECT_EQ((*block)->kind(), FfnKind::kGated);
+  // The matrices moved into the packed copy, and come back unchanged.
   EXPECT_TRUE((*block)->weights().wg.empty());
   EXPECT_TRUE((*block)->weights().wu.empty());
-  EXPECT_EQ((*block)->weights().w2, weights.w2);
+  EXPECT_TRUE((*block)->weights().w2.empty());
+  const FfnWeights unpacked = (*block)->UnpackedWeights();
+  EXPECT_EQ(unpacked.wg, weights.wg);
+  EXPECT_EQ(unpacked.wu, weights.wu);
+  EXPECT_EQ(unpacked.w2, weights.w2);
   for (int64_t m : kTokenCounts) {
     RunAndCompare(**block, weights, a, m, 300 + static_cast<uint64_t>(m), Label("gated 48x100", a));
   }

@@ -138,7 +138,7 @@ TEST_F(ModelRegistryTest, LoadsSafetensorsModels) {
   const Model* plain = (*registry)->Find("plain");
   ASSERT_NE(plain, nullptr);
   EXPECT_EQ(plain, (*registry)->models()[0].get());
-  const FfnWeights& pw = plain->block->weights();
+  const FfnWeights pw = plain->block->UnpackedWeights();
   EXPECT_EQ(pw.kind, FfnKind::kPlain);
   EXPECT_EQ(pw.d_model, kDm);
   EXPECT_EQ(pw.d_ff, kDff);
@@ -156,7 +156,7 @@ TEST_F(ModelRegistryTest, LoadsSafetensorsModels) {
   const Model* gated = (*registry)->Find("gated");
   ASSERT_NE(gated, nullptr);
   EXPECT_EQ(gated->block->kind(), FfnKind::kGated);
-  EXPECT_EQ(gated->block->weights().w2, w2_);
+  EXPECT_EQ(gated->block->UnpackedWeights().w2, w2_);
   EXPECT_EQ(gated->max_tokens, 777);  // the server's default
 
   EXPECT_EQ((*registry)->Find("nope"), nullptr);
@@ -310,7 +310,7 @@ TEST_F(ModelRegistryTest, RandomModelsUseTheSeededGenerator) {
   ASSERT_TRUE(registry.ok()) << registry.status();
 
   const FfnWeights want_plain = RandomFfnWeights(FfnKind::kPlain, 24, 56, 77);
-  const FfnWeights& plain = (*registry)->Find("rand-plain")->block->weights();
+  const FfnWeights plain = (*registry)->Find("rand-plain")->block->UnpackedWeights();
   EXPECT_EQ(plain.w1, want_plain.w1);
   EXPECT_EQ(plain.b1, want_plain.b1);
   EXPECT_EQ(plain.w2, want_plain.w2);
@@ -323,7 +323,7 @@ TEST_F(ModelRegistryTest, RandomModelsUseTheSeededGenerator) {
   EXPECT_EQ(loaded_gated->wg, want_gated.wg);
   EXPECT_EQ(loaded_gated->wu, want_gated.wu);
   EXPECT_EQ(loaded_gated->w2, want_gated.w2);
-  EXPECT_EQ((*registry)->Find("rand-gated")->block->weights().w2, want_gated.w2);
+  EXPECT_EQ((*registry)->Find("rand-gated")->block->UnpackedWeights().w2, want_gated.w2);
   // A different seed is a different model.
   EXPECT_NE(RandomFfnWeights(FfnKind::kGated, 24, 56, 79).wg, want_gated.wg);
 }
@@ -481,11 +481,18 @@ TEST_F(ModelRegistryTest, NonFiniteWeightsAreRefused) {
 
 TEST_F(ModelRegistryTest, AModelThatCannotFitIsRefusedBeforeAllocating) {
   // 2 × 131072² floats = 128 GiB: this used to abort with std::bad_alloc.
+  // Batch-invariant (the default): the f32 matrices as read, their packed
+  // copy and its bf16 twin, 2·4 + 2 bytes per value.
   ExpectLoadError("  - {name: huge, d_model: 131072, d_ff: 131072, activation: relu, "
                   "weights: {random: {seed: 1}}}\n",
                   absl::StatusCode::kResourceExhausted,
-                  {"model 'huge' (d_model 131072, d_ff 131072) needs about 768.0 GiB",
+                  {"model 'huge' (d_model 131072, d_ff 131072) needs about 320.0 GiB",
                    "GiB of memory is available"});
+  // Tuned paths add rows and oneDNN's copies: 6 × the f32 bytes.
+  ExpectLoadError("  - {name: huge, d_model: 131072, d_ff: 131072, activation: relu, "
+                  "batch_invariant: false, weights: {random: {seed: 1}}}\n",
+                  absl::StatusCode::kResourceExhausted,
+                  {"model 'huge' (d_model 131072, d_ff 131072) needs about 768.0 GiB"});
 }
 
 // BF16 tensors (hand-written: WriteSafetensors only writes F32) load as the
@@ -532,7 +539,7 @@ TEST_F(ModelRegistryTest, Bf16TensorsLoad) {
 
   auto registry = ModelRegistry::Load(*config);
   ASSERT_TRUE(registry.ok()) << registry.status();
-  EXPECT_EQ((*registry)->Find("bf16")->block->weights().w2, weights->w2);
+  EXPECT_EQ((*registry)->Find("bf16")->block->UnpackedWeights().w2, weights->w2);
   EXPECT_EQ((*registry)->Find("bf16")->info.dtype(), v1::FLOAT32);
 }
 

@@ -83,12 +83,18 @@ class HuggingFaceCheckpoint {
                                                        const std::vector<int64_t>& indices) const;
 
   // The weights of layer `id` in nn.Linear layout (f32, converted exactly
-  // from bf16/f16; Conv1D transposed; a fused gate_up split). sublayer: also
+  // from bf16/f16; Conv1D transposed; a fused gate_up split); keep_bf16: the
+  // matrices as bf16 (matrix_type kBf16) where all of them are stored in
+  // bf16, for an engine that keeps them so. sublayer: also
   // the norms and residual around the MLP, as the decoder/encoder layer
   // applies them (pre-norm x + MLP(norm(x)); post-norm norm(x + MLP(x));
   // Gemma 2 x + norm(MLP(norm(x)))). Errors name the file and the tensor
   // (missing, wrong shape or dtype, not finite).
-  absl::StatusOr<HuggingFaceLayerWeights> ReadLayer(std::string_view id, bool sublayer) const;
+  absl::StatusOr<HuggingFaceLayerWeights> ReadLayer(std::string_view id, bool sublayer,
+                                                     bool keep_bf16 = false) const;
+  // kBf16 if every matrix of layer `id` is stored in bf16 (what ReadLayer
+  // with keep_bf16 gives), else kF32. Reads the headers only.
+  absl::StatusOr<DataType> MatrixType(std::string_view id) const;
 
  private:
   HuggingFaceCheckpoint() = default;

@@ -56,8 +56,17 @@ class SafetensorsFile {
   // the first one's index and value.
   absl::StatusOr<std::vector<float>> ReadFiniteFloat(std::string_view name,
                                                      std::span<const int64_t> expected_shape) const;
+  // A BF16 tensor's values as they are stored (bf16 bits), refusing NaN and
+  // infinities as ReadFiniteFloat does. INVALID_ARGUMENT for another dtype or
+  // shape.
+  absl::StatusOr<std::vector<uint16_t>> ReadFiniteBf16(std::string_view name,
+                                                       std::span<const int64_t> expected_shape) const;
 
  private:
+  // Get(), INVALID_ARGUMENT unless the tensor's shape is `expected_shape`.
+  absl::StatusOr<SafetensorsEntry> GetShaped(std::string_view name,
+                                             std::span<const int64_t> expected_shape) const;
+
   SafetensorsFile() = default;
   std::string path_;
   void* map_ = nullptr;
@@ -65,14 +74,16 @@ class SafetensorsFile {
   std::map<std::string, SafetensorsEntry, std::less<>> entries_;
 };
 
-// One tensor to write, always as F32.
+// One tensor to write, as F32, or as BF16 (the values rounded to nearest
+// even) with bf16 set.
 struct SafetensorsTensorToWrite {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<float> values;
+  bool bf16 = false;
 };
 
-// Writes `tensors` as an F32 safetensors file (for tests and for exporting
+// Writes `tensors` as a safetensors file (for tests and for exporting
 // weights). INVALID_ARGUMENT if a tensor's values do not match its shape.
 absl::Status WriteSafetensors(const std::string& path,
                               const std::vector<SafetensorsTensorToWrite>& tensors);

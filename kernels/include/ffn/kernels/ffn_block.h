@@ -28,9 +28,12 @@
 // the second matmul in column blocks).
 // Gated models keep Wg and Wu interleaved by column block ([Wg_0; Wu_0;
 // Wg_1; Wu_1; ...], kColumnBlock rows each), so one GEMM over a block gives
-// both halves side by side. Weights otherwise stay in their nn.Linear layout,
-// which oneDNN reads as the transposed operand; a bf16 copy is made at
-// creation. oneDNN primitives are built once per shape and cached.
+// both halves side by side. The block keeps its matrices once, packed for
+// the small-M kernels in the type they came in (FfnWeights::matrix_type:
+// a bf16 checkpoint stays bf16, and its f32 compute widens the values,
+// exactly); other forms (bf16 packs of f32 matrices, the nn.Linear rows
+// oneDNN reads as the transposed operand) are made the first time a call
+// needs them. oneDNN primitives are built once per shape and cached.
 // The pieces, in kernels/src: prepared_weights (the weights in the forms the
 // strategies read), onednn_matmul (primitives and packed weights),
 // strategies (the bodies above), plan (auto's choice and its tuning).
@@ -137,8 +140,8 @@ struct TuneResult {
 
 class FfnBlock {
  public:
-  // Validates the weights and builds the M = 1 primitives. INVALID_ARGUMENT
-  // for inconsistent weights, INTERNAL if oneDNN cannot build a primitive.
+  // Validates the weights and packs them (Prepare builds the rest).
+  // INVALID_ARGUMENT for inconsistent weights.
   static absl::StatusOr<std::unique_ptr<FfnBlock>> Create(FfnWeights weights,
                                                           ActivationParams params = {});
   ~FfnBlock();
@@ -152,9 +155,13 @@ class FfnBlock {
     return Run({activation, DataType::kF32, x, DataType::kF32, m, y, DataType::kF32});
   }
 
-  // The weights; for gated models wg and wu are empty, their values having
-  // moved into the stacked matrix the engine reads.
+  // The weights without their matrices (w1, wg, wu, w2 and the bf16 twins
+  // are empty: their values moved into the packed copy the engine reads).
   const FfnWeights& weights() const;
+  // The matrices back in f32, as given (gated: wg and wu), with the rest of
+  // weights(); allocates a copy. The type they are kept in: MatrixType().
+  FfnWeights UnpackedWeights() const;
+  DataType MatrixType() const;
   // The parameters with prelu_alpha pointing into weights().prelu_alpha.
   const ActivationParams& params() const;
   FfnKind kind() const { return weights().kind; }
@@ -162,10 +169,12 @@ class FfnBlock {
   int64_t d_ff() const { return weights().d_ff; }
   // Multiply-add count × 2 for m tokens.
   double Flops(int64_t m) const;
-  // Builds the primitives for every token count in [1, max_m] and both
-  // compute dtypes now (about 1 ms per count), so requests of those sizes
-  // never pay for it. INTERNAL if oneDNN fails.
-  absl::Status Prepare(int64_t max_m) const;
+  // Builds what calls of every token count in [1, max_m] and both compute
+  // dtypes need now (primitives: about 1 ms per count; weight forms), so
+  // requests of those sizes never pay for it; batch_invariant: for
+  // batch-invariant calls, which need no primitives. INTERNAL if oneDNN
+  // fails.
+  absl::Status Prepare(int64_t max_m, bool batch_invariant = false) const;
   // Times unfused and fused for both compute dtypes at token counts 1, 2,
   // 4, ..., 512 (those <= max_m, and max_m), in interleaved rounds keeping
   // each one's minimum, timing again any point more than 2x above what its
@@ -183,8 +192,11 @@ class FfnBlock {
   // plan cache): each probe's chosen strategy for its M range. INVALID_ARGUMENT
   // if a probe's m is not positive or its choice is not unfused or fused.
   absl::Status SetPlan(const TuneResult& tuned);
-  // Bytes of weight copies packed for oneDNN (beyond the f32 and bf16 rows).
+  // Bytes of weight copies packed for oneDNN.
   size_t PackedWeightBytes() const;
+  // Bytes of every weight copy the block holds: the packed matrices, forms
+  // made from them, oneDNN's packed copies.
+  size_t WeightBytes() const;
   // The strategy kAuto runs for m tokens in `compute`.
   Strategy PlannedStrategy(int64_t m, DataType compute) const;
 

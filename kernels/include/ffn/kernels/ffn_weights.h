@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "ffn/kernels/dtype.h"
 
 namespace ffn {
 
@@ -44,6 +45,12 @@ struct FfnWeights {
   std::vector<float> w1, b1, b2;     // plain
   std::vector<float> wg, wu;         // gated
   std::vector<float> w2;             // both
+  // The type the matrices come in. kBf16 (weights stored in bf16, as most
+  // checkpoints are): w1, wg, wu and w2 stay empty and their *_bf16 twins
+  // hold them; the engine then keeps one bf16 copy and computes f32 with its
+  // values widened, which is exact. Vectors and norms are f32 either way.
+  DataType matrix_type = DataType::kF32;
+  std::vector<uint16_t> w1_bf16, wg_bf16, wu_bf16, w2_bf16;
   std::vector<float> prelu_alpha;    // plain: 1 or d_ff slopes; empty means {0.25}
   NormKind norm = NormKind::kNone;
   float norm_eps = 1e-5f;
@@ -61,6 +68,10 @@ struct FfnWeights {
   // naming the tensor otherwise.
   absl::Status Validate() const;
 };
+
+// Makes bf16 matrices f32 (exactly; matrix_type becomes kF32), for code that
+// reads w1, wg, wu and w2 (the fp64 reference). No-op for f32 matrices.
+void WidenMatrices(FfnWeights& weights);
 
 // Generator streams: each tensor of a random model draws from its own stream.
 enum class RandomStream : uint64_t {

@@ -37,8 +37,9 @@ absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config);
 // activation; any other entry as itself. Errors name the model and the file.
 absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& entry);
 
-// Reads the weights of an expanded checkpoint layer, and describes its
-// source for ListModels into `description` if given.
+// Reads the weights of an expanded checkpoint layer (matrices stored in bf16
+// stay bf16, as the engine keeps them), and describes its source for
+// ListModels into `description` if given.
 absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(
     const ModelConfig& config, v1::HuggingFaceWeights* description = nullptr);
 
