@@ -32,13 +32,19 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
   w.d_model = config.d_model;
   w.d_ff = config.d_ff;
   const int64_t dm = config.d_model, dff = config.d_ff;
-  auto read = [&](const std::string& role, std::vector<int64_t> shape,
-                  std::vector<float>& out) -> absl::Status {
+  // Reads role's tensor as f32, or as bf16 bits into a std::vector<uint16_t>.
+  auto read = [&](const std::string& role, std::vector<int64_t> shape, auto& out) -> absl::Status {
     auto name = config.tensors.find(role);
     if (name == config.tensors.end()) {
       return absl::InvalidArgumentError(absl::StrCat("weight ", role, ": no tensor name given"));
     }
-    auto values = file->ReadFiniteFloat(name->second, shape);
+    auto values = [&] {
+      if constexpr (sizeof(out[0]) == 2) {
+        return file->ReadFiniteBf16(name->second, shape);
+      } else {
+        return file->ReadFiniteFloat(name->second, shape);
+      }
+    }();
     if (!values.ok()) {
       return absl::Status(values.status().code(),
                           absl::StrCat("weight ", role, " (tensor '", name->second, "'): ",
@@ -47,9 +53,20 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
     out = std::move(*values);
     return absl::OkStatus();
   };
-  absl::Status s = read("w2", {dm, dff}, w.w2);
+  // Matrices all stored in BF16 stay bf16, as the engine keeps them.
+  const std::vector<std::string> matrices =
+      config.kind == FfnKind::kPlain ? std::vector<std::string>{"w1", "w2"}
+                                     : std::vector<std::string>{"wg", "wu", "w2"};
+  const bool bf16 = std::all_of(matrices.begin(), matrices.end(), [&](const std::string& role) {
+    auto name = config.tensors.find(role);
+    if (name == config.tensors.end()) return false;
+    auto entry = file->Get(name->second);
+    return entry.ok() && entry->dtype == "BF16";
+  });
+  if (bf16) w.matrix_type = DataType::kBf16;
+  absl::Status s = bf16 ? read("w2", {dm, dff}, w.w2_bf16) : read("w2", {dm, dff}, w.w2);
   if (config.kind == FfnKind::kPlain) {
-    if (s.ok()) s = read("w1", {dff, dm}, w.w1);
+    if (s.ok()) s = bf16 ? read("w1", {dff, dm}, w.w1_bf16) : read("w1", {dff, dm}, w.w1);
     w.has_bias = config.tensors.contains("b1");
     if (s.ok() && w.has_bias) s = read("b1", {dff}, w.b1);
     if (s.ok() && w.has_bias) s = read("b2", {dm}, w.b2);
@@ -68,8 +85,8 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
       s = read("alpha", entry->shape, w.prelu_alpha);
     }
   } else {
-    if (s.ok()) s = read("wg", {dff, dm}, w.wg);
-    if (s.ok()) s = read("wu", {dff, dm}, w.wu);
+    if (s.ok()) s = bf16 ? read("wg", {dff, dm}, w.wg_bf16) : read("wg", {dff, dm}, w.wg);
+    if (s.ok()) s = bf16 ? read("wu", {dff, dm}, w.wu_bf16) : read("wu", {dff, dm}, w.wu);
   }
   if (s.ok() && config.norm != NormKind::kNone) {
     w.norm = config.norm;

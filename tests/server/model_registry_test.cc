@@ -495,8 +495,8 @@ TEST_F(ModelRegistryTest, AModelThatCannotFitIsRefusedBeforeAllocating) {
                   {"model 'huge' (d_model 131072, d_ff 131072) needs about 768.0 GiB"});
 }
 
-// BF16 tensors (hand-written: WriteSafetensors only writes F32) load as the
-// floats they denote.
+// BF16 tensors (hand-written here) load as stored: the matrices stay bf16,
+// denoting exactly the floats they widen to.
 TEST_F(ModelRegistryTest, Bf16TensorsLoad) {
   std::vector<uint16_t> wg_bits, wu_bits, w2_bits;
   for (float v : wg_) wg_bits.push_back(ToBf16Bits(v));
@@ -524,8 +524,16 @@ TEST_F(ModelRegistryTest, Bf16TensorsLoad) {
     weights: {safetensors: bf16.safetensors, tensors: {wg: g, wu: u, w2: d}}
 )");
   ASSERT_TRUE(config.ok()) << config.status();
-  auto weights = LoadWeights(config->models[0]);
-  ASSERT_TRUE(weights.ok()) << weights.status();
+  auto loaded = LoadWeights(config->models[0]);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  // Kept as stored, and widened exactly.
+  EXPECT_EQ(loaded->matrix_type, DataType::kBf16);
+  EXPECT_EQ(loaded->wg_bf16, wg_bits);
+  EXPECT_EQ(loaded->wu_bf16, wu_bits);
+  EXPECT_EQ(loaded->w2_bf16, w2_bits);
+  FfnWeights widened = *loaded;
+  WidenMatrices(widened);
+  const FfnWeights* weights = &widened;
   ASSERT_EQ(weights->wg.size(), wg_.size());
   size_t changed = 0;
   for (size_t i = 0; i < wg_.size(); ++i) {
@@ -541,6 +549,7 @@ TEST_F(ModelRegistryTest, Bf16TensorsLoad) {
   ASSERT_TRUE(registry.ok()) << registry.status();
   EXPECT_EQ((*registry)->Find("bf16")->block->UnpackedWeights().w2, weights->w2);
   EXPECT_EQ((*registry)->Find("bf16")->info.dtype(), v1::FLOAT32);
+  EXPECT_EQ((*registry)->Find("bf16")->info.matrix_dtype(), "bf16");
 }
 
 // LoadWeights names the model in its errors even when called directly.

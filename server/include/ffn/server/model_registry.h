@@ -28,7 +28,8 @@ struct Model {
 };
 
 // Reads the weights a model config names: generated from its seed, or read
-// from its safetensors file (F32 or BF16, nn.Linear layout). Errors name the
+// from its safetensors file (F32, F16 or BF16, nn.Linear layout; matrices
+// all stored in BF16 come as bf16, matrix_type kBf16). Errors name the
 // model, the tensor and what was expected.
 absl::StatusOr<FfnWeights> LoadWeights(const ModelConfig& config);
 
