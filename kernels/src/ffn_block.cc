@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ffn/common/status_macros.h"
+#include "moe_layer.h"
 #include "onednn_matmul.h"
 #include "plan.h"
 #include "prepared_weights.h"
@@ -49,13 +50,22 @@ void NormRows(NormKind norm, float eps, const std::vector<float>& gamma,
 }  // namespace
 
 struct FfnBlock::Impl {
-  Impl(FfnWeights w, const ActivationParams& p) : weights(std::move(w), p) {}
+  // A dense block.
+  Impl(FfnWeights w, const ActivationParams& p)
+      : dense(std::make_unique<const PreparedWeights>(std::move(w), p)) {}
+  // A mixture of experts: `outer` without matrices.
+  Impl(FfnWeights outer, const ActivationParams& p, std::unique_ptr<MoeLayer> layer)
+      : moe_outer(std::move(outer)), moe_params(p), moe(std::move(layer)) {}
 
-  const PreparedWeights weights;
+  const std::unique_ptr<const PreparedWeights> dense;  // null for MoE
+  const FfnWeights moe_outer;
+  const ActivationParams moe_params;
+  const std::unique_ptr<const MoeLayer> moe;
   MatmulCache matmuls;
   StrategyPlan plan;
 
-  Activation representative() const { return RepresentativeActivation(weights.weights().kind); }
+  const FfnWeights& weights() const { return dense ? dense->weights() : moe_outer; }
+  Activation representative() const { return RepresentativeActivation(weights().kind); }
 };
 
 FfnBlock::FfnBlock(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -72,18 +82,55 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
   }
 }
 
-const FfnWeights& FfnBlock::weights() const { return impl_->weights.weights(); }
-FfnWeights FfnBlock::UnpackedWeights() const { return impl_->weights.Unpacked(); }
-DataType FfnBlock::MatrixType() const { return impl_->weights.stored(); }
-const ActivationParams& FfnBlock::params() const { return impl_->weights.params(); }
+absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::CreateMoe(MoeWeights weights,
+                                                              ActivationParams params) {
+  RETURN_IF_ERROR(weights.Validate());
+  FfnWeights outer = weights.outer;
+  try {
+    ASSIGN_OR_RETURN(std::unique_ptr<MoeLayer> layer, MoeLayer::Create(std::move(weights), params));
+    return std::unique_ptr<FfnBlock>(
+        new FfnBlock(std::make_unique<Impl>(std::move(outer), params, std::move(layer))));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory for the experts' packed weights");
+  }
+}
+
+const FfnWeights& FfnBlock::weights() const { return impl_->weights(); }
+FfnWeights FfnBlock::UnpackedWeights() const {
+  return impl_->dense ? impl_->dense->Unpacked() : impl_->moe_outer;
+}
+DataType FfnBlock::MatrixType() const {
+  return impl_->dense ? impl_->dense->stored() : impl_->moe->expert(0).MatrixType();
+}
+const ActivationParams& FfnBlock::params() const {
+  return impl_->dense ? impl_->dense->params() : impl_->moe->expert(0).params();
+}
+const MoeWeights* FfnBlock::moe() const { return impl_->moe ? &impl_->moe->meta() : nullptr; }
+int64_t FfnBlock::num_experts() const { return impl_->moe ? impl_->moe->num_experts() : 0; }
+const FfnBlock& FfnBlock::expert(int64_t e) const { return impl_->moe->expert(e); }
+const FfnBlock* FfnBlock::shared_expert() const {
+  return impl_->moe ? impl_->moe->shared() : nullptr;
+}
 
 double FfnBlock::Flops(int64_t m) const {
+  if (impl_->moe) {
+    // The top_k experts each token runs, and the shared one.
+    return static_cast<double>(moe()->top_k) * expert(0).Flops(m) +
+           (shared_expert() != nullptr ? shared_expert()->Flops(m) : 0.0);
+  }
   const double per_token = 2.0 * static_cast<double>(d_model()) * static_cast<double>(d_ff()) *
                            (kind() == FfnKind::kGated ? 3.0 : 2.0);
   return per_token * static_cast<double>(m);
 }
 
 absl::Status FfnBlock::Prepare(int64_t max_m, bool batch_invariant) const {
+  if (impl_->moe) {
+    for (int64_t e = 0; e < num_experts(); ++e) {
+      RETURN_IF_ERROR(expert(e).Prepare(max_m, batch_invariant));
+    }
+    if (shared_expert() != nullptr) RETURN_IF_ERROR(shared_expert()->Prepare(max_m, batch_invariant));
+    return absl::OkStatus();
+  }
   // One call per token count and dtype with the planned strategy builds and
   // caches its primitives and weight forms.
   std::vector<float> x(static_cast<size_t>(max_m * d_model()), 0.5f), y(x.size());
@@ -121,6 +168,11 @@ Strategy FfnBlock::PlannedStrategy(int64_t m, DataType compute) const {
 }
 
 absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
+  if (impl_->moe) {
+    return absl::FailedPreconditionError(
+        "a mixture-of-experts block is not tuned: its experts run batch-invariant, or the "
+        "untuned rule");
+  }
   const Activation activation = impl_->representative();
   ASSIGN_OR_RETURN(TuneResult tuned,
                    MeasureStrategies(max_m, d_model(), activation,
@@ -140,11 +192,22 @@ absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
 
 size_t FfnBlock::PackedWeightBytes() const { return impl_->matmuls.PackedBytes(); }
 size_t FfnBlock::WeightBytes() const {
-  return impl_->weights.Bytes() + impl_->matmuls.PackedBytes();
+  if (impl_->moe) {
+    size_t bytes = impl_->moe->meta().router.size() * sizeof(float);
+    for (int64_t e = 0; e < num_experts(); ++e) bytes += expert(e).WeightBytes();
+    if (shared_expert() != nullptr) bytes += shared_expert()->WeightBytes();
+    return bytes;
+  }
+  return impl_->dense->Bytes() + impl_->matmuls.PackedBytes();
 }
 
 absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType compute,
                                                         bool batch_invariant) const {
+  if (impl_->moe) {
+    ASSIGN_OR_RETURN(std::string each, expert(0).ImplementationFor(m, compute, batch_invariant));
+    return absl::StrCat("mixture of ", num_experts(), " experts, top ", moe()->top_k,
+                        shared_expert() != nullptr ? " + a shared expert" : "", "; each: ", each);
+  }
   if (batch_invariant) {
     return absl::StrCat("fused, batch-invariant: ffnserve ",
                         IsaName(ActiveIsa()), " ", DataTypeName(compute),
@@ -154,7 +217,7 @@ absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType comp
   if (strategy == Strategy::kFused && FusedRunsSmallM(ActiveKernelTable(), m, compute)) {
     return absl::StrCat("fused: ffnserve avx512 ", DataTypeName(compute), " dot products");
   }
-  const PreparedWeights& w = impl_->weights;
+  const PreparedWeights& w = *impl_->dense;
   const int64_t n = strategy == Strategy::kFused ? w.block_cols(0) * (w.gated() ? 2 : 1)
                                                  : w.up_cols();
   try {
@@ -201,10 +264,10 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         " sums in an order that depends on the token count"));
   }
   const Strategy strategy =
-      run.batch_invariant
+      run.batch_invariant || impl_->moe
           ? Strategy::kFused
           : impl_->plan.Resolve(run.strategy, m, run.compute, first, params());
-  if (strategy == Strategy::kPostops && segments.size() > 1) {
+  if (!impl_->moe && strategy == Strategy::kPostops && segments.size() > 1) {
     // A post-op computes one activation: one call per segment.
     int64_t row = 0;
     for (const ActivationSegment& segment : segments) {
@@ -219,7 +282,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
     }
     return absl::OkStatus();
   }
-  if (strategy == Strategy::kPostops && !PostopsSupports(first, params())) {
+  if (!impl_->moe && strategy == Strategy::kPostops && !PostopsSupports(first, params())) {
     return absl::UnimplementedError(
         "strategy postops cannot run per-channel prelu: oneDNN 2.6 has its prelu post-op only "
         "in the reference matmul, which fails; use unfused or fused");
@@ -254,6 +317,25 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         x = normed;
       }
     }
+    // The core writes f32: into y, or into scratch to convert to bf16.
+    float* y_out = run.y_type == DataType::kBf16 ? Scratch::Get(scratch.y_f32, io_size)
+                                                 : static_cast<float*>(run.y);
+    if (impl_->moe) {
+      // The experts read f32 rows (and use this thread's scratch, of which
+      // only x_in_f32, x_normed and y_f32, which they never touch, are held
+      // across the call).
+      const float* x_f32 = static_cast<const float*>(x);
+      if (x_type != DataType::kF32) {
+        float* converted = Scratch::Get(scratch.x_in_f32, io_size);
+        ConvertRows(stream, x, x_type, converted, DataType::kF32, m, d_model);
+        stream.wait();
+        x_f32 = converted;
+        x_original = converted;
+      }
+      const std::vector<Activation> activations(scratch.row_activation.begin(),
+                                                scratch.row_activation.begin() + m);
+      RETURN_IF_ERROR(impl_->moe->Run(run, activations.data(), x_f32, m, y_out));
+    } else {
     // The source in the compute type.
     if (x_type != run.compute) {
       void* converted = run.compute == DataType::kBf16
@@ -263,10 +345,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
       stream.wait();
       x = converted;
     }
-    // The core writes f32: into y, or into scratch to convert to bf16.
-    float* y_out = run.y_type == DataType::kBf16 ? Scratch::Get(scratch.y_f32, io_size)
-                                                 : static_cast<float*>(run.y);
-    const CoreCall core{impl_->weights, impl_->matmuls, ActiveKernelTable(), scratch.row_activation.data(), first,
+    const CoreCall core{*impl_->dense, impl_->matmuls, ActiveKernelTable(), scratch.row_activation.data(), first,
                         run.compute,    x,              m,                   y_out,
                         run.skip_epilogue_for_timing, run.batch_invariant};
     switch (strategy) {
@@ -276,6 +355,7 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
       case Strategy::kAuto: RunFused(core, scratch, stream); break;
     }
     stream.wait();
+    }
     const auto norm_output = [&] {
       NormRows(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, y_out, y_out, m,
                d_model);

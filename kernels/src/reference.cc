@@ -75,6 +75,71 @@ void NormInPlace(NormKind norm, float eps, const std::vector<float>& gamma,
 
 }  // namespace
 
+namespace {
+
+// out = MLP(xr) of `w` (f32 matrices) in double; h is scratch.
+void MlpRow(const FfnWeights& w, Activation activation, const ActivationParams& params,
+            const std::vector<double>& xr, std::vector<double>& h, std::vector<double>& out) {
+  const int64_t dm = w.d_model, dff = w.d_ff;
+  h.resize(static_cast<size_t>(dff));
+  out.assign(static_cast<size_t>(dm), 0.0);
+  for (int64_t j = 0; j < dff; ++j) {
+    if (w.kind == FfnKind::kPlain) {
+      double acc = w.has_bias ? w.b1[j] : 0.0;
+      const float* wrow = w.w1.data() + j * dm;
+      for (int64_t k = 0; k < dm; ++k) acc += static_cast<double>(wrow[k]) * xr[k];
+      h[j] = ActivationReference(activation, params, acc, static_cast<size_t>(j));
+    } else {
+      double g = 0, u = 0;
+      const float* grow = w.wg.data() + j * dm;
+      const float* urow = w.wu.data() + j * dm;
+      for (int64_t k = 0; k < dm; ++k) {
+        g += static_cast<double>(grow[k]) * xr[k];
+        u += static_cast<double>(urow[k]) * xr[k];
+      }
+      h[j] = ActivationReference(activation, params, g, static_cast<size_t>(j)) * u;
+    }
+  }
+  for (int64_t i = 0; i < dm; ++i) {
+    double acc = (w.kind == FfnKind::kPlain && w.has_bias) ? w.b2[i] : 0.0;
+    const float* wrow = w.w2.data() + i * dff;
+    for (int64_t j = 0; j < dff; ++j) acc += static_cast<double>(wrow[j]) * h[j];
+    out[i] = acc;
+  }
+}
+
+// Rows of x through `outer`'s norm, core(xr, out), then its residual and
+// output norm.
+template <typename Core>
+std::vector<double> AroundRows(const FfnWeights& outer, const float* x, int64_t m, Core core) {
+  const int64_t dm = outer.d_model;
+  std::vector<double> y(static_cast<size_t>(m * dm));
+  std::vector<double> out;
+  for (int64_t r = 0; r < m; ++r) {
+    const float* x_row = x + r * dm;
+    // The FFN's input: the row, or its norm.
+    std::vector<double> xr(x_row, x_row + dm);
+    if (outer.norm != NormKind::kNone) {
+      NormInPlace(outer.norm, outer.norm_eps, outer.norm_gamma, outer.norm_beta, xr);
+    }
+    core(r, xr, out);
+    const bool out_norm = outer.out_norm != NormKind::kNone;
+    if (out_norm && outer.out_norm_place == OutputNormPlace::kBeforeResidual) {
+      NormInPlace(outer.out_norm, outer.out_norm_eps, outer.out_norm_gamma, outer.out_norm_beta, out);
+    }
+    if (outer.residual) {
+      for (int64_t i = 0; i < dm; ++i) out[i] += static_cast<double>(x_row[i]);
+    }
+    if (out_norm && outer.out_norm_place == OutputNormPlace::kAfterResidual) {
+      NormInPlace(outer.out_norm, outer.out_norm_eps, outer.out_norm_gamma, outer.out_norm_beta, out);
+    }
+    std::copy(out.begin(), out.end(), y.begin() + r * dm);
+  }
+  return y;
+}
+
+}  // namespace
+
 std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
                                  const ActivationParams& params, const float* x, int64_t m) {
   if (w.matrix_type == DataType::kBf16) {
@@ -82,51 +147,37 @@ std::vector<double> ReferenceFfn(const FfnWeights& w, Activation activation,
     WidenMatrices(widened);
     return ReferenceFfn(widened, activation, params, x, m);
   }
-  const int64_t dm = w.d_model, dff = w.d_ff;
-  std::vector<double> y(static_cast<size_t>(m * dm));
-  std::vector<double> h(static_cast<size_t>(dff));
-  std::vector<double> out(static_cast<size_t>(dm));
-  for (int64_t r = 0; r < m; ++r) {
-    const float* x_row = x + r * dm;
-    // The FFN's input: the row, or its norm.
-    std::vector<double> xr(x_row, x_row + dm);
-    if (w.norm != NormKind::kNone) NormInPlace(w.norm, w.norm_eps, w.norm_gamma, w.norm_beta, xr);
-    for (int64_t j = 0; j < dff; ++j) {
-      if (w.kind == FfnKind::kPlain) {
-        double acc = w.has_bias ? w.b1[j] : 0.0;
-        const float* wrow = w.w1.data() + j * dm;
-        for (int64_t k = 0; k < dm; ++k) acc += static_cast<double>(wrow[k]) * xr[k];
-        h[j] = ActivationReference(activation, params, acc, static_cast<size_t>(j));
-      } else {
-        double g = 0, u = 0;
-        const float* grow = w.wg.data() + j * dm;
-        const float* urow = w.wu.data() + j * dm;
-        for (int64_t k = 0; k < dm; ++k) {
-          g += static_cast<double>(grow[k]) * xr[k];
-          u += static_cast<double>(urow[k]) * xr[k];
-        }
-        h[j] = ActivationReference(activation, params, g, static_cast<size_t>(j)) * u;
-      }
+  std::vector<double> h;
+  return AroundRows(w, x, m, [&](int64_t, const std::vector<double>& xr, std::vector<double>& out) {
+    MlpRow(w, activation, params, xr, h, out);
+  });
+}
+
+std::vector<double> ReferenceMoe(const MoeWeights& weights, Activation activation,
+                                 const ActivationParams& params, const float* x, int64_t m,
+                                 const MoeRouting& routing) {
+  // Widened copies of whatever the experts hold in bf16.
+  MoeWeights w = weights;
+  for (FfnWeights& e : w.experts) WidenMatrices(e);
+  if (w.shared) WidenMatrices(*w.shared);
+  const int64_t dm = w.outer.d_model, k = routing.top_k;
+  std::vector<double> h, part;
+  return AroundRows(w.outer, x, m, [&](int64_t r, const std::vector<double>& xr,
+                                       std::vector<double>& out) {
+    out.assign(static_cast<size_t>(dm), 0.0);
+    for (int64_t i = 0; i < k; ++i) {
+      const size_t at = static_cast<size_t>(r * k + i);
+      MlpRow(w.experts[static_cast<size_t>(routing.ids[at])], activation, params, xr, h, part);
+      for (int64_t j = 0; j < dm; ++j) out[j] += static_cast<double>(routing.weights[at]) * part[j];
     }
-    for (int64_t i = 0; i < dm; ++i) {
-      double acc = (w.kind == FfnKind::kPlain && w.has_bias) ? w.b2[i] : 0.0;
-      const float* wrow = w.w2.data() + i * dff;
-      for (int64_t j = 0; j < dff; ++j) acc += static_cast<double>(wrow[j]) * h[j];
-      out[i] = acc;
+    if (w.shared) {
+      double g = 0;
+      for (int64_t j = 0; j < dm; ++j) g += static_cast<double>(w.shared_gate[j]) * xr[j];
+      const double scale = 1.0 / (1.0 + std::exp(-g));
+      MlpRow(*w.shared, activation, params, xr, h, part);
+      for (int64_t j = 0; j < dm; ++j) out[j] += scale * part[j];
     }
-    const bool out_norm = w.out_norm != NormKind::kNone;
-    if (out_norm && w.out_norm_place == OutputNormPlace::kBeforeResidual) {
-      NormInPlace(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, out);
-    }
-    if (w.residual) {
-      for (int64_t i = 0; i < dm; ++i) out[i] += static_cast<double>(x_row[i]);
-    }
-    if (out_norm && w.out_norm_place == OutputNormPlace::kAfterResidual) {
-      NormInPlace(w.out_norm, w.out_norm_eps, w.out_norm_gamma, w.out_norm_beta, out);
-    }
-    std::copy(out.begin(), out.end(), y.begin() + r * dm);
-  }
-  return y;
+  });
 }
 
 ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference) {

@@ -63,6 +63,7 @@
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/dtype.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 
 namespace ffn {
 
@@ -84,6 +85,13 @@ inline constexpr int64_t kColumnBlock = 256;
 struct ActivationSegment {
   int64_t rows = 0;
   Activation activation = Activation::kRelu;
+};
+
+// What a mixture-of-experts call did, per expert: tokens routed to it and
+// the seconds its engine call took (0 and 0 for experts without tokens).
+struct MoeCounters {
+  std::vector<int64_t> tokens;
+  std::vector<double> seconds;
 };
 
 // One engine call: y [m, d_model] = FFN(x [m, d_model]).
@@ -119,6 +127,13 @@ struct FfnRun {
   // every row runs `activation`. The matmuls are shared; postops, whose
   // activation is part of the primitive, runs one call per segment.
   std::span<const ActivationSegment> segments = {};
+  // Mixture-of-experts blocks only (ignored otherwise): the routing to use
+  // instead of the router's (INVALID_ARGUMENT unless ValidateRouting
+  // accepts it), where to copy the routing used, and where to count each
+  // expert's work.
+  const MoeRouting* routing = nullptr;
+  MoeRouting* routing_out = nullptr;
+  MoeCounters* counters = nullptr;
 };
 
 // What Tune() measured: per compute dtype and probe token count, the time of
@@ -144,7 +159,21 @@ class FfnBlock {
   // INVALID_ARGUMENT for inconsistent weights.
   static absl::StatusOr<std::unique_ptr<FfnBlock>> Create(FfnWeights weights,
                                                           ActivationParams params = {});
+  // A mixture-of-experts block (moe.h): each expert a gated block of its
+  // own, run on the tokens routed to it. INVALID_ARGUMENT for inconsistent
+  // weights. Its weights() describe one expert's shape and the norms and
+  // residual around the layer; Tune() has nothing to tune (experts run
+  // batch-invariant, or the untuned rule).
+  static absl::StatusOr<std::unique_ptr<FfnBlock>> CreateMoe(MoeWeights weights,
+                                                             ActivationParams params = {});
   ~FfnBlock();
+
+  // Mixture of experts: the router and settings (experts' matrices moved
+  // out), and each expert's block; null and 0 for a dense block.
+  const MoeWeights* moe() const;
+  int64_t num_experts() const;
+  const FfnBlock& expert(int64_t e) const;
+  const FfnBlock* shared_expert() const;
 
   // Computes `run`. INVALID_ARGUMENT if m <= 0 or the activation's kind
   // (plain/gated) is not the model's; INTERNAL if oneDNN fails. x and y must

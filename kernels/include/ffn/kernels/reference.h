@@ -11,6 +11,7 @@
 
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 
 namespace ffn {
 
@@ -21,6 +22,12 @@ double ActivationReference(Activation activation, const ActivationParams& params
 // y = FFN(x) for x [m, d_model] in double; returns [m, d_model].
 std::vector<double> ReferenceFfn(const FfnWeights& weights, Activation activation,
                                  const ActivationParams& params, const float* x, int64_t m);
+
+// y = MoE(x) in double along `routing` (its experts and weights), with the
+// norms and residual of weights.outer.
+std::vector<double> ReferenceMoe(const MoeWeights& weights, Activation activation,
+                                 const ActivationParams& params, const float* x, int64_t m,
+                                 const MoeRouting& routing);
 
 // How far fp32 output `y` is from `reference`.
 //

@@ -1,0 +1,132 @@
+#include "moe_layer.h"
+
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "ffn/common/status_macros.h"
+
+namespace ffn {
+
+absl::StatusOr<std::unique_ptr<MoeLayer>> MoeLayer::Create(MoeWeights weights,
+                                                           const ActivationParams& params) {
+  auto layer = std::make_unique<MoeLayer>();
+  for (FfnWeights& expert : weights.experts) {
+    ASSIGN_OR_RETURN(std::unique_ptr<FfnBlock> block, FfnBlock::Create(std::move(expert), params));
+    layer->experts_.push_back(std::move(block));
+  }
+  weights.experts.clear();
+  if (weights.shared) {
+    ASSIGN_OR_RETURN(layer->shared_, FfnBlock::Create(std::move(*weights.shared), params));
+    weights.shared.reset();
+  }
+  layer->meta_ = std::move(weights);
+  return layer;
+}
+
+namespace {
+
+// Consecutive rows sharing an activation, for an expert call.
+std::vector<ActivationSegment> Segments(const std::vector<Activation>& activations) {
+  std::vector<ActivationSegment> segments;
+  for (Activation a : activations) {
+    if (!segments.empty() && segments.back().activation == a) {
+      ++segments.back().rows;
+    } else {
+      segments.push_back({1, a});
+    }
+  }
+  return segments;
+}
+
+}  // namespace
+
+absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, const float* x,
+                           int64_t m, float* y) const {
+  const int64_t dm = meta_.outer.d_model, k = meta_.top_k, n = num_experts();
+  const std::vector<Activation> activations(row_activation, row_activation + m);
+  MoeRouting routed;
+  const MoeRouting* routing = run.routing;
+  if (routing != nullptr) {
+    RETURN_IF_ERROR(ValidateRouting(*routing, m, n, k));
+  } else {
+    routed = RouteTokens(meta_, x, m, run.compute);
+    routing = &routed;
+  }
+  if (run.routing_out != nullptr) *run.routing_out = *routing;
+  if (run.counters != nullptr) {
+    run.counters->tokens.assign(static_cast<size_t>(n), 0);
+    run.counters->seconds.assign(static_cast<size_t>(n), 0.0);
+  }
+  // Each token's expert outputs by rank: slot t·k + r.
+  std::vector<float> slots(static_cast<size_t>(m * k * dm));
+  std::vector<int64_t> picked;  // slots routed to the expert at hand, token order
+  std::vector<Activation> picked_activation;
+  std::vector<float> xe, ye;
+  for (int64_t e = 0; e < n; ++e) {
+    picked.clear();
+    picked_activation.clear();
+    for (int64_t s = 0; s < m * k; ++s) {
+      if (routing->ids[static_cast<size_t>(s)] != e) continue;
+      picked.push_back(s);
+      picked_activation.push_back(activations[static_cast<size_t>(s / k)]);
+    }
+    if (picked.empty()) continue;
+    const int64_t rows = static_cast<int64_t>(picked.size());
+    xe.resize(static_cast<size_t>(rows * dm));
+    ye.resize(xe.size());
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* from = x + picked[static_cast<size_t>(i)] / k * dm;
+      std::copy(from, from + dm, xe.begin() + i * dm);
+    }
+    const std::vector<ActivationSegment> segments = Segments(picked_activation);
+    FfnRun call{segments.front().activation, run.compute, xe.data(), DataType::kF32, rows,
+                ye.data(), DataType::kF32};
+    call.strategy = run.strategy;
+    call.batch_invariant = run.batch_invariant;
+    if (segments.size() > 1) call.segments = segments;
+    const auto start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(experts_[static_cast<size_t>(e)]->Run(call));
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (run.counters != nullptr) {
+      run.counters->tokens[static_cast<size_t>(e)] = rows;
+      run.counters->seconds[static_cast<size_t>(e)] = took.count();
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      std::copy(ye.begin() + i * dm, ye.begin() + (i + 1) * dm,
+                slots.begin() + picked[static_cast<size_t>(i)] * dm);
+    }
+  }
+  // y[t] = Σ_r w[t, r] · slot[t, r], in rank order.
+  for (int64_t t = 0; t < m; ++t) {
+    float* yt = y + t * dm;
+    std::fill(yt, yt + dm, 0.0f);
+    for (int64_t r = 0; r < k; ++r) {
+      const float w = routing->weights[static_cast<size_t>(t * k + r)];
+      const float* slot = slots.data() + (t * k + r) * dm;
+      for (int64_t j = 0; j < dm; ++j) yt[j] += w * slot[j];
+    }
+  }
+  if (shared_ != nullptr) {
+    // + σ(x·g) · shared(x), every token.
+    const std::vector<ActivationSegment> segments = Segments(activations);
+    ye.resize(static_cast<size_t>(m * dm));
+    FfnRun call{segments.front().activation, run.compute, x, DataType::kF32, m, ye.data(),
+                DataType::kF32};
+    call.strategy = run.strategy;
+    call.batch_invariant = run.batch_invariant;
+    if (segments.size() > 1) call.segments = segments;
+    RETURN_IF_ERROR(shared_->Run(call));
+    for (int64_t t = 0; t < m; ++t) {
+      double g = 0;
+      for (int64_t j = 0; j < dm; ++j) {
+        g += static_cast<double>(meta_.shared_gate[static_cast<size_t>(j)]) * x[t * dm + j];
+      }
+      const float scale = static_cast<float>(1.0 / (1.0 + std::exp(-g)));
+      for (int64_t j = 0; j < dm; ++j) y[t * dm + j] += scale * ye[static_cast<size_t>(t * dm + j)];
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ffn
