@@ -194,4 +194,62 @@ absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
   return CompareToReference(output->data(), reference);
 }
 
+absl::StatusOr<MoeWeights> MoeWeightsForModel(const v1::ModelInfo& info,
+                                              const std::string& weights_override) {
+  if (!info.has_moe()) return WithModel(info, absl::InvalidArgumentError("is not a mixture of experts"));
+  if (!info.has_random() || !weights_override.empty()) {
+    return WithModel(info, absl::InvalidArgumentError(
+                               "is a mixture of experts without random weights: only random "
+                               "ones can be rebuilt by the client"));
+  }
+  const v1::MoeInfo& m = info.moe();
+  MoeWeights w = RandomMoeWeights({info.d_model(), info.d_ff(), m.experts(), m.top_k(), m.shared_d_ff()},
+                                  info.random().seed());
+  w.normalize_top_k = m.normalize_top_k();
+  AddRandomNorm(w.outer, NormFromInfo(info), info.random().seed());
+  w.outer.norm_eps = info.norm_eps();
+  w.outer.residual = info.residual();
+  if (auto s = w.Validate(); !s.ok()) return WithModel(info, s);
+  return w;
+}
+
+absl::StatusOr<ReferenceComparison> CompareMoeAnswer(const v1::ModelInfo& info,
+                                                     const MoeWeights& weights,
+                                                     const std::string& activation,
+                                                     std::span<const float> input,
+                                                     const v1::InferResponse& response) {
+  const std::optional<Activation> parsed = ParseActivation(activation);
+  if (!parsed) return absl::InvalidArgumentError(absl::StrCat("unknown activation '", activation, "'"));
+  const int64_t d_model = weights.outer.d_model;
+  if (d_model <= 0 || input.empty() || input.size() % static_cast<size_t>(d_model) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input has ", input.size(), " values, not a positive multiple of d_model = ", d_model));
+  }
+  const int64_t tokens = static_cast<int64_t>(input.size()) / d_model;
+  const v1::Tensor& out = response.output();
+  if (out.shape_size() != 2 || out.shape(0) != tokens || out.shape(1) != d_model) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output shape is not [tokens = ", tokens, ", d_model = ", d_model, "]"));
+  }
+  MoeRouting routing{weights.top_k,
+                     {response.routing().expert_ids().begin(), response.routing().expert_ids().end()},
+                     {response.routing().expert_weights().begin(),
+                      response.routing().expert_weights().end()}};
+  if (auto s = ValidateRouting(routing, tokens, weights.num_experts(), weights.top_k); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("the answer's routing: ", std::string(s.message())));
+  }
+  if (weights.outer.norm == NormKind::kNone && response.variant().dtype() != v1::BFLOAT16) {
+    const MoeRouting mine = RouteTokens(weights, input.data(), tokens, DataType::kF32);
+    if (mine.ids != routing.ids) {
+      return absl::InvalidArgumentError("the server chose other experts than the router does");
+    }
+  }
+  auto output = TensorFloats(out);
+  if (!output.ok()) return output.status();
+  ActivationParams params;
+  const std::vector<double> reference =
+      ReferenceMoe(weights, *parsed, params, input.data(), tokens, routing);
+  return CompareToReference(output->data(), reference);
+}
+
 }  // namespace ffn::client

@@ -54,7 +54,12 @@ std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
       {"name", "kind", "d_model", "d_ff", "default", "activations", "dtype", "strategy",
        "invariant", "held", "weights"});
   for (const v1::ModelInfo& m : models) {
-    table.AddRow({m.name(), KindName(m.kind()), absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
+    // A mixture of experts: "moe 8/top2" (+ "+shared"), d_ff each expert's.
+    const std::string kind =
+        m.has_moe() ? absl::StrCat("moe ", m.moe().experts(), "/top", m.moe().top_k(),
+                                   m.moe().shared_d_ff() > 0 ? "+shared" : "")
+                    : KindName(m.kind());
+    table.AddRow({m.name(), kind, absl::StrCat(m.d_model()), absl::StrCat(m.d_ff()),
                   m.default_activation(), absl::StrJoin(m.activations(), ","),
                   v1::DType_Name(m.dtype()), m.strategy(), m.batch_invariant() ? "yes" : "no",
                   absl::StrFormat("%.1f MiB %s", static_cast<double>(m.weight_bytes()) / (1 << 20),
@@ -97,9 +102,38 @@ nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
          {"matrix_dtype", m.matrix_dtype()},
          {"weight_bytes", m.weight_bytes()},
          {"params", ParamsJson(m.params())}});
+    if (m.has_moe()) {
+      list.back()["moe"] = {{"experts", m.moe().experts()},
+                            {"top_k", m.moe().top_k()},
+                            {"shared_d_ff", m.moe().shared_d_ff()},
+                            {"normalize_top_k", m.moe().normalize_top_k()}};
+    }
   }
   return list;
 }
+
+namespace {
+
+// Per mixture-of-experts model: each expert's tokens, share and compute.
+std::string MoeStatsTable(const v1::GetStatsResponse& stats) {
+  std::string out;
+  for (const v1::MoeStats& m : stats.moe()) {
+    TextTable table({"expert", "tokens", "share %", "compute s", "us/token"});
+    for (const v1::ExpertStats& e : m.experts()) {
+      const double share = m.routed() > 0 ? 100.0 * static_cast<double>(e.tokens()) / m.routed() : 0;
+      const double per_token =
+          e.tokens() > 0 ? 1e6 * e.compute_seconds() / static_cast<double>(e.tokens()) : 0;
+      table.AddRow({absl::StrCat(e.expert()), absl::StrCat(e.tokens()), Fixed(share, 1),
+                    Fixed(e.compute_seconds(), 3), Fixed(per_token, 1)});
+    }
+    absl::StrAppend(&out, "\n", m.model(), ": ", m.routed(), " token-expert pairs routed, ",
+                    m.dropped(), " dropped, imbalance (busiest / mean) ", Fixed(m.imbalance(), 2),
+                    "\n", table.Render());
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string StatsTable(const v1::GetStatsResponse& stats) {
   TextTable table({"variant", "requests", "tokens", "errors", "req/s", "win req/s", "tokens/s",
@@ -118,7 +152,7 @@ std::string StatsTable(const v1::GetStatsResponse& stats) {
       "latencies: server-side, arrival to answer; queue/compute: means; req/s and tokens/s over "
       "the uptime, win req/s over the last ",
       Fixed(stats.window_seconds(), 0), " s\n", "uptime ", Fixed(stats.uptime_seconds(), 1),
-      " s; rejected requests ", stats.rejected_requests(), "\n");
+      " s; rejected requests ", stats.rejected_requests(), "\n", MoeStatsTable(stats));
 }
 
 std::string StatsJson(const v1::GetStatsResponse& stats) {

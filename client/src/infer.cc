@@ -24,8 +24,11 @@ absl::StatusOr<InferOutcome> RunInfer(v1::FfnService::StubInterface& stub,
       RandomInput(options.tokens, outcome.model.d_model(), options.seed);
   auto compute = ParseComputeDtype(options.compute_dtype);
   if (!compute.ok()) return compute.status();
-  const v1::InferRequest request =
+  v1::InferRequest request =
       MakeInferRequest(options.model, options.activation, input, options.tokens, *compute);
+  // A mixture of experts is checked along the routing the server used.
+  const bool moe = outcome.model.has_moe();
+  if (moe && options.check) request.set_return_routing(true);
   const auto start = std::chrono::steady_clock::now();
   auto response = Infer(stub, request, options.timeout_seconds);
   const auto finish = std::chrono::steady_clock::now();
@@ -41,12 +44,20 @@ absl::StatusOr<InferOutcome> RunInfer(v1::FfnService::StubInterface& stub,
   outcome.output = std::move(*output);
 
   if (!options.check) return outcome;
-  auto weights = WeightsForModel(outcome.model, options.weights_override);
-  if (!weights.ok()) return weights.status();
   // The activation that ran: the server names it, even for the default.
   std::string ran = outcome.response.variant().activation();
   if (ran.empty())
     ran = options.activation.empty() ? outcome.model.default_activation() : options.activation;
+  if (moe) {
+    auto weights = MoeWeightsForModel(outcome.model, options.weights_override);
+    if (!weights.ok()) return weights.status();
+    auto comparison = CompareMoeAnswer(outcome.model, *weights, ran, input, outcome.response);
+    if (!comparison.ok()) return comparison.status();
+    outcome.comparison = *comparison;
+    return outcome;
+  }
+  auto weights = WeightsForModel(outcome.model, options.weights_override);
+  if (!weights.ok()) return weights.status();
   auto comparison = CompareAnswer(outcome.model, *weights, ran, input, outcome.response);
   if (!comparison.ok()) return comparison.status();
   outcome.comparison = *comparison;

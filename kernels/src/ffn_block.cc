@@ -60,7 +60,7 @@ struct FfnBlock::Impl {
   const std::unique_ptr<const PreparedWeights> dense;  // null for MoE
   const FfnWeights moe_outer;
   const ActivationParams moe_params;
-  const std::unique_ptr<const MoeLayer> moe;
+  const std::unique_ptr<MoeLayer> moe;
   MatmulCache matmuls;
   StrategyPlan plan;
 
@@ -145,7 +145,10 @@ absl::Status FfnBlock::Prepare(int64_t max_m, bool batch_invariant) const {
   return absl::OkStatus();
 }
 
-void FfnBlock::SetStrategy(Strategy strategy) { impl_->plan.Force(strategy); }
+void FfnBlock::SetStrategy(Strategy strategy) {
+  if (impl_->moe) impl_->moe->SetStrategy(strategy);
+  impl_->plan.Force(strategy);
+}
 
 absl::Status FfnBlock::SetPlan(const TuneResult& tuned) {
   std::vector<PlanEntry> entries[2];

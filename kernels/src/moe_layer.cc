@@ -1,5 +1,6 @@
 #include "moe_layer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -22,6 +23,11 @@ absl::StatusOr<std::unique_ptr<MoeLayer>> MoeLayer::Create(MoeWeights weights,
   }
   layer->meta_ = std::move(weights);
   return layer;
+}
+
+void MoeLayer::SetStrategy(Strategy strategy) {
+  for (auto& expert : experts_) expert->SetStrategy(strategy);
+  if (shared_ != nullptr) shared_->SetStrategy(strategy);
 }
 
 namespace {
@@ -47,6 +53,21 @@ absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, 
   const std::vector<Activation> activations(row_activation, row_activation + m);
   MoeRouting routed;
   const MoeRouting* routing = run.routing;
+  if (routing != nullptr && routing->ids.size() == static_cast<size_t>(m * k) &&
+      std::any_of(routing->ids.begin(), routing->ids.end(), [](int32_t id) { return id == -1; })) {
+    // Tokens whose ids are -1 take the router's choice (a batch of requests
+    // of which only some give their routing).
+    routed = RouteTokens(meta_, x, m, run.compute);
+    for (int64_t t = 0; t < m; ++t) {
+      if (routing->ids[static_cast<size_t>(t * k)] == -1) continue;
+      for (int64_t r = 0; r < k; ++r) {
+        const size_t i = static_cast<size_t>(t * k + r);
+        routed.ids[i] = routing->ids[i];
+        routed.weights[i] = routing->weights[i];
+      }
+    }
+    routing = &routed;
+  }
   if (routing != nullptr) {
     RETURN_IF_ERROR(ValidateRouting(*routing, m, n, k));
   } else {

@@ -30,6 +30,9 @@ class MoeLayer {
   absl::Status Run(const FfnRun& run, const Activation* row_activation, const float* x, int64_t m,
                    float* y) const;
 
+  // Makes every expert's auto run `strategy` (FfnBlock::SetStrategy).
+  void SetStrategy(Strategy strategy);
+
   const MoeWeights& meta() const { return meta_; }  // experts' matrices moved out
   const FfnBlock& expert(int64_t e) const { return *experts_[static_cast<size_t>(e)]; }
   const FfnBlock* shared() const { return shared_.get(); }

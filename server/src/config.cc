@@ -368,7 +368,7 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
                                 "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
-                                "residual", "strategy", "batch_invariant", "huggingface"},
+                                "residual", "strategy", "batch_invariant", "huggingface", "moe"},
                          where);
       !s.ok()) {
     return s;
@@ -423,6 +423,22 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
   model.kind = IsGated(*act) ? FfnKind::kGated : FfnKind::kPlain;
   if (auto s = ParseModelSettings(node, at, model); !s.ok()) return s;
   if (auto s = ParseWeights(node["weights"], at + ".weights", base_dir, model); !s.ok()) return s;
+  if (const YAML::Node moe = node["moe"]) {
+    const std::string where_moe = at + ".moe";
+    if (!moe.IsMap()) return Invalid(where_moe, "must be a mapping {experts, top_k, shared}");
+    if (auto s = CheckKeys(moe, {"experts", "top_k", "shared"}, where_moe); !s.ok()) return s;
+    if (!moe["experts"] || !moe["top_k"]) return Invalid(where_moe, "needs experts and top_k");
+    if (!model.random_weights) return Invalid(where_moe, "needs random weights");
+    if (model.kind != FfnKind::kGated) {
+      return Invalid(where_moe, "experts are gated: the activation must be a gated one");
+    }
+    MoeSettings settings;
+    constexpr int64_t kMaxExperts = 1024;
+    if (auto s = ReadInt(moe, "experts", where_moe, 1, kMaxExperts, settings.experts); !s.ok()) return s;
+    if (auto s = ReadInt(moe, "top_k", where_moe, 1, settings.experts, settings.top_k); !s.ok()) return s;
+    if (auto s = ReadInt(moe, "shared", where_moe, 0, kMaxDim, settings.shared_d_ff); !s.ok()) return s;
+    model.moe = settings;
+  }
   return model;
 }
 
@@ -537,6 +553,13 @@ models:
     activation: swiglu
     dtype: f32
     weights: {random: {seed: 2}}
+  - name: moe-768
+    d_model: 768
+    d_ff: 1024
+    activation: swiglu
+    dtype: f32
+    weights: {random: {seed: 3}}
+    moe: {experts: 8, top_k: 2}
 )";
   return yaml;
 }

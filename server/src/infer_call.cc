@@ -95,6 +95,8 @@ void InferCall::Start(const InferBackend& backend, const v1::InferRequest& reque
   task.input_type = io_type;
   task.output = bytes->data();
   task.output_type = io_type;
+  if (request.has_routing()) task.routing = &request.routing();
+  if (request.return_routing()) task.routing_out = response->mutable_routing();
   task.arrival = arrival;
   task.deadline = limits.deadline;
   task.cancelled = std::move(limits.cancelled);

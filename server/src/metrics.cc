@@ -105,6 +105,15 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
                           .Name("ffn_queue_tokens")
                           .Help("Tokens waiting in a variant's queue")
                           .Register(r);
+  m->expert_tokens_ = &prometheus::BuildCounter()
+                           .Name("ffn_expert_tokens_total")
+                           .Help("Tokens routed to each expert of a mixture-of-experts model")
+                           .Register(r);
+  m->expert_seconds_ = &prometheus::BuildCounter()
+                            .Name("ffn_expert_compute_seconds_total")
+                            .Help("Seconds of engine calls of each expert of a mixture-of-experts "
+                                  "model")
+                            .Register(r);
   prometheus::BuildGauge()
       .Name("ffn_build_info")
       .Help("Build information; always 1")
@@ -184,6 +193,21 @@ void Metrics::OnBatch(const VariantKey& variant, int64_t tokens) {
   }
   v->batches->Increment();
   v->batch_tokens->Observe(static_cast<double>(tokens));
+}
+
+void Metrics::OnExperts(const std::string& model, const std::vector<int64_t>& tokens,
+                        const std::vector<double>& seconds) {
+  absl::MutexLock lock(&mu_);
+  for (size_t e = 0; e < tokens.size(); ++e) {
+    if (tokens[e] == 0) continue;
+    auto [it, added] = experts_.try_emplace({model, static_cast<int64_t>(e)});
+    if (added) {
+      const prometheus::Labels labels{{"model", model}, {"expert", std::to_string(e)}};
+      it->second = {&expert_tokens_->Add(labels), &expert_seconds_->Add(labels)};
+    }
+    it->second.first->Increment(static_cast<double>(tokens[e]));
+    it->second.second->Increment(e < seconds.size() ? seconds[e] : 0.0);
+  }
 }
 
 void Metrics::SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens) {

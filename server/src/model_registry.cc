@@ -144,6 +144,14 @@ v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* hu
   info.set_strategy(StrategyName(model.strategy));
   info.set_accuracy(StrategyAccuracy(model.strategy));
   info.set_batch_invariant(model.batch_invariant);
+  if (const MoeWeights* moe = model.block->moe()) {
+    v1::MoeInfo* m = info.mutable_moe();
+    m->set_experts(moe->num_experts());
+    m->set_top_k(moe->top_k);
+    m->set_shared_d_ff(model.block->shared_expert() != nullptr ? model.block->shared_expert()->d_ff()
+                                                               : 0);
+    m->set_normalize_top_k(moe->normalize_top_k);
+  }
   info.set_matrix_dtype(DataTypeName(model.block->MatrixType()));
   info.set_weight_bytes(model.block->WeightBytes());
   return info;
@@ -221,8 +229,13 @@ namespace {
 absl::Status CheckFits(const ModelConfig& config, DataType matrix_type, bool invariant,
                        uint64_t available_bytes) {
   const uint64_t matrices = config.kind == FfnKind::kGated ? 3 : 2;
-  const uint64_t values =
-      matrices * static_cast<uint64_t>(config.d_model) * static_cast<uint64_t>(config.d_ff);
+  const uint64_t dm = static_cast<uint64_t>(config.d_model);
+  uint64_t values = matrices * dm * static_cast<uint64_t>(config.d_ff);
+  if (config.moe) {
+    // Every expert, and the shared one.
+    values = values * static_cast<uint64_t>(config.moe->experts) +
+             3 * dm * static_cast<uint64_t>(config.moe->shared_d_ff);
+  }
   uint64_t needed;
   if (invariant) {
     // Loading holds the matrices as read and their packed copy at once; f32
@@ -272,10 +285,20 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     huggingface.emplace();
     ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
     weights = std::move(layer.weights);
-  } else {
+  } else if (!mc.moe) {
     ASSIGN_OR_RETURN(weights, LoadWeights(mc));
   }
-  auto block = FfnBlock::Create(std::move(weights));
+  absl::StatusOr<std::unique_ptr<FfnBlock>> block;
+  if (mc.moe) {
+    MoeWeights moe = RandomMoeWeights(
+        {mc.d_model, mc.d_ff, mc.moe->experts, mc.moe->top_k, mc.moe->shared_d_ff}, mc.seed);
+    AddRandomNorm(moe.outer, mc.norm, mc.seed);
+    moe.outer.norm_eps = mc.norm_eps;
+    moe.outer.residual = mc.residual;
+    block = FfnBlock::CreateMoe(std::move(moe));
+  } else {
+    block = FfnBlock::Create(std::move(weights));
+  }
   if (!block.ok()) return WithModel(mc, block.status());
   const BatchingSettings batching = mc.batching.Over(config.server.batching);
   // auto: time the strategies with the thread count each executor runs
@@ -283,6 +306,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   std::string tuning;
   if (invariant) {
     tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
+  } else if ((*block)->moe() != nullptr) {
+    (*block)->SetStrategy(strategy);
+    tuning = "mixture of experts: its experts run the untuned rule";
   } else if (strategy == Strategy::kAuto) {
     const int saved = omp_get_max_threads();
     const int threads = tuning_threads > 0 ? tuning_threads : saved;

@@ -191,12 +191,44 @@ void Scheduler::RunBatch(Batch& batch) {
     }
   }
 
+  // Mixture of experts: the batch's routing (the callers' where given, -1
+  // for the router's), the routing used when a caller asks, the counters.
+  const MoeWeights* moe = model.block->moe();
+  MoeRouting given, used;
+  MoeCounters counters;
+  bool any_given = false, any_asks = false;
+  if (moe != nullptr) {
+    const int64_t k = moe->top_k;
+    given.top_k = k;
+    given.ids.assign(static_cast<size_t>(tokens * k), -1);
+    given.weights.assign(given.ids.size(), 0.0f);
+    int64_t row = 0;
+    for (const InferTask* task : live) {
+      if (task->routing != nullptr) {
+        any_given = true;
+        std::copy(task->routing->expert_ids().begin(), task->routing->expert_ids().end(),
+                  given.ids.begin() + row * k);
+        std::copy(task->routing->expert_weights().begin(), task->routing->expert_weights().end(),
+                  given.weights.begin() + row * k);
+      }
+      any_asks |= task->routing_out != nullptr;
+      row += task->tokens;
+    }
+  }
+  const auto with_moe = [&](FfnRun& run) {
+    if (moe == nullptr) return;
+    if (any_given) run.routing = &given;
+    if (any_asks) run.routing_out = &used;
+    run.counters = &counters;
+  };
+
   absl::Status status;
   if (live.size() == 1) {
     // One request: the engine reads its bytes and writes its answer in place.
     const InferTask& task = *live.front();
     FfnRun run{activation, compute, task.input, task.input_type, tokens, task.output, task.output_type};
     run.batch_invariant = model.batch_invariant;
+    with_moe(run);
     status = model.block->Run(run);
   } else {
     // Rows of every request stacked in fp32 (bf16 inputs widen exactly); the
@@ -217,6 +249,7 @@ void Scheduler::RunBatch(Batch& batch) {
                DataType::kF32};
     run.batch_invariant = model.batch_invariant;
     if (segments.size() > 1) run.segments = segments;
+    with_moe(run);
     status = model.block->Run(run);
     if (status.ok()) {
       offset = 0;
@@ -238,6 +271,21 @@ void Scheduler::RunBatch(Batch& batch) {
     for (const auto& [variant_activation, n] : variant_tokens) {
       stats_.RecordBatch(VariantFor(model, variant_activation, compute), tokens,
                          model.block->Flops(n), compute_ns * n / tokens);
+    }
+    if (moe != nullptr) {
+      stats_.RecordExperts(model.config.name, counters);
+      // Each caller that asked gets its own tokens' routing.
+      const int64_t k = moe->top_k;
+      int64_t row = 0;
+      for (InferTask* task : live) {
+        if (task->routing_out != nullptr && used.ids.size() == static_cast<size_t>(tokens * k)) {
+          task->routing_out->mutable_expert_ids()->Assign(used.ids.begin() + row * k,
+                                                          used.ids.begin() + (row + task->tokens) * k);
+          task->routing_out->mutable_expert_weights()->Assign(
+              used.weights.begin() + row * k, used.weights.begin() + (row + task->tokens) * k);
+        }
+        row += task->tokens;
+      }
     }
   }
   for (InferTask* task : live) {

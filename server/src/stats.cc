@@ -104,6 +104,18 @@ uint64_t ServerStats::cancelled_calls() const {
   return cancelled_calls_;
 }
 
+void ServerStats::RecordExperts(const std::string& model, const MoeCounters& counters) {
+  if (metrics_ != nullptr) metrics_->OnExperts(model, counters.tokens, counters.seconds);
+  absl::MutexLock lock(&mu_);
+  Experts& e = experts_[model];
+  e.tokens.resize(std::max(e.tokens.size(), counters.tokens.size()), 0);
+  e.seconds.resize(e.tokens.size(), 0.0);
+  for (size_t i = 0; i < counters.tokens.size(); ++i) {
+    e.tokens[i] += static_cast<uint64_t>(counters.tokens[i]);
+    e.seconds[i] += i < counters.seconds.size() ? counters.seconds[i] : 0.0;
+  }
+}
+
 v1::GetStatsResponse ServerStats::Snapshot() const {
   const auto now = Clock::now();
   const double uptime = std::chrono::duration<double>(now - start_).count();
@@ -115,6 +127,23 @@ v1::GetStatsResponse ServerStats::Snapshot() const {
   response.set_window_seconds(static_cast<double>(complete));
   absl::MutexLock lock(&mu_);
   response.set_rejected_requests(rejected_);
+  for (const auto& [model, e] : experts_) {
+    v1::MoeStats* m = response.add_moe();
+    m->set_model(model);
+    uint64_t routed = 0, busiest = 0;
+    for (size_t i = 0; i < e.tokens.size(); ++i) {
+      v1::ExpertStats* x = m->add_experts();
+      x->set_expert(static_cast<int64_t>(i));
+      x->set_tokens(e.tokens[i]);
+      x->set_compute_seconds(e.seconds[i]);
+      routed += e.tokens[i];
+      busiest = std::max(busiest, e.tokens[i]);
+    }
+    m->set_routed(routed);
+    m->set_dropped(0);
+    const double mean = e.tokens.empty() ? 0.0 : static_cast<double>(routed) / e.tokens.size();
+    m->set_imbalance(mean > 0 ? static_cast<double>(busiest) / mean : 0.0);
+  }
   for (const auto& [key, v] : variants_) {
     v1::VariantStats* s = response.add_variants();
     s->mutable_variant()->set_model(key.model);

@@ -105,7 +105,32 @@ absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& i
   return in;
 }
 
+// A request's routing fields against its model: only for a mixture of
+// experts, and then as ValidateRouting says.
+absl::Status ValidateRoutingRequest(const Model& model, const v1::InferRequest& request,
+                                    int64_t tokens) {
+  const MoeWeights* moe = model.block->moe();
+  if (moe == nullptr) {
+    if (request.has_routing() || request.return_routing()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", model.config.name, "' is not a mixture of experts: it has no routing"));
+    }
+    return absl::OkStatus();
+  }
+  if (!request.has_routing()) return absl::OkStatus();
+  return ValidateRouting(RoutingFromProto(request.routing(), moe->top_k), tokens,
+                         moe->num_experts(), moe->top_k);
+}
+
 }  // namespace
+
+MoeRouting RoutingFromProto(const v1::Routing& routing, int64_t top_k) {
+  MoeRouting r;
+  r.top_k = top_k;
+  r.ids.assign(routing.expert_ids().begin(), routing.expert_ids().end());
+  r.weights.assign(routing.expert_weights().begin(), routing.expert_weights().end());
+  return r;
+}
 
 ValidatedInfer ValidateInfer(const ModelRegistry& registry, const v1::InferRequest& request) {
   ValidatedInfer result;
@@ -121,6 +146,7 @@ ValidatedInfer ValidateInfer(const ModelRegistry& registry, const v1::InferReque
     return result;
   }
   result.input = *input;
+  result.status = ValidateRoutingRequest(*variant->model, request, input->tokens);
   return result;
 }
 

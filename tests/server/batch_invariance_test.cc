@@ -1,6 +1,7 @@
 // Batch invariance through the server (on by default): a request's answer
 // has the same bits alone, inside a larger request, and batched by the
-// scheduler with other clients' requests.
+// scheduler with other clients' requests; dense models and a mixture of
+// experts (whose experts then see other tokens too).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -29,6 +30,8 @@ server: {address: "127.0.0.1:0", max_queue_delay_us: 20000, max_batch_tokens: 10
 models:
   - {name: plain, d_model: )", kDModel, R"(, d_ff: 600, activation: gelu, weights: {random: {seed: 3}}}
   - {name: gated, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}}}
+  - {name: moe, d_model: )", kDModel, R"(, d_ff: 200, activation: swiglu, weights: {random: {seed: 5}},
+     moe: {experts: 6, top_k: 2, shared: 96}}
 )"),
                               "");
     ASSERT_TRUE(config.ok()) << config.status();
@@ -90,7 +93,7 @@ TEST_F(BatchInvarianceTest, ModelsSayTheyAreBatchInvariant) {
 
 TEST_F(BatchInvarianceTest, TokenAloneEqualsTokenInsideAnyRequest) {
   auto stub = Stub();
-  for (const char* model : {"plain", "gated"}) {
+  for (const char* model : {"plain", "gated", "moe"}) {
     for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
       const std::string alone = Row(Call(*stub, Request(model, compute, {7})), 0);
       ASSERT_EQ(alone.size(), kDModel * sizeof(float));
@@ -112,7 +115,7 @@ TEST_F(BatchInvarianceTest, ConcurrentRequestsBatchedTogetherEqualEachAlone) {
   // Requests of 1 to 64 tokens, first each alone, then all at once from
   // their own clients so the scheduler stacks them into shared batches.
   constexpr int kClients = 8;
-  for (const char* model : {"plain", "gated"}) {
+  for (const char* model : {"plain", "gated", "moe"}) {
     for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
       std::vector<v1::InferRequest> requests;
       std::vector<std::string> alone;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "ffn/server/listen_address.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -39,7 +40,7 @@ TEST(ConfigTest, DefaultConfigParses) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->server.address, "127.0.0.1:50051");
   EXPECT_EQ(config->server.threads, 0);
-  ASSERT_EQ(config->models.size(), 2u);
+  ASSERT_EQ(config->models.size(), 3u);
 
   const ModelConfig& ffn = config->models[0];
   EXPECT_EQ(ffn.name, "ffn-768");
@@ -61,6 +62,42 @@ TEST(ConfigTest, DefaultConfigParses) {
   EXPECT_EQ(glu.kind, FfnKind::kGated);
   EXPECT_TRUE(glu.random_weights);
   EXPECT_EQ(glu.seed, 2u);
+  EXPECT_FALSE(glu.moe.has_value());
+
+  const ModelConfig& moe = config->models[2];
+  EXPECT_EQ(moe.name, "moe-768");
+  EXPECT_EQ(moe.d_ff, 1024);
+  EXPECT_EQ(moe.kind, FfnKind::kGated);
+  ASSERT_TRUE(moe.moe.has_value());
+  EXPECT_EQ(moe.moe->experts, 8);
+  EXPECT_EQ(moe.moe->top_k, 2);
+  EXPECT_EQ(moe.moe->shared_d_ff, 0);
+}
+
+TEST(ConfigTest, MoeSettingsAreChecked) {
+  auto parse = [](const std::string& moe, const std::string& activation = "swiglu") {
+    return ParseConfig(absl::StrCat("models:\n  - {name: m, d_model: 8, d_ff: 16, activation: ",
+                                    activation, ", weights: {random: {seed: 1}}, moe: ", moe, "}\n"),
+                       "");
+  };
+  auto ok = parse("{experts: 4, top_k: 2, shared: 24}");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->models[0].moe->shared_d_ff, 24);
+  const std::pair<std::string, std::string> bad[] = {
+      {"{experts: 4, top_k: 5}", "top_k: must be in [1, 4]"},
+      {"{experts: 0, top_k: 1}", "experts: must be in [1, 1024]"},
+      {"{experts: 4}", "needs experts and top_k"},
+      {"{experts: 4, top_k: 1, capacity: 2}", "capacity"},
+      {"8", "must be a mapping"},
+  };
+  for (const auto& [moe, message] : bad) {
+    auto config = parse(moe);
+    ASSERT_FALSE(config.ok()) << moe;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(message)) << moe;
+  }
+  auto plain = parse("{experts: 4, top_k: 2}", "gelu");
+  ASSERT_FALSE(plain.ok());
+  EXPECT_THAT(std::string(plain.status().message()), HasSubstr("must be a gated one"));
 }
 
 constexpr char kExample[] = R"(

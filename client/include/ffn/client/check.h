@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 #include "ffn/kernels/reference.h"
 #include "ffn/v1/ffn.pb.h"
 
@@ -56,6 +57,23 @@ absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
                                                   const std::string& activation,
                                                   std::span<const float> input,
                                                   const v1::InferResponse& response);
+
+// A mixture-of-experts model's weights (info.moe() set): random ones as
+// RandomMoeWeights builds them from the seed, with the model's norm.
+// INVALID_ARGUMENT for other weight sources or a weights file.
+absl::StatusOr<MoeWeights> MoeWeightsForModel(const v1::ModelInfo& info,
+                                              const std::string& weights_override);
+// Compares a mixture-of-experts answer with ReferenceMoe along the routing
+// the server returned (the request asked return_routing). For f32 compute
+// the routing must also be RouteTokens' choice for the input, where the
+// model has no pre-norm (with one, the client does not see the normed
+// input the router saw). INVALID_ARGUMENT as CompareAnswer, or if the
+// response has no (or a bad) routing, or chose other experts.
+absl::StatusOr<ReferenceComparison> CompareMoeAnswer(const v1::ModelInfo& info,
+                                                     const MoeWeights& weights,
+                                                     const std::string& activation,
+                                                     std::span<const float> input,
+                                                     const v1::InferResponse& response);
 
 }  // namespace ffn::client
 

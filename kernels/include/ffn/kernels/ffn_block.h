@@ -129,8 +129,8 @@ struct FfnRun {
   std::span<const ActivationSegment> segments = {};
   // Mixture-of-experts blocks only (ignored otherwise): the routing to use
   // instead of the router's (INVALID_ARGUMENT unless ValidateRouting
-  // accepts it), where to copy the routing used, and where to count each
-  // expert's work.
+  // accepts it; a token whose first id is -1 takes the router's), where to
+  // copy the routing used, and where to count each expert's work.
   const MoeRouting* routing = nullptr;
   MoeRouting* routing_out = nullptr;
   MoeCounters* counters = nullptr;

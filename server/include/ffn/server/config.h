@@ -68,6 +68,14 @@ struct HuggingFaceSource {
   std::string layer;
 };
 
+// A mixture-of-experts model of random weights: `experts` gated experts of
+// the model's d_ff, top_k of them per token, and an optional shared expert.
+struct MoeSettings {
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  int64_t shared_d_ff = 0;  // 0: none
+};
+
 struct ModelConfig {
   std::string name;
   int64_t d_model = 0;
@@ -78,6 +86,8 @@ struct ModelConfig {
   // Exactly one weight source: a seed, a safetensors file, or a Hugging Face
   // checkpoint (whose config.json then gives d_model, d_ff and activation).
   std::optional<HuggingFaceSource> huggingface;
+  // Set for a mixture of experts (random weights only).
+  std::optional<MoeSettings> moe;
   bool random_weights = true;
   uint64_t seed = 0;
   std::string safetensors_path;               // absolute, or relative to the cwd
@@ -164,8 +174,9 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
 // models named after the folder (--model-dir), with default settings.
 // INVALID_ARGUMENT if two folders have the same name.
 absl::StatusOr<ServerConfig> CheckpointFoldersConfig(const std::vector<std::string>& dirs);
-// The embedded default: ffn-768 (768×3072, gelu, biases) and glu-768
-// (768×2048, swiglu), random weights.
+// The embedded default: ffn-768 (768×3072, gelu, biases), glu-768
+// (768×2048, swiglu) and moe-768 (8 swiglu experts of 768×1024, top 2),
+// random weights.
 const std::string& DefaultConfigYaml();
 
 }  // namespace ffn

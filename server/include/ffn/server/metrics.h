@@ -14,6 +14,9 @@
 // - ffn_batches_total{model,activation,dtype}: counter
 // - ffn_batch_tokens{model,activation,dtype}: histogram, 1 .. 8192
 // - ffn_queue_requests / ffn_queue_tokens{...}: gauges
+// - ffn_expert_tokens_total{model,expert}: counter (mixture-of-experts
+//   models: tokens routed to each expert)
+// - ffn_expert_compute_seconds_total{model,expert}: counter
 // - ffn_build_info{version,onednn,kernels_isa}: gauge, always 1
 //
 // Thread-safe; every method is cheap enough for the request path.
@@ -24,6 +27,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -59,6 +64,10 @@ class Metrics {
   void OnError(const VariantKey& variant, absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
   void OnRejected(absl::StatusCode code);
   void OnBatch(const VariantKey& variant, int64_t tokens) ABSL_LOCKS_EXCLUDED(mu_);
+  // One engine call of a mixture-of-experts model: per expert, its tokens
+  // and seconds.
+  void OnExperts(const std::string& model, const std::vector<int64_t>& tokens,
+                 const std::vector<double>& seconds) ABSL_LOCKS_EXCLUDED(mu_);
   void SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -78,6 +87,11 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* batch_tokens_ = nullptr;
   prometheus::Family<prometheus::Gauge>* queue_requests_ = nullptr;
   prometheus::Family<prometheus::Gauge>* queue_tokens_ = nullptr;
+  prometheus::Family<prometheus::Counter>* expert_tokens_ = nullptr;
+  prometheus::Family<prometheus::Counter>* expert_seconds_ = nullptr;
+  // (model, expert) -> its two counters.
+  std::map<std::pair<std::string, int64_t>, std::pair<prometheus::Counter*, prometheus::Counter*>>
+      experts_ ABSL_GUARDED_BY(mu_);
   absl::Mutex mu_;
   std::map<VariantKey, std::unique_ptr<VariantMetrics>> variants_ ABSL_GUARDED_BY(mu_);
 };

@@ -50,6 +50,11 @@ struct InferTask {
   DataType input_type = DataType::kF32;
   void* output = nullptr;
   DataType output_type = DataType::kF32;
+  // Mixture-of-experts models: the caller's routing (null: the router's),
+  // and where to answer with the routing used (null: not asked). Both stay
+  // valid until `done` has run.
+  const v1::Routing* routing = nullptr;
+  v1::Routing* routing_out = nullptr;
   std::chrono::steady_clock::time_point arrival;
   // The client's deadline; a task still queued past it is not computed.
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();

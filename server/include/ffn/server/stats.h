@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ffn/common/latency_histogram.h"
+#include "ffn/kernels/ffn_block.h"
 #include "ffn/server/variant_key.h"
 #include "ffn/v1/ffn.pb.h"
 
@@ -39,6 +41,10 @@ class ServerStats {
   // share of the flops and of the compute time (a batch of several variants
   // is recorded once for each, each with the batch's size).
   void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // One engine call of mixture-of-experts model `model`: each expert's
+  // tokens and seconds.
+  void RecordExperts(const std::string& model, const MoeCounters& counters)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Current depth of a variant's queue (metrics gauges only).
   void SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens);
@@ -84,6 +90,11 @@ class ServerStats {
   Metrics* const metrics_;
   mutable absl::Mutex mu_;
   std::map<VariantKey, Variant> variants_ ABSL_GUARDED_BY(mu_);
+  struct Experts {
+    std::vector<uint64_t> tokens;
+    std::vector<double> seconds;
+  };
+  std::map<std::string, Experts> experts_ ABSL_GUARDED_BY(mu_);
   uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t cancelled_calls_ ABSL_GUARDED_BY(mu_) = 0;

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/dtype.h"
+#include "ffn/kernels/moe.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/v1/ffn.pb.h"
 
@@ -45,8 +46,12 @@ struct ValidatedInfer {
   InferInput input;  // valid when `status` is OK
 };
 
+// A request's routing as the engine takes it.
+MoeRouting RoutingFromProto(const v1::Routing& routing, int64_t top_k);
+
 // Checks an InferRequest against the registry: first the variant, then the
-// tensor. NOT_FOUND for an unknown model; INVALID_ARGUMENT for an unknown
+// tensor, then the routing (a mixture-of-experts model's only; as
+// ValidateRouting says). NOT_FOUND for an unknown model; INVALID_ARGUMENT for an unknown
 // activation or one of the wrong kind, an unknown compute_dtype, an input
 // dtype other than FLOAT32 or BFLOAT16, a shape other than [tokens,
 // d_model], tokens outside [1, max_tokens], or a byte count not matching
