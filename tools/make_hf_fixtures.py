@@ -21,7 +21,7 @@ weights around their neutral values.
 Run by hand (needs torch and transformers; tests only read the results):
   python3 -m venv build/venv-hf
   build/venv-hf/bin/pip install torch transformers safetensors
-  build/venv-hf/bin/python tools/make_hf_fixtures.py tests/fixtures/huggingface
+  build/venv-hf/bin/python tools/make_hf_fixtures.py tests/fixtures/huggingface [NAME ...]
 """
 import json
 import math
@@ -48,18 +48,22 @@ def decoder_layers(model):
 
 # name -> (config, model class, stored dtype, shard?, layers(model) ->
 #          [(id, mlp(x), sublayer(x))])
-def gated_layers(attr_norm, attr_post=None):
+def gated_layers(attr_norm, attr_post=None, batched=False):
+    """batched: the MLP takes [batch, tokens, d_model] (sparse MoE blocks)."""
     def layers(model):
         out = []
         for i, layer in enumerate(decoder_layers(model)):
             norm = getattr(layer, attr_norm)
             post = getattr(layer, attr_post) if attr_post else None
 
-            def sub(x, layer=layer, norm=norm, post=post):
-                h = layer.mlp(norm(x))
+            def mlp(x, layer=layer):
+                return layer.mlp(x[None])[0] if batched else layer.mlp(x)
+
+            def sub(x, mlp=mlp, norm=norm, post=post):
+                h = mlp(norm(x))
                 return x + (post(h) if post is not None else h)
 
-            out.append((str(i), layer.mlp, sub))
+            out.append((str(i), mlp, sub))
         return out
     return layers
 
@@ -124,6 +128,11 @@ def fixtures():
     yield "bert-f32", T.BertConfig(**common(type_vocab_size=2)), T.BertModel, torch.float32, False, bert_layers(lambda m: m.encoder)
     yield "roberta-quick-gelu-f32", T.RobertaConfig(**common(type_vocab_size=1, hidden_act="quick_gelu")), T.RobertaForMaskedLM, torch.float32, False, bert_layers(lambda m: m.roberta.encoder)
     yield "t5-f32", T.T5Config(d_model=D_MODEL, d_ff=D_FF, d_kv=8, num_layers=LAYERS, num_heads=HEADS, vocab_size=VOCAB, feed_forward_proj="relu"), T.T5ForConditionalGeneration, torch.float32, False, t5_layers
+    # Mixtures of experts: the MLP is the sparse MoE block (router, experts,
+    # Qwen2-MoE's shared expert).
+    yield "mixtral-f32", T.MixtralConfig(**common(num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)), T.MixtralForCausalLM, torch.float32, False, gated_layers("post_attention_layernorm", batched=True)
+    yield "qwen2-moe-bf16", T.Qwen2MoeConfig(**common(num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=40, shared_expert_intermediate_size=56, norm_topk_prob=False)), T.Qwen2MoeForCausalLM, torch.bfloat16, False, gated_layers("post_attention_layernorm", batched=True)
+    yield "qwen3-moe-f32", T.Qwen3MoeConfig(**common(num_key_value_heads=2, head_dim=8, num_experts=6, num_experts_per_tok=3, moe_intermediate_size=40, norm_topk_prob=True)), T.Qwen3MoeForCausalLM, torch.float32, True, gated_layers("post_attention_layernorm", batched=True)
     yield "t5-v1_1-bf16", T.T5Config(d_model=D_MODEL, d_ff=D_FF, d_kv=8, num_layers=LAYERS, num_decoder_layers=1, num_heads=HEADS, vocab_size=VOCAB, feed_forward_proj="gated-gelu"), T.T5ForConditionalGeneration, torch.bfloat16, False, t5_layers
 
 
@@ -137,7 +146,8 @@ def redraw(model, gemma):
             u = torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1
             is_norm = "norm" in name.lower() or "ln_" in name
             if p.dim() >= 2:
-                fan_in = p.shape[0] if "c_fc" in name or "c_proj" in name or "c_attn" in name else p.shape[1]
+                # Stacked experts are [experts, out, in]: fan_in is the last.
+                fan_in = p.shape[0] if "c_fc" in name or "c_proj" in name or "c_attn" in name else p.shape[-1]
                 value = u * math.sqrt(3.0 / fan_in)
             elif is_norm and name.endswith(("weight", "gamma")):
                 value = 0.2 * u if gemma else 1 + 0.2 * u
@@ -148,10 +158,12 @@ def redraw(model, gemma):
             p.copy_(value.to(p.dtype))
 
 
-def main(out_root):
+def main(out_root, only):
     out_root = Path(out_root)
     torch.manual_seed(0)
     for name, config, cls, dtype, shard, layers_of in fixtures():
+        if only and name not in only:
+            continue
         model = cls(config).eval()
         redraw(model, config.model_type.startswith("gemma"))
         model = model.to(dtype)
@@ -181,4 +193,5 @@ def main(out_root):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/huggingface")
+    # Optional fixture names after the folder: only those are made again.
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/huggingface", set(sys.argv[2:]))

@@ -197,10 +197,20 @@ absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
 absl::StatusOr<MoeWeights> MoeWeightsForModel(const v1::ModelInfo& info,
                                               const std::string& weights_override) {
   if (!info.has_moe()) return WithModel(info, absl::InvalidArgumentError("is not a mixture of experts"));
+  if (info.has_huggingface()) {
+    // The server's reader on the same folder (or --weights, a copy of it).
+    const v1::HuggingFaceWeights& source = info.huggingface();
+    auto checkpoint =
+        HuggingFaceCheckpoint::Open(weights_override.empty() ? source.path() : weights_override);
+    if (!checkpoint.ok()) return WithModel(info, checkpoint.status());
+    auto layer = (*checkpoint)->ReadMoeLayer(source.layer(), source.sublayer());
+    if (!layer.ok()) return WithModel(info, layer.status());
+    return std::move(layer->weights);
+  }
   if (!info.has_random() || !weights_override.empty()) {
     return WithModel(info, absl::InvalidArgumentError(
-                               "is a mixture of experts without random weights: only random "
-                               "ones can be rebuilt by the client"));
+                               "is a mixture of experts whose weights the client cannot rebuild "
+                               "(random or Hugging Face checkpoints only; no weights file)"));
   }
   const v1::MoeInfo& m = info.moe();
   MoeWeights w = RandomMoeWeights({info.d_model(), info.d_ff(), m.experts(), m.top_k(), m.shared_d_ff()},

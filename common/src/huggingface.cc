@@ -27,6 +27,7 @@ enum class Family {
   kOpt,          // opt
   kBert,         // bert, roberta
   kT5,           // t5
+  kMoe,          // mixtral, qwen2_moe, qwen3_moe: experts, each gate/up/down
 };
 
 std::optional<Family> FamilyOf(std::string_view model_type) {
@@ -38,6 +39,8 @@ std::optional<Family> FamilyOf(std::string_view model_type) {
       {"gpt_neox", Family::kNeoX},    {"opt", Family::kOpt},
       {"bert", Family::kBert},        {"roberta", Family::kBert},
       {"t5", Family::kT5},
+      {"mixtral", Family::kMoe},      {"qwen2_moe", Family::kMoe},
+      {"qwen3_moe", Family::kMoe},
   };
   auto it = kFamilies.find(model_type);
   if (it == kFamilies.end()) return std::nullopt;
@@ -51,7 +54,10 @@ struct DimensionKeys {
   const char* layers;
 };
 
-DimensionKeys DimensionKeysOf(Family family) {
+DimensionKeys DimensionKeysOf(Family family, std::string_view model_type) {
+  if (family == Family::kMoe && model_type != "mixtral") {
+    return {"hidden_size", "moe_intermediate_size", "num_hidden_layers"};
+  }
   switch (family) {
     case Family::kConv1D: return {"n_embd", "n_inner", "n_layer"};
     case Family::kOpt: return {"hidden_size", "ffn_dim", "num_hidden_layers"};
@@ -62,7 +68,7 @@ DimensionKeys DimensionKeysOf(Family family) {
 
 const char* SupportedModelTypes() {
   return "llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt2, gpt_neox, opt, bert, roberta, "
-         "t5";
+         "t5, mixtral, qwen2_moe, qwen3_moe";
 }
 
 bool IsGemma(const std::string& model_type) { return model_type.starts_with("gemma"); }
@@ -91,6 +97,7 @@ MlpNames NamesFor(Family family, bool gated) {
     case Family::kBert:
       return {"intermediate.dense.weight", "", "output.dense.weight", "intermediate.dense.bias",
               "output.dense.bias"};
+    case Family::kMoe: return {"", "", "", "", ""};  // per expert: MoeNames
     case Family::kT5:
       if (gated) {
         return {"DenseReluDense.wi_1.weight", "DenseReluDense.wi_0.weight",
@@ -107,6 +114,7 @@ std::string NormTensorName(Family family, std::string_view model_type) {
     case Family::kGateUpDown:
       return model_type == "gemma2" ? "pre_feedforward_layernorm" : "post_attention_layernorm";
     case Family::kFusedGateUp:
+    case Family::kMoe:
     case Family::kNeoX: return "post_attention_layernorm";
     case Family::kConv1D: return "ln_2";
     case Family::kOpt: return "final_layer_norm";
@@ -114,6 +122,35 @@ std::string NormTensorName(Family family, std::string_view model_type) {
     case Family::kT5: return "layer_norm";
   }
   return "";
+}
+
+// A mixture-of-experts layer's tensor names (after the layer prefix).
+struct MoeNames {
+  std::string router;
+  std::string gate, up, down;  // expert e's: with {} for its number
+  std::string shared_gate_proj, shared_up, shared_down, shared_gate;  // qwen2_moe
+};
+
+MoeNames MoeNamesFor(std::string_view model_type) {
+  if (model_type == "mixtral") {
+    return {"block_sparse_moe.gate.weight", "block_sparse_moe.experts.{}.w1.weight",
+            "block_sparse_moe.experts.{}.w3.weight", "block_sparse_moe.experts.{}.w2.weight",
+            "", "", "", ""};
+  }
+  return {"mlp.gate.weight",
+          "mlp.experts.{}.gate_proj.weight",
+          "mlp.experts.{}.up_proj.weight",
+          "mlp.experts.{}.down_proj.weight",
+          "mlp.shared_expert.gate_proj.weight",
+          "mlp.shared_expert.up_proj.weight",
+          "mlp.shared_expert.down_proj.weight",
+          "mlp.shared_expert_gate.weight"};
+}
+
+// `pattern` with {} replaced by expert e.
+std::string ExpertTensor(const std::string& pattern, int64_t e) {
+  const size_t at = pattern.find("{}");
+  return pattern.substr(0, at) + std::to_string(e) + pattern.substr(at + 2);
 }
 
 absl::Status Invalid(const std::string& file, const std::string& message) {
@@ -240,7 +277,7 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
   }
   // Dimensions and layer counts (GPT-2's n_inner may be null: 4 × n_embd),
   // then eps, biases, norms and activation under each family's keys.
-  const DimensionKeys keys = DimensionKeysOf(*family);
+  const DimensionKeys keys = DimensionKeysOf(*family, model_type_);
   ASSIGN_OR_RETURN(d_model_, ReadDim(config, file, keys.d_model));
   const int64_t default_d_ff = *family == Family::kConv1D ? 4 * d_model_ : 0;
   ASSIGN_OR_RETURN(d_ff_, ReadDim(config, file, keys.d_ff, default_d_ff));
@@ -273,6 +310,35 @@ absl::Status HuggingFaceCheckpoint::ReadConfig() {
         act_key = is_string("hidden_activation") ? "hidden_activation"
                   : is_string("hidden_act")      ? "hidden_act"
                                                  : nullptr;
+      }
+      break;
+    }
+    case Family::kMoe: {
+      gated = true;
+      ASSIGN_OR_RETURN(norm_eps_, ReadEps(config, file, "rms_norm_eps", 1e-6f));
+      const bool has_local = config.contains("num_local_experts") &&
+                             !config["num_local_experts"].is_null();
+      ASSIGN_OR_RETURN(experts_, ReadDim(config, file, has_local ? "num_local_experts" : "num_experts",
+                                         0, 1024));
+      ASSIGN_OR_RETURN(top_k_, ReadDim(config, file, "num_experts_per_tok", 0, experts_));
+      // Mixtral always renormalizes the top-k weights; Qwen by norm_topk_prob.
+      if (model_type_ == "mixtral") {
+        normalize_top_k_ = true;
+      } else {
+        ASSIGN_OR_RETURN(normalize_top_k_, ReadBool(config, file, "norm_topk_prob", false));
+        ASSIGN_OR_RETURN(const int64_t step, ReadDim(config, file, "decoder_sparse_step", 1));
+        auto dense = config.find("mlp_only_layers");
+        const bool some_dense = dense != config.end() && dense->is_array() && !dense->empty();
+        if (step != 1 || some_dense) {
+          return Invalid(file, "decoder_sparse_step > 1 or mlp_only_layers: checkpoints mixing "
+                               "dense and expert layers are not supported");
+        }
+      }
+      if (model_type_ == "qwen2_moe") {
+        auto shared = config.find("shared_expert_intermediate_size");
+        if (shared != config.end() && !shared->is_null()) {
+          ASSIGN_OR_RETURN(shared_d_ff_, ReadDim(config, file, "shared_expert_intermediate_size"));
+        }
       }
       break;
     }
@@ -383,6 +449,7 @@ absl::Status HuggingFaceCheckpoint::FindLayers() {
   switch (family) {
     case Family::kGateUpDown:
     case Family::kFusedGateUp:
+    case Family::kMoe:
     case Family::kNeoX: stacks.push_back({"", "layers.", ".", num_layers_}); break;
     case Family::kConv1D: stacks.push_back({"", "h.", ".", num_layers_}); break;
     case Family::kOpt: stacks.push_back({"", "decoder.layers.", ".", num_layers_}); break;
@@ -394,7 +461,9 @@ absl::Status HuggingFaceCheckpoint::FindLayers() {
   }
   // The prefix before the stack (the head class's: "model.", "bert.",
   // "transformer.", ...), found from the first layer's down projection.
-  const std::string first = absl::StrCat(stacks[0].layer_prefix, 0, stacks[0].layer_suffix, names.down);
+  const MoeNames moe = MoeNamesFor(model_type_);
+  const std::string first = absl::StrCat(stacks[0].layer_prefix, 0, stacks[0].layer_suffix,
+                                         family == Family::kMoe ? moe.router : names.down);
   std::vector<std::string> bases;
   for (const auto& [tensor, shard] : shard_of_) {
     if (tensor == first) {
@@ -422,7 +491,20 @@ absl::Status HuggingFaceCheckpoint::FindLayers() {
       layer.prefix = absl::StrCat(base_prefix_, stack.layer_prefix, i, stack.layer_suffix);
       // Every layer config.json promises must have its MLP, or start-up
       // fails here naming it rather than at its first request.
-      for (const std::string& role : {names.up, names.gate, names.down}) {
+      std::vector<std::string> roles = {names.up, names.gate, names.down};
+      if (family == Family::kMoe) {
+        roles = {moe.router};
+        for (int64_t e = 0; e < experts_; ++e) {
+          for (const std::string* pattern : {&moe.gate, &moe.up, &moe.down}) {
+            roles.push_back(ExpertTensor(*pattern, e));
+          }
+        }
+        if (shared_d_ff_ > 0) {
+          roles.insert(roles.end(), {moe.shared_gate_proj, moe.shared_up, moe.shared_down,
+                                     moe.shared_gate});
+        }
+      }
+      for (const std::string& role : roles) {
         if (role.empty()) continue;
         const std::string tensor = layer.prefix + role;
         if (!shard_of_.contains(tensor)) {
@@ -521,6 +603,15 @@ absl::StatusOr<DataType> HuggingFaceCheckpoint::MatrixType(std::string_view id) 
   std::vector<std::string> matrices = {names.down, names.gate};
   if (gated && family != Family::kFusedGateUp) matrices.push_back(names.up);
   if (!gated) matrices = {names.down, names.up};
+  if (family == Family::kMoe) {
+    const MoeNames moe = MoeNamesFor(model_type_);
+    matrices.clear();
+    for (int64_t e = 0; e < experts_; ++e) {
+      for (const std::string* pattern : {&moe.gate, &moe.up, &moe.down}) {
+        matrices.push_back(ExpertTensor(*pattern, e));
+      }
+    }
+  }
   TensorReader reader(shard_of_);
   for (const std::string& name : matrices) {
     ASSIGN_OR_RETURN(const SafetensorsEntry entry, reader.Entry(layer->prefix + name));
@@ -573,6 +664,10 @@ absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::st
     return absl::NotFoundError(absl::StrCat(dir_, ": no layer '", std::string(id), "'"));
   }
   const Family family = *FamilyOf(model_type_);
+  if (family == Family::kMoe) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir_, ": a ", model_type_, " layer is a mixture of experts (ReadMoeLayer)"));
+  }
   const bool gated = kind() == FfnKind::kGated;
   const bool fused_gate_up = family == Family::kFusedGateUp;
   const MlpNames names = NamesFor(family, gated);
@@ -659,6 +754,77 @@ absl::StatusOr<HuggingFaceLayerWeights> HuggingFaceCheckpoint::ReadLayer(std::st
     w.out_norm_place = OutputNormPlace::kBeforeResidual;
     w.out_norm_eps = norm_eps_;
     RETURN_IF_ERROR(read_norm("post_feedforward_layernorm", w.out_norm_gamma, w.out_norm_beta));
+  }
+  return out;
+}
+
+absl::StatusOr<HuggingFaceMoeLayerWeights> HuggingFaceCheckpoint::ReadMoeLayer(
+    std::string_view id, bool sublayer, bool keep_bf16) const {
+  auto layer = std::find_if(layers_.begin(), layers_.end(),
+                            [&](const HuggingFaceLayer& l) { return l.id == id; });
+  if (layer == layers_.end()) {
+    return absl::NotFoundError(absl::StrCat(dir_, ": no layer '", std::string(id), "'"));
+  }
+  if (!is_moe()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir_, ": a ", model_type_, " layer is not a mixture of experts (ReadLayer)"));
+  }
+  const MoeNames names = MoeNamesFor(model_type_);
+  const std::string& p = layer->prefix;
+  const int64_t dm = d_model_, dff = d_ff_;
+  TensorReader reader(shard_of_);
+  HuggingFaceMoeLayerWeights out;
+  MoeWeights& w = out.weights;
+  w.outer.kind = FfnKind::kGated;
+  w.outer.d_model = dm;
+  w.outer.d_ff = dff;
+  w.top_k = top_k_;
+  w.normalize_top_k = normalize_top_k_;
+  ASSIGN_OR_RETURN(w.router, reader.Read(p + names.router, {experts_, dm}));
+  ASSIGN_OR_RETURN(const SafetensorsEntry down0, reader.Entry(p + ExpertTensor(names.down, 0)));
+  out.stored_dtype = DtypeName(down0.dtype);
+  bool bf16 = false;
+  if (keep_bf16) {
+    ASSIGN_OR_RETURN(const DataType type, MatrixType(id));
+    bf16 = type == DataType::kBf16;
+  }
+  // One gated FFN from three tensors, as stored (bf16) or widened.
+  auto read_ffn = [&](const std::string& gate, const std::string& up, const std::string& down,
+                      int64_t d_ff) -> absl::StatusOr<FfnWeights> {
+    FfnWeights f;
+    f.kind = FfnKind::kGated;
+    f.d_model = dm;
+    f.d_ff = d_ff;
+    if (bf16) {
+      f.matrix_type = DataType::kBf16;
+      ASSIGN_OR_RETURN(f.wg_bf16, reader.Read<uint16_t>(gate, {d_ff, dm}));
+      ASSIGN_OR_RETURN(f.wu_bf16, reader.Read<uint16_t>(up, {d_ff, dm}));
+      ASSIGN_OR_RETURN(f.w2_bf16, reader.Read<uint16_t>(down, {dm, d_ff}));
+    } else {
+      ASSIGN_OR_RETURN(f.wg, reader.Read(gate, {d_ff, dm}));
+      ASSIGN_OR_RETURN(f.wu, reader.Read(up, {d_ff, dm}));
+      ASSIGN_OR_RETURN(f.w2, reader.Read(down, {dm, d_ff}));
+    }
+    return f;
+  };
+  for (int64_t e = 0; e < experts_; ++e) {
+    ASSIGN_OR_RETURN(FfnWeights expert,
+                     read_ffn(p + ExpertTensor(names.gate, e), p + ExpertTensor(names.up, e),
+                              p + ExpertTensor(names.down, e), dff));
+    w.experts.push_back(std::move(expert));
+  }
+  if (shared_d_ff_ > 0) {
+    ASSIGN_OR_RETURN(w.shared, read_ffn(p + names.shared_gate_proj, p + names.shared_up,
+                                        p + names.shared_down, shared_d_ff_));
+    ASSIGN_OR_RETURN(w.shared_gate, reader.Read(p + names.shared_gate, {1, dm}));
+  }
+  if (sublayer) {
+    // x + MoE(RMSNorm(x)), the decoder layer's post_attention_layernorm.
+    w.outer.norm = NormKind::kRmsNorm;
+    w.outer.norm_eps = norm_eps_;
+    w.outer.residual = true;
+    ASSIGN_OR_RETURN(w.outer.norm_gamma,
+                     reader.Read(p + NormTensorName(Family::kMoe, model_type_) + ".weight", {dm}));
   }
   return out;
 }

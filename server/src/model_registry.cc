@@ -159,15 +159,21 @@ v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* hu
 
 }  // namespace
 
-absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(const ModelConfig& config,
-                                                             v1::HuggingFaceWeights* description) {
+namespace {
+
+// Opens an expanded checkpoint layer's folder, reads the layer with `read`
+// (checkpoint, source) and describes it into `description` if given.
+template <typename Read>
+auto LoadCheckpointLayer(const ModelConfig& config, v1::HuggingFaceWeights* description, Read read)
+    -> decltype(read(std::declval<const HuggingFaceCheckpoint&>(),
+                     std::declval<const HuggingFaceSource&>())) {
   if (!config.huggingface || config.huggingface->layer.empty()) {
     return absl::InternalError(absl::StrCat("model '", config.name, "' is not a checkpoint layer"));
   }
   const HuggingFaceSource& source = *config.huggingface;
   auto checkpoint = HuggingFaceCheckpoint::Open(source.path);
   if (!checkpoint.ok()) return WithModel(config, checkpoint.status());
-  auto layer = (*checkpoint)->ReadLayer(source.layer, source.sublayer, /*keep_bf16=*/true);
+  auto layer = read(**checkpoint, source);
   if (!layer.ok()) return WithModel(config, layer.status());
   if (description != nullptr) {
     description->set_path(source.path);
@@ -179,6 +185,24 @@ absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(const ModelConfig& 
     description->set_hidden_act((*checkpoint)->hidden_act());
   }
   return layer;
+}
+
+}  // namespace
+
+absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(const ModelConfig& config,
+                                                             v1::HuggingFaceWeights* description) {
+  return LoadCheckpointLayer(config, description,
+                             [](const HuggingFaceCheckpoint& c, const HuggingFaceSource& s) {
+                               return c.ReadLayer(s.layer, s.sublayer, /*keep_bf16=*/true);
+                             });
+}
+
+absl::StatusOr<HuggingFaceMoeLayerWeights> LoadHuggingFaceMoeLayer(
+    const ModelConfig& config, v1::HuggingFaceWeights* description) {
+  return LoadCheckpointLayer(config, description,
+                             [](const HuggingFaceCheckpoint& c, const HuggingFaceSource& s) {
+                               return c.ReadMoeLayer(s.layer, s.sublayer, /*keep_bf16=*/true);
+                             });
 }
 
 absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& entry) {
@@ -197,6 +221,10 @@ absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& en
     mc.default_activation = (*checkpoint)->activation();
     mc.kind = (*checkpoint)->kind();
     mc.huggingface->layer = layer.id;
+    if ((*checkpoint)->is_moe()) {
+      mc.moe = MoeSettings{(*checkpoint)->experts(), (*checkpoint)->top_k(),
+                           (*checkpoint)->shared_d_ff()};
+    }
     expanded.push_back(std::move(mc));
   }
   return expanded;
@@ -279,17 +307,16 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     matrix_type = *type;
   }
   RETURN_IF_ERROR(CheckFits(mc, matrix_type, invariant, AvailableMemoryBytes()));
-  FfnWeights weights;
   std::optional<v1::HuggingFaceWeights> huggingface;
-  if (mc.huggingface) {
-    huggingface.emplace();
-    ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
-    weights = std::move(layer.weights);
-  } else if (!mc.moe) {
-    ASSIGN_OR_RETURN(weights, LoadWeights(mc));
-  }
+  if (mc.huggingface) huggingface.emplace();
   absl::StatusOr<std::unique_ptr<FfnBlock>> block;
-  if (mc.moe) {
+  if (mc.huggingface && mc.moe) {
+    ASSIGN_OR_RETURN(HuggingFaceMoeLayerWeights layer, LoadHuggingFaceMoeLayer(mc, &*huggingface));
+    block = FfnBlock::CreateMoe(std::move(layer.weights));
+  } else if (mc.huggingface) {
+    ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
+    block = FfnBlock::Create(std::move(layer.weights));
+  } else if (mc.moe) {
     MoeWeights moe = RandomMoeWeights(
         {mc.d_model, mc.d_ff, mc.moe->experts, mc.moe->top_k, mc.moe->shared_d_ff}, mc.seed);
     AddRandomNorm(moe.outer, mc.norm, mc.seed);
@@ -297,6 +324,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     moe.outer.residual = mc.residual;
     block = FfnBlock::CreateMoe(std::move(moe));
   } else {
+    ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
     block = FfnBlock::Create(std::move(weights));
   }
   if (!block.ok()) return WithModel(mc, block.status());

@@ -71,6 +71,30 @@ TEST(HuggingFaceServerTest, ConfigSelectsLayersAndSublayersOfSeveralCheckpoints)
   EXPECT_TRUE(Contains(missing.output, "NOT_FOUND")) << missing.output;
 }
 
+TEST(HuggingFaceServerTest, MixtureOfExpertsCheckpointsAreServedAndChecked) {
+  TempDir dir;
+  std::ofstream(dir.File("moe.yaml")) << absl::StrCat(
+      "models:\n",
+      "  - {name: qwen2moe, huggingface: {path: ", (kFixtures / "qwen2-moe-bf16").string(), "}}\n",
+      "  - {name: mixtral, huggingface: {path: ", (kFixtures / "mixtral-f32").string(),
+      ", layers: [1], sublayer: true}}\n");
+  ServerProcess server({"--config", dir.File("moe.yaml"), "--threads", "2"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  CommandResult models = RunClient({"models", "--target", server.target()});
+  EXPECT_TRUE(Contains(models.output, "moe 4/top2+shared")) << models.output;
+  for (const char* model : {"qwen2moe.0", "qwen2moe.1", "mixtral.1"}) {
+    for (const char* compute : {"f32", "bf16"}) {
+      CommandResult r = RunClient({"infer", "--target", server.target(), "--model", model,
+                                   "--compute-dtype", compute, "--tokens", "12", "--check"});
+      EXPECT_EQ(r.exit_code, 0) << model << " " << compute << ": " << r.output;
+      EXPECT_TRUE(Contains(r.output, "PASS")) << r.output;
+    }
+  }
+  CommandResult stats = RunClient({"stats", "--target", server.target()});
+  EXPECT_TRUE(Contains(stats.output, "qwen2moe.0: 48 token-expert pairs routed, 0 dropped"))
+      << stats.output;
+}
+
 TEST(HuggingFaceServerTest, ABrokenCheckpointIsOneStartupErrorNamingTheFile) {
   TempDir dir;
   const std::filesystem::path copy = std::filesystem::path(dir.path()) / "broken";

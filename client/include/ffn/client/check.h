@@ -59,8 +59,9 @@ absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
                                                   const v1::InferResponse& response);
 
 // A mixture-of-experts model's weights (info.moe() set): random ones as
-// RandomMoeWeights builds them from the seed, with the model's norm.
-// INVALID_ARGUMENT for other weight sources or a weights file.
+// RandomMoeWeights builds them from the seed, with the model's norm; a
+// checkpoint's layer read from its folder (or `weights_override`).
+// INVALID_ARGUMENT for other weight sources.
 absl::StatusOr<MoeWeights> MoeWeightsForModel(const v1::ModelInfo& info,
                                               const std::string& weights_override);
 // Compares a mixture-of-experts answer with ReferenceMoe along the routing

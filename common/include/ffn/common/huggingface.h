@@ -15,6 +15,9 @@
 //   bert, roberta                  intermediate.dense/output.dense, post-LayerNorm
 //   t5                             wi/wo (v1.0) or wi_0/wi_1/wo (v1.1, gated),
 //                                  RMSNorm; encoder and decoder stacks
+//   mixtral, qwen2_moe, qwen3_moe  mixtures of experts: a router and gated
+//                                  experts (w1/w3/w2, or gate/up/down_proj),
+//                                  Qwen2-MoE's sigmoid-gated shared expert
 // A gated MLP is served as the gated activation whose gate function is
 // config.json's hidden_act (silu → swiglu, gelu_pytorch_tanh → geglu_tanh).
 //
@@ -40,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 
 namespace ffn {
 
@@ -47,6 +51,13 @@ struct HuggingFaceLayer {
   std::string id;      // "0", "1", ...; T5: "encoder.0", ..., "decoder.0", ...
   int64_t index = 0;   // the layer's number within its stack
   std::string prefix;  // the names of its MLP and norm tensors start with this
+};
+
+// A mixture-of-experts layer: router, experts (and Qwen2-MoE's shared
+// expert), and the norm and residual with sublayer.
+struct HuggingFaceMoeLayerWeights {
+  MoeWeights weights;
+  std::string stored_dtype;  // the experts' dtype in the file
 };
 
 struct HuggingFaceLayerWeights {
@@ -92,6 +103,18 @@ class HuggingFaceCheckpoint {
   // (missing, wrong shape or dtype, not finite).
   absl::StatusOr<HuggingFaceLayerWeights> ReadLayer(std::string_view id, bool sublayer,
                                                      bool keep_bf16 = false) const;
+  // Mixture-of-experts checkpoints (mixtral, qwen2_moe, qwen3_moe): every
+  // layer's MLP is `experts()` gated experts of d_ff() each, top_k() per
+  // token, and a shared expert of shared_d_ff() (0: none); ReadMoeLayer
+  // reads them, ReadLayer refuses them (FAILED_PRECONDITION), and the other
+  // way round.
+  bool is_moe() const { return experts_ > 0; }
+  int64_t experts() const { return experts_; }
+  int64_t top_k() const { return top_k_; }
+  int64_t shared_d_ff() const { return shared_d_ff_; }
+  bool normalize_top_k() const { return normalize_top_k_; }
+  absl::StatusOr<HuggingFaceMoeLayerWeights> ReadMoeLayer(std::string_view id, bool sublayer,
+                                                          bool keep_bf16 = false) const;
   // kBf16 if every matrix of layer `id` is stored in bf16 (what ReadLayer
   // with keep_bf16 gives), else kF32. Reads the headers only.
   absl::StatusOr<DataType> MatrixType(std::string_view id) const;
@@ -108,6 +131,8 @@ class HuggingFaceCheckpoint {
   int64_t d_model_ = 0, d_ff_ = 0;
   // Architecture details read from config.json.
   int64_t num_layers_ = 0, num_decoder_layers_ = 0;
+  int64_t experts_ = 0, top_k_ = 0, shared_d_ff_ = 0;  // mixtures of experts
+  bool normalize_top_k_ = false;
   float norm_eps_ = 1e-5f;
   bool post_norm_ = false;         // bert, roberta, opt without do_layer_norm_before
   bool norm_affine_ = true;        // opt: layer_norm_elementwise_affine

@@ -43,6 +43,9 @@ absl::StatusOr<std::vector<ModelConfig>> ExpandHuggingFace(const ModelConfig& en
 // ListModels into `description` if given.
 absl::StatusOr<HuggingFaceLayerWeights> LoadHuggingFaceLayer(
     const ModelConfig& config, v1::HuggingFaceWeights* description = nullptr);
+// The same for a mixture-of-experts checkpoint's layer.
+absl::StatusOr<HuggingFaceMoeLayerWeights> LoadHuggingFaceMoeLayer(
+    const ModelConfig& config, v1::HuggingFaceWeights* description = nullptr);
 
 class ModelRegistry {
  public:
