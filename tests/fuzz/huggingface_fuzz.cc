@@ -1,6 +1,7 @@
 // libFuzzer target: the Hugging Face checkpoint reader on arbitrary
 // config.json and model.safetensors.index.json text (the input, split at its
-// first NUL byte), over a real weights file of a tiny LLaMA-layout model. It
+// first NUL byte), over a real weights file of a tiny LLaMA-layout model
+// (with Mixtral and Qwen MoE tensors beside its MLPs). It
 // must answer every input with a checkpoint or an error status, and read
 // every layer it promises, never crash or hang.
 #include <unistd.h>
@@ -32,6 +33,24 @@ const fs::path& Folder() {
       tensors.push_back({p + "mlp.up_proj.weight", {8, 4}, std::vector<float>(32, 0.25f)});
       tensors.push_back({p + "mlp.down_proj.weight", {4, 8}, std::vector<float>(32, -0.5f)});
       tensors.push_back({p + "post_attention_layernorm.weight", {4}, std::vector<float>(4, 1.0f)});
+      // The same layers as mixtures of two experts, Mixtral's and Qwen's
+      // names (with Qwen2-MoE's shared expert).
+      tensors.push_back({p + "block_sparse_moe.gate.weight", {2, 4}, std::vector<float>(8, 0.1f)});
+      tensors.push_back({p + "mlp.gate.weight", {2, 4}, std::vector<float>(8, -0.1f)});
+      for (int e = 0; e < 2; ++e) {
+        const std::string m = absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
+        tensors.push_back({m + "w1.weight", {8, 4}, std::vector<float>(32, 0.5f)});
+        tensors.push_back({m + "w3.weight", {8, 4}, std::vector<float>(32, 0.25f)});
+        tensors.push_back({m + "w2.weight", {4, 8}, std::vector<float>(32, -0.5f)});
+        const std::string q = absl::StrCat(p, "mlp.experts.", e, ".");
+        tensors.push_back({q + "gate_proj.weight", {8, 4}, std::vector<float>(32, 0.5f)});
+        tensors.push_back({q + "up_proj.weight", {8, 4}, std::vector<float>(32, 0.25f)});
+        tensors.push_back({q + "down_proj.weight", {4, 8}, std::vector<float>(32, -0.5f)});
+      }
+      tensors.push_back({p + "mlp.shared_expert.gate_proj.weight", {8, 4}, std::vector<float>(32, 0.5f)});
+      tensors.push_back({p + "mlp.shared_expert.up_proj.weight", {8, 4}, std::vector<float>(32, 0.5f)});
+      tensors.push_back({p + "mlp.shared_expert.down_proj.weight", {4, 8}, std::vector<float>(32, 0.5f)});
+      tensors.push_back({p + "mlp.shared_expert_gate.weight", {1, 4}, std::vector<float>(4, 0.5f)});
     }
     if (!ffn::WriteSafetensors((dir / "weights.safetensors").string(), tensors).ok()) std::abort();
     return dir;
@@ -62,6 +81,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!checkpoint.ok()) return 0;
   for (const ffn::HuggingFaceLayer& layer : (*checkpoint)->layers()) {
     for (bool sublayer : {false, true}) {
+      if ((*checkpoint)->is_moe()) {
+        auto moe = (*checkpoint)->ReadMoeLayer(layer.id, sublayer);
+        if (moe.ok() && !moe->weights.Validate().ok()) std::abort();
+        continue;
+      }
       auto weights = (*checkpoint)->ReadLayer(layer.id, sublayer);
       if (weights.ok() && !weights->weights.Validate().ok()) std::abort();
     }

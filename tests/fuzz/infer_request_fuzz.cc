@@ -23,6 +23,8 @@ models:
   - {name: plain, d_model: 16, d_ff: 32, activation: gelu, weights: {random: {seed: 1}}}
   - {name: gated, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 4,
      weights: {random: {seed: 2}}}
+  - {name: moe, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 8,
+     weights: {random: {seed: 3}}, moe: {experts: 4, top_k: 2}}
 )", "");
     if (!config.ok()) std::abort();
     auto loaded = ffn::ModelRegistry::Load(*config, 1);
@@ -61,5 +63,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           static_cast<uint64_t>(model.config.d_model) *
                           ffn::ElementBytes(validated.input.type);
   if (request.input().data().size() != needed) std::abort();
+  // Routing is accepted only for a mixture of experts, k ids per token.
+  if (request.has_routing()) {
+    const ffn::MoeWeights* moe = model.block->moe();
+    if (moe == nullptr) std::abort();
+    if (request.routing().expert_ids_size() != tokens * moe->top_k) std::abort();
+  }
   return 0;
 }
