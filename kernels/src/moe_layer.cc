@@ -1,5 +1,7 @@
 #include "moe_layer.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -81,26 +83,31 @@ absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, 
   }
   // Each token's expert outputs by rank: slot t·k + r.
   std::vector<float> slots(static_cast<size_t>(m * k * dm));
-  std::vector<int64_t> picked;  // slots routed to the expert at hand, token order
-  std::vector<Activation> picked_activation;
-  std::vector<float> xe, ye;
+  // The slots routed to each expert, in token order; experts with none
+  // are skipped, the busiest first.
+  std::vector<std::vector<int64_t>> picked(static_cast<size_t>(n));
+  for (int64_t s = 0; s < m * k; ++s) {
+    picked[static_cast<size_t>(routing->ids[static_cast<size_t>(s)])].push_back(s);
+  }
+  std::vector<int64_t> active;
   for (int64_t e = 0; e < n; ++e) {
-    picked.clear();
-    picked_activation.clear();
-    for (int64_t s = 0; s < m * k; ++s) {
-      if (routing->ids[static_cast<size_t>(s)] != e) continue;
-      picked.push_back(s);
-      picked_activation.push_back(activations[static_cast<size_t>(s / k)]);
-    }
-    if (picked.empty()) continue;
-    const int64_t rows = static_cast<int64_t>(picked.size());
-    xe.resize(static_cast<size_t>(rows * dm));
-    ye.resize(xe.size());
+    if (!picked[static_cast<size_t>(e)].empty()) active.push_back(e);
+  }
+  std::stable_sort(active.begin(), active.end(), [&](int64_t a, int64_t b) {
+    return picked[static_cast<size_t>(a)].size() > picked[static_cast<size_t>(b)].size();
+  });
+  // One expert's call on its tokens, its answers into their slots.
+  auto run_expert = [&](int64_t e) -> absl::Status {
+    const std::vector<int64_t>& slots_of = picked[static_cast<size_t>(e)];
+    const int64_t rows = static_cast<int64_t>(slots_of.size());
+    std::vector<float> xe(static_cast<size_t>(rows * dm)), ye(xe.size());
+    std::vector<Activation> row_activations(static_cast<size_t>(rows));
     for (int64_t i = 0; i < rows; ++i) {
-      const float* from = x + picked[static_cast<size_t>(i)] / k * dm;
-      std::copy(from, from + dm, xe.begin() + i * dm);
+      const int64_t token = slots_of[static_cast<size_t>(i)] / k;
+      std::copy(x + token * dm, x + (token + 1) * dm, xe.begin() + i * dm);
+      row_activations[static_cast<size_t>(i)] = activations[static_cast<size_t>(token)];
     }
-    const std::vector<ActivationSegment> segments = Segments(picked_activation);
+    const std::vector<ActivationSegment> segments = Segments(row_activations);
     FfnRun call{segments.front().activation, run.compute, xe.data(), DataType::kF32, rows,
                 ye.data(), DataType::kF32};
     call.strategy = run.strategy;
@@ -115,8 +122,25 @@ absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, 
     }
     for (int64_t i = 0; i < rows; ++i) {
       std::copy(ye.begin() + i * dm, ye.begin() + (i + 1) * dm,
-                slots.begin() + picked[static_cast<size_t>(i)] * dm);
+                slots.begin() + slots_of[static_cast<size_t>(i)] * dm);
     }
+    return absl::OkStatus();
+  };
+  // With at least as many busy experts as threads, each thread runs whole
+  // experts on one core (no split of an expert's few columns, no barrier per
+  // expert); otherwise each expert call uses every thread. A call's bits do
+  // not depend on its thread count, so both give the same answers.
+  const int threads = omp_get_max_threads();
+  if (threads > 1 && static_cast<int64_t>(active.size()) >= threads) {
+    std::vector<absl::Status> status(active.size());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < active.size(); ++i) {
+      omp_set_num_threads(1);
+      status[i] = run_expert(active[i]);
+    }
+    for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+  } else {
+    for (int64_t e : active) RETURN_IF_ERROR(run_expert(e));
   }
   // y[t] = Σ_r w[t, r] · slot[t, r], in rank order.
   for (int64_t t = 0; t < m; ++t) {
@@ -131,7 +155,7 @@ absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, 
   if (shared_ != nullptr) {
     // + σ(x·g) · shared(x), every token.
     const std::vector<ActivationSegment> segments = Segments(activations);
-    ye.resize(static_cast<size_t>(m * dm));
+    std::vector<float> ye(static_cast<size_t>(m * dm));
     FfnRun call{segments.front().activation, run.compute, x, DataType::kF32, m, ye.data(),
                 DataType::kF32};
     call.strategy = run.strategy;

@@ -102,8 +102,12 @@ bool SameBits(const float* a, const float* b, int64_t n) {
   return std::memcmp(a, b, static_cast<size_t>(n) * sizeof(float)) == 0;
 }
 
-TEST(MoeBlockTest, ATokensAnswerDoesNotDependOnItsBatch) {
-  auto block = FfnBlock::CreateMoe(RandomMoeWeights({48, 64, 8, 2, 32}, 4));
+class MoeInvarianceTest : public ::testing::TestWithParam<int64_t> {};  // top_k
+
+// top_k 1: a token alone keeps one expert busy, which then runs on every
+// thread; in a batch, whole experts run one per thread. Same bits either way.
+TEST_P(MoeInvarianceTest, ATokensAnswerDoesNotDependOnItsBatch) {
+  auto block = FfnBlock::CreateMoe(RandomMoeWeights({48, 600, 8, GetParam(), 32}, 4));
   ASSERT_TRUE(block.ok()) << block.status();
   const std::vector<float> token = Input(1, 48, 99);
   for (const DataType compute : {DataType::kF32, DataType::kBf16}) {
@@ -125,6 +129,8 @@ TEST(MoeBlockTest, ATokensAnswerDoesNotDependOnItsBatch) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(TopK, MoeInvarianceTest, ::testing::Values(1, 2));
 
 TEST(MoeBlockTest, GivenRoutingEqualToTheRoutersGivesTheSameBitsAndCountsEveryToken) {
   const MoeWeights weights = RandomMoeWeights({32, 48, 6, 2, 0}, 5);
