@@ -2,7 +2,8 @@
 // the engine (FfnBlock::CreateMoe, batch-invariant as served by default):
 // time per call at M = 1, 32, 512 (median of interleaved repetitions),
 // tokens/s, and at M = 1 the bytes the chosen experts' weights take against
-// the machine's read bandwidth, measured in the same run.
+// the machine's read bandwidth, measured in the same run (2 GiB read by
+// every thread with AVX-512 loads, best of 5; needs AVX-512F).
 //
 //   build/bench/moe_bench [shape ...]     shapes: qwen3-30b-a3b, mixtral (default both)
 //
@@ -10,6 +11,7 @@
 // mixtral:       d_model 4096, expert d_ff 14336, 8 experts, top 2.
 // Random weights U(±√(3/fan_in)) rounded to bf16; bf16 compute; 2 threads
 // unless OMP_NUM_THREADS says otherwise. Run on a quiet machine.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -72,24 +74,48 @@ ffn::MoeWeights Weights(const Shape& s) {
   return w;
 }
 
-// GB/s of reading `buffer` once with every thread (a sum, so nothing is
-// skipped): the machine's read bandwidth for data far beyond the caches.
-double ReadBandwidth(const std::vector<float>& buffer) {
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-    for (size_t i = 0; i < buffer.size(); i += 16) {
-      float s = 0;
-      for (size_t j = 0; j < 16; ++j) s += buffer[i + j];
-      total += s;
+// Reads [from, to) of `words` with AVX-512 loads from eight places at once
+// (as the engine's kernels stream eight weight groups), XOR chains so the
+// loads are the limit.
+__attribute__((target("avx512f"))) uint64_t XorRange(const uint64_t* words, size_t from,
+                                                     size_t to) {
+  constexpr size_t kStreams = 8;
+  const size_t part = (to - from) / kStreams / 8 * 8;
+  __m512i acc[kStreams];
+  for (__m512i& a : acc) a = _mm512_setzero_si512();
+  for (size_t i = 0; i < part; i += 8) {
+    for (size_t s = 0; s < kStreams; ++s) {
+      acc[s] = _mm512_xor_si512(acc[s], _mm512_loadu_si512(words + from + s * part + i));
     }
-    const double took = Seconds(start);
-    if (total == 12345.678) std::printf(" ");  // keeps the sum
-    best = std::max(best, static_cast<double>(buffer.size() * sizeof(float)) / took / 1e9);
   }
-  return best;
+  __m512i all = _mm512_setzero_si512();
+  for (const __m512i& a : acc) all = _mm512_xor_si512(all, a);
+  alignas(64) uint64_t out[8];
+  _mm512_store_si512(out, all);
+  uint64_t total = 0;
+  for (uint64_t v : out) total ^= v;
+  return total;
+}
+
+// GB/s of reading `buffer` once with every thread: the machine's read
+// bandwidth for data far beyond the caches, at this moment.
+double ReadBandwidth(const std::vector<uint64_t>& buffer) {
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t total = 0;
+#pragma omp parallel reduction(^ : total)
+  {
+    const size_t chunks = buffer.size() / 64, t = static_cast<size_t>(omp_get_thread_num());
+    const size_t threads = static_cast<size_t>(omp_get_num_threads());
+    total ^= XorRange(buffer.data(), chunks * t / threads * 64, chunks * (t + 1) / threads * 64);
+  }
+  const double took = Seconds(start);
+  if (total == 12345) std::printf(" ");  // keeps the reads
+  return static_cast<double>(buffer.size() * sizeof(uint64_t)) / took / 1e9;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -103,13 +129,12 @@ int main(int argc, char** argv) {
   }
   if (shapes.empty()) shapes.assign(std::begin(kShapes), std::end(kShapes));
   if (std::getenv("OMP_NUM_THREADS") == nullptr) omp_set_num_threads(2);
-  std::vector<float> stream(size_t{1} << 29, 1.0f);  // 2 GiB
-  const double bandwidth = ReadBandwidth(stream);
-  stream = {};
-  std::printf("%s; %d threads; read bandwidth %.1f GB/s (2 GiB, best of 5)\n\n",
-              ffn::OneDnnDescription().c_str(), omp_get_max_threads(), bandwidth);
-  std::printf("| shape | M | ms per call (median) | tokens/s | M=1: expert bytes | GB/s | of bandwidth |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  // Bandwidth is measured next to every M = 1 call (the machine is shared:
+  // it moves), on 1 GiB.
+  const std::vector<uint64_t> stream(size_t{1} << 27, 1);
+  std::printf("%s; %d threads\n\n", ffn::OneDnnDescription().c_str(), omp_get_max_threads());
+  std::printf("| shape | M | ms per call (median) | tokens/s | M=1: expert bytes | GB/s | read bandwidth then (GB/s) | share (median of pairs) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
     const auto load = std::chrono::steady_clock::now();
     auto block = ffn::FfnBlock::CreateMoe(Weights(s));
@@ -121,32 +146,33 @@ int main(int argc, char** argv) {
     for (const int64_t m : {int64_t{1}, int64_t{32}, int64_t{512}}) {
       std::vector<float> x(static_cast<size_t>(m * s.d_model)), y(x.size());
       const int reps = m == 512 ? 5 : 21;
-      std::vector<double> ms;
-      int64_t expert_tokens = 0;
+      std::vector<double> ms, bandwidths, shares;
+      const double bytes = static_cast<double>(s.top_k) * 3.0 * static_cast<double>(s.d_model) *
+                           static_cast<double>(s.d_ff) * 2.0;
       for (int r = 0; r < reps + 1; ++r) {
         // New tokens each call: other experts, as in decoding.
         ffn::FillUniform(static_cast<uint64_t>(r), ffn::RandomStream::kInput, ffn::kRandomInputScale, x);
-        ffn::MoeCounters counters;
         ffn::FfnRun run{ffn::Activation::kSwiglu, DataType::kBf16, x.data(), DataType::kF32, m,
                         y.data(), DataType::kF32};
         run.batch_invariant = true;
-        run.counters = &counters;
+        const double bandwidth = m == 1 ? ReadBandwidth(stream) : 0.0;
         const auto start = std::chrono::steady_clock::now();
         if (!(*block)->Run(run).ok()) return 1;
-        if (r > 0) ms.push_back(Seconds(start) * 1e3);  // the first warms up
-        for (int64_t t : counters.tokens) expert_tokens += t > 0 ? 1 : 0;
+        const double took = Seconds(start);
+        if (r == 0) continue;  // the first warms up
+        ms.push_back(took * 1e3);
+        if (m == 1) {
+          bandwidths.push_back(bandwidth);
+          shares.push_back(bytes / took / 1e9 / bandwidth);
+        }
       }
-      std::sort(ms.begin(), ms.end());
-      const double median = ms[ms.size() / 2];
+      const double median = Median(ms);
       if (m == 1) {
-        const double bytes = static_cast<double>(s.top_k) * 3.0 * static_cast<double>(s.d_model) *
-                             static_cast<double>(s.d_ff) * 2.0;
-        const double gbs = bytes / (median * 1e-3) / 1e9;
-        std::printf("| %s | %lld | %.3f | %.0f | %.1f MB | %.1f | %.0f %% |\n", s.name,
-                    static_cast<long long>(m), median, 1e3 * m / median, bytes / 1e6, gbs,
-                    100.0 * gbs / bandwidth);
+        std::printf("| %s | %lld | %.3f | %.0f | %.1f MB | %.1f | %.1f | %.0f %% |\n", s.name,
+                    static_cast<long long>(m), median, 1e3 * m / median, bytes / 1e6,
+                    bytes / (median * 1e-3) / 1e9, Median(bandwidths), 100.0 * Median(shares));
       } else {
-        std::printf("| %s | %lld | %.3f | %.0f | | | |\n", s.name, static_cast<long long>(m),
+        std::printf("| %s | %lld | %.3f | %.0f | | | | |\n", s.name, static_cast<long long>(m),
                     median, 1e3 * m / median);
       }
     }
