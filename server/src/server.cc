@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "ffn/common/status_macros.h"
 #include "ffn/kernels/epilogue.h"
+#include "ffn/server/kserve_service.h"
 #include "ffn/server/memory_budget.h"
 #include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
@@ -142,6 +143,7 @@ struct FfnServer::Impl {
   std::unique_ptr<MemoryBudget> budget;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FfnServiceImpl> service;
+  std::unique_ptr<KServeServiceImpl> kserve;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   absl::Mutex mu;
@@ -215,6 +217,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   service_options.budget = impl->budget.get();
   impl->service = std::make_unique<FfnServiceImpl>(*impl->registry, *impl->scheduler,
                                                    *impl->stats, service_options);
+  impl->kserve = std::make_unique<KServeServiceImpl>(*impl->registry, *impl->scheduler,
+                                                     *impl->stats, service_options);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -225,6 +229,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   }
   builder.AddListeningPort(settings.address, credentials, &impl->port);
   builder.RegisterService(impl->service.get());
+  builder.RegisterService(impl->kserve.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(settings.max_message_bytes));
   // Tolerate clients' keepalive pings, with or without calls in flight.
@@ -246,6 +251,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   impl->server->GetHealthCheckService()->SetServingStatus(v1::FfnService::service_full_name(),
                                                           true);
+  impl->server->GetHealthCheckService()->SetServingStatus(
+      inference::GRPCInferenceService::service_full_name(), true);
   spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
                "kernels {}; {}; requests in flight up to {:.0f} MiB{}",
                impl->registry->models().size(), impl->port,
@@ -268,6 +275,7 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
   }
   // Every service NOT_SERVING, and no change after.
   impl_->server->GetHealthCheckService()->Shutdown();
+  impl_->kserve->SetReady(false);
   // No new calls from here on; accepted ones run to completion (the
   // scheduler keeps computing) until `drain` has passed, then gRPC cancels
   // them and the scheduler drops them unread. gRPC's graceful shutdown also
