@@ -24,7 +24,7 @@ build_packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libdnnl-dev libspdlog-dev libfmt-dev libabsl-dev libcli11-dev libyaml-cpp-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
-  openssl gnuplot-nox python3
+  openssl gnuplot-nox python3 python3-venv
 )
 
 # Not in the default list: docker.io starts no daemon here (smoke-test.sh runs
