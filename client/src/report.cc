@@ -213,9 +213,10 @@ std::string LoadTable(const LoadResult& result) {
   if (result.targets.size() > 1) absl::StrAppend(&out, TargetsTable(result));
   for (const std::string& note : LoadNotes(result)) absl::StrAppend(&out, "note: ", note, "\n");
   absl::StrAppend(
-      &out, absl::StrFormat("config: target %s, %s, connections %d, tokens %s, warmup %.2f s\n",
-                            absl::StrJoin(o.targets, " "), ModeText(o), o.connections, o.tokens,
-                            o.warmup_seconds));
+      &out, absl::StrFormat("config: target %s, %s%s, connections %d, tokens %s, warmup %.2f s\n",
+                            absl::StrJoin(o.targets, " "),
+                            o.protocol == Protocol::kV2 ? "KServe v2 ModelInfer, " : "",
+                            ModeText(o), o.connections, o.tokens, o.warmup_seconds));
   return out;
 }
 

@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "ffn/client/arrivals.h"
 #include "ffn/client/client.h"
+#include "ffn/client/kserve.h"
 #include "ffn/client/variants.h"
 #include "ffn/common/latency_histogram.h"
 
@@ -70,6 +71,9 @@ struct LoadOptions {
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call
   ChannelSecurity security;      // TLS and bearer token, the same for every target
+  // kV2: ModelInfer of the Open Inference Protocol; `variants` then names v2
+  // models (NAME[=WEIGHT],...), described by their ModelMetadata.
+  Protocol protocol = Protocol::kFfnV1;
 
   bool OpenLoop() const { return rate > 0; }
 };
