@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import ml_dtypes  # tritonclient's own dependency, for BF16 arrays
 import numpy as np
@@ -357,6 +359,58 @@ class TritonClientTest(unittest.TestCase):
             self.assertGreaterEqual(int(stats["inference_stats"]["success"]["count"]),
                                     after.inference_stats.success.count)
 
+    def test_http_json_tensors_and_errors(self):
+        if not self.http:
+            self.skipTest("no REST front end")
+        # JSON (not binary) tensors, through tritonclient.
+        x = np.random.default_rng(7).uniform(-1, 1, (3, D_MODEL)).astype(np.float32)
+        for datatype in ("FP32", "FP16"):
+            inp = httpclient.InferInput("input", [3, D_MODEL], datatype)
+            inp.set_data_from_numpy(x.astype(np.float16 if datatype == "FP16" else np.float32),
+                                    binary_data=False)
+            out = httpclient.InferRequestedOutput("output", binary_data=False)
+            y = self.http.infer("plain:sigmoid", [inp], outputs=[out]).as_numpy("output")
+            error = scaled_error(y.astype(np.float32),
+                                 self.weights.reference("sigmoid", as_wire(x, datatype)))
+            self.assertLessEqual(error, TOLERANCE[datatype], datatype)
+        # By hand: nested data, health codes, errors as {"error": ...}.
+        base = f"http://{self.server.http_url}"
+
+        def call(path, body=None):
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(base + path, data=data)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read() or b"null")
+
+        self.assertEqual(call("/v2/health/live")[0], 200)
+        self.assertEqual(call("/v2/health/ready")[0], 200)
+        status, body = call("/v2")
+        self.assertEqual((status, body["name"]), (200, "ffnserve"))
+        status, body = call("/v2/models/gated:glu/infer", {
+            "id": "nested", "inputs": [{"name": "input", "datatype": "FP32", "shape": [2, D_MODEL],
+                                        "data": x[:2].tolist()}]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["id"], "nested")
+        self.assertEqual(body["outputs"][0]["shape"], [2, D_MODEL])
+        y = np.array(body["outputs"][0]["data"], np.float32).reshape(2, D_MODEL)
+        self.assertLessEqual(scaled_error(y, self.weights.reference("glu", x[:2])), 1e-4)
+        status, body = call("/v2/models/nope/infer", {"inputs": []})
+        self.assertEqual(status, 404)
+        self.assertIn("no model named 'nope'", body["error"])
+        status, body = call("/v2/models/plain/infer", {
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"], f"input shape [1, 3] is not [tokens, d_model = {D_MODEL}]")
+        status, body = call("/v2/models/plain/infer", {"inputs": "nope"})
+        self.assertEqual(status, 400)
+        self.assertIn("error", body)
+        self.assertEqual(call("/v2/models/plain:swiglu/ready")[0], 400)
+        self.assertEqual(call("/v2/models/plain/versions/1/ready")[0], 200)
+        self.assertEqual(call("/v2/models/plain/versions/2")[0], 404)
+
     def test_stream(self):
         client = grpcclient.InferenceServerClient(self.server.grpc_url)
         answers = queue.Queue()
@@ -399,6 +453,9 @@ class BearerTokenTest(unittest.TestCase):
             client.close()
             if server.http_url:
                 client = httpclient.InferenceServerClient(server.http_url)
+                inp = httpclient.InferInput("input", [1, D_MODEL], "FP32")
+                inp.set_data_from_numpy(x)
+                self.assertTrue(client.is_server_live())
                 with self.assertRaises(InferenceServerException) as e:
                     client.infer("plain", [inp])
                 self.assertEqual(e.exception.status(), "401")
