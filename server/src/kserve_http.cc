@@ -510,6 +510,10 @@ absl::StatusOr<std::unique_ptr<KServeHttpServer>> KServeHttpServer::Start(
         options.tls_client_ca));
   }
   impl->http->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  // Each request holds its worker until answered: enough workers that the
+  // scheduler, not the pool, is what batches and limits concurrent requests.
+  const size_t workers = static_cast<size_t>(options.worker_threads);
+  impl->http->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   impl->Routes();
   if (address->port == 0) {
     impl->port = impl->http->bind_to_any_port(host);

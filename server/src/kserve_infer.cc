@@ -94,6 +94,8 @@ void AddDuration(inference::StatisticDuration* d, uint64_t count, double mean_us
 // Adds every variant of `model` (of `activation`, when not empty) in `stats`.
 void Accumulate(const v1::GetStatsResponse& stats, const std::string& model,
                 const std::string& activation, inference::ModelStatistics* out) {
+  // compute_input and compute_output stay empty: copying rows into and out
+  // of the batch is part of the engine call, in compute_infer.
   inference::InferStatistics* infer = out->mutable_inference_stats();
   for (const v1::VariantStats& v : stats.variants()) {
     if (v.variant().model() != model) continue;
@@ -104,8 +106,6 @@ void Accumulate(const v1::GetStatsResponse& stats, const std::string& model,
     AddDuration(infer->mutable_fail(), v.errors(), 0);
     AddDuration(infer->mutable_queue(), v.requests(), v.queue().mean_us());
     AddDuration(infer->mutable_compute_infer(), v.requests(), v.compute().mean_us());
-    AddDuration(infer->mutable_compute_input(), v.requests(), 0);
-    AddDuration(infer->mutable_compute_output(), v.requests(), 0);
   }
 }
 

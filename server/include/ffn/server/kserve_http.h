@@ -46,6 +46,9 @@ struct HttpOptions {
   // empty: none.
   std::string auth_token;
   int64_t max_body_bytes = 64 << 20;
+  // Requests answered at once (each waits on its worker thread); more
+  // connections queue for a worker.
+  int worker_threads = 64;
 };
 
 class KServeHttpServer {
