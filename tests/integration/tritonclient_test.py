@@ -13,6 +13,7 @@ import json
 import math
 import os
 import queue
+import ssl
 import struct
 import subprocess
 import sys
@@ -462,6 +463,36 @@ class BearerTokenTest(unittest.TestCase):
                 result = client.infer("plain", [inp], headers={"authorization": "Bearer s3cret"})
                 self.assertEqual(result.as_numpy("output").shape, (1, D_MODEL))
                 client.close()
+        finally:
+            server.stop()
+
+
+class TlsTest(unittest.TestCase):
+    def test_both_transports_serve_tls_with_the_same_files(self):
+        folder = tempfile.mkdtemp(prefix="ffn-tritonclient-tls-")
+        write_config(folder)
+        subprocess.run(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ca -keyout ca.key "
+            "-out ca.pem && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+            "openssl req -newkey rsa:2048 -nodes -subj /CN=server -keyout server.key "
+            "-out server.csr && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+            "-CAcreateserial -days 2 -extfile san.ext -out server.pem",
+            shell=True, cwd=folder, check=True, capture_output=True)
+        server = FfnServer(folder, ["--tls-cert", os.path.join(folder, "server.pem"),
+                                    "--tls-key", os.path.join(folder, "server.key")])
+        try:
+            ca = os.path.join(folder, "ca.pem")
+            client = grpcclient.InferenceServerClient(server.grpc_url, ssl=True,
+                                                      root_certificates=ca)
+            self.assertEqual(client.get_server_metadata().name, "ffnserve")
+            client.close()
+            if server.http_url:
+                context = ssl.create_default_context(cafile=ca)
+                with urllib.request.urlopen(f"https://{server.http_url}/v2", context=context,
+                                            timeout=30) as response:
+                    self.assertEqual(json.loads(response.read())["name"], "ffnserve")
+                with self.assertRaises(OSError):  # plain HTTP is refused
+                    urllib.request.urlopen(f"http://{server.http_url}/v2", timeout=30).read()
         finally:
             server.stop()
 
