@@ -74,8 +74,12 @@ mkdir -p "$work/mlserver/ffn"
 cp bench/mlserver_ffn/runtime.py "$work/mlserver/ffn/"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ml_grpc=$(free_port); ml_http=$(free_port); ml_metrics=$(free_port)
+# parallel_workers 0: inference in MLServer's own process. Its default, one
+# worker process, does not start with the uvloop that mlserver 1.7.1 pulls in
+# on Python 3.11 ("There is no current event loop in thread 'MainThread'").
 cat > "$work/mlserver/settings.json" <<JSON
-{"host": "127.0.0.1", "grpc_port": $ml_grpc, "http_port": $ml_http, "metrics_port": $ml_metrics}
+{"host": "127.0.0.1", "grpc_port": $ml_grpc, "http_port": $ml_http, "metrics_port": $ml_metrics,
+ "parallel_workers": 0}
 JSON
 cat > "$work/mlserver/ffn/model-settings.json" <<JSON
 {"name": "ffn", "implementation": "runtime.NumpyFfn",
