@@ -149,6 +149,25 @@ TEST_F(DefaultServerTest, ProtocolV2LoadIsServedAndReported) {
   EXPECT_TRUE(Contains(r.output, "ffn-768:silu")) << r.output;
   EXPECT_TRUE(Contains(r.output, "glu-768")) << r.output;
   EXPECT_TRUE(Contains(r.output, " 0 failed")) << r.output;
+  // The server-side breakdown from ModelStatistics, per variant, over the
+  // window: the server counted about what the client did.
+  EXPECT_TRUE(Contains(r.output, "server's ModelStatistics for ffn-768:silu over the window"))
+      << r.output;
+  ASSERT_EQ(report["server_statistics"].size(), 2u) << text;
+  for (const auto& s : report["server_statistics"]) {
+    EXPECT_GT(s["requests"].get<uint64_t>(), 0u) << text;
+    EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << text;
+    EXPECT_GT(s["mean_compute_us"].get<double>(), 0.0) << text;
+    EXPECT_GE(s["mean_total_us"].get<double>(), s["mean_compute_us"].get<double>()) << text;
+  }
+  const uint64_t client_ok = report["total"]["requests"].get<uint64_t>();
+  const uint64_t server_ok = report["server_statistics"][0]["requests"].get<uint64_t>() +
+                             report["server_statistics"][1]["requests"].get<uint64_t>();
+  // Calls answered at the window's edges, while a statistics call is on its
+  // way, may fall either side: a few calls, a small share of the window.
+  const uint64_t slack = std::max<uint64_t>(20, client_ok / 10);
+  EXPECT_LE(server_ok, client_ok + slack) << text;
+  EXPECT_GE(server_ok + slack, client_ok) << text;
   CommandResult all = RunClient({"load", "--protocol", "v2", "--target", target()});
   EXPECT_EQ(all.exit_code, 2) << all.output;
   EXPECT_TRUE(Contains(all.output, "name the models")) << all.output;
