@@ -43,8 +43,13 @@ struct Connection {
   ffn::client::SecurityFiles security_files;
   ffn::client::ChannelSecurity security;  // read from security_files after parsing
 
+  std::string protocol = "ffn";  // infer only: ffn or v2
+
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return ffn::client::MakeChannel(target, 0, "", security);
+  }
   std::unique_ptr<ffn::v1::FfnService::Stub> Stub() const {
-    return ffn::v1::FfnService::NewStub(ffn::client::MakeChannel(target, 0, "", security));
+    return ffn::v1::FfnService::NewStub(Channel());
   }
 };
 
@@ -71,7 +76,8 @@ int RunModels(const Connection& connection, bool json) {
 
 int RunInfer(const Connection& connection, ffn::client::InferOptions options) {
   options.timeout_seconds = connection.timeout_seconds;
-  auto outcome = ffn::client::RunInfer(*connection.Stub(), options);
+  options.protocol = *ffn::client::ParseProtocol(connection.protocol);  // checked by CLI11
+  auto outcome = ffn::client::RunInferOn(connection.Channel(), options);
   if (!outcome.ok()) return Fail(outcome.status());
   // The tolerance of the compute dtype that ran (the variant's dtype).
   const double tolerance = outcome->response.variant().dtype() == ffn::v1::BFLOAT16
@@ -100,6 +106,7 @@ struct LoadFlags {
   ffn::client::LoadOptions options;
   ffn::client::SecurityFiles security_files;
   std::string arrival = "constant";
+  std::string protocol = "ffn";
   std::string json_path;
   std::string csv_path;
 };
@@ -124,8 +131,14 @@ void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
   command
       ->add_option("--variants", flags.options.variants,
                    "all, or a comma list of ACTIVATION, MODEL:ACTIVATION, MODEL, each with an "
-                   "optional =WEIGHT (relu=3,gelu)")
+                   "optional =WEIGHT (relu=3,gelu); --protocol v2: v2 model names, NAME[=WEIGHT]")
       ->capture_default_str();
+  command
+      ->add_option("--protocol", flags.protocol,
+                   "ffn (ffn.v1 Infer) or v2 (Open Inference Protocol ModelInfer, to any KServe "
+                   "v2 server)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ffn", "v2"}));
   command
       ->add_option("--tokens", flags.options.tokens,
                    "tokens per request: N, LOW-HIGH (uniform), or a weighted list "
@@ -156,6 +169,7 @@ void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
 int RunLoad(LoadFlags flags) {
   ffn::client::LoadOptions& options = flags.options;
   options.arrival = *ffn::client::ParseArrival(flags.arrival);
+  options.protocol = *ffn::client::ParseProtocol(flags.protocol);
   const std::string mode =
       options.OpenLoop() ? absl::StrFormat("open loop %g req/s (%s)", options.rate, flags.arrival)
                          : absl::StrFormat("closed loop of %d%s", options.concurrency,
@@ -204,6 +218,7 @@ int RunSweep(SweepFlags flags) {
   ffn::client::SweepOptions options;
   options.load = flags.load.options;
   options.load.arrival = *ffn::client::ParseArrival(flags.load.arrival);
+  options.load.protocol = *ffn::client::ParseProtocol(flags.load.protocol);
   options.window_seconds = flags.load.options.duration_seconds;
   const bool over_rate = !flags.rate_range.empty();
   options.over = over_rate ? ffn::client::SweepOver::kRate : ffn::client::SweepOver::kConcurrency;
@@ -286,6 +301,12 @@ int main(int argc, char** argv) {
                   "compare the answer with the fp64 reference; exit 1 if out of tolerance");
   infer->add_option("--weights", infer_options.weights_override,
                     "local safetensors file for --check (default: the path the server reports)");
+  infer
+      ->add_option("--protocol", connection.protocol,
+                   "ffn (ffn.v1 Infer) or v2 (one Open Inference Protocol ModelInfer to the v2 "
+                   "model --model, e.g. ffn-768:gelu)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ffn", "v2"}));
 
   CLI::App* load =
       app.add_subcommand("load", "load test: closed loop (--concurrency) or open loop (--rate)");

@@ -279,6 +279,60 @@ sd = (job.get("dns_sd_configs") or [{}])[0]
 check(sd.get("names") == ["ffn-server"] and sd.get("port") == metrics_port,
       f"prometheus.yml: finds every ffn-server replica by DNS, port {metrics_port}")
 
+# ---- k8s/kserve/: InferenceServices (custom predictor, Open Inference Protocol)
+KSERVE = K8S / "kserve"
+isvcs = [(f"k8s/kserve/{path.name}", doc) for path in sorted(KSERVE.glob("*.yaml"))
+         for doc in load_all(path)]
+check(isvcs, "k8s/kserve: holds InferenceServices")
+dockerfile_user = re.search(r"^USER\s+(\d+)", dockerfile, re.M)
+for where, isvc in isvcs:
+    isvc = isvc if isinstance(isvc, dict) else {}
+    check(isvc.get("apiVersion") == "serving.kserve.io/v1beta1"
+          and isvc.get("kind") == "InferenceService"
+          and (isvc.get("metadata") or {}).get("name"),
+          f"{where}: a serving.kserve.io/v1beta1 InferenceService with a name")
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    containers = predictor.get("containers") or [{}]
+    check(len(containers) == 1, f"{where}: one predictor container")
+    c = containers[0]
+    args = c.get("args") or []
+    check(c.get("command") == ["ffn-server"] and c.get("image"),
+          f"{where}: the container runs ffn-server from an image")
+    ports = c.get("ports") or [{}]
+    check(len(ports) == 1, f"{where}: one container port (KServe routes one)")
+    port, port_name = ports[0].get("containerPort"), ports[0].get("name")
+    env = {e.get("name"): e.get("value") for e in c.get("env") or []}
+    http_port = port_of(flag_value(args, "--http-address"))
+    grpc_arg_port = port_of(flag_value(args, "--address"))
+    if port_name == "h2c":
+        check(port == grpc_arg_port, f"{where}: h2c port {port} is --address's")
+        check(env.get("PROTOCOL") == "grpc-v2", f"{where}: PROTOCOL grpc-v2 for gRPC")
+    else:
+        check(port_name == "http1" and port == http_port,
+              f"{where}: http1 port {port} is --http-address's")
+        check(env.get("PROTOCOL") == "v2", f"{where}: PROTOCOL v2 for REST")
+    for probe, path in (("readinessProbe", "/v2/health/ready"), ("livenessProbe", "/v2/health/live")):
+        p = c.get(probe) or {}
+        if "httpGet" in p:
+            check(p["httpGet"].get("path") == path and p["httpGet"].get("port") == http_port,
+                  f"{where}: {probe} GETs {path} on the REST port")
+        else:
+            check((p.get("grpc") or {}).get("port") == grpc_arg_port,
+                  f"{where}: {probe} asks gRPC health on --address's port")
+    drain = flag_value(args, "--drain-timeout")
+    grace = predictor.get("terminationGracePeriodSeconds")
+    check(drain is not None and grace is not None and float(grace) > float(drain),
+          f"{where}: terminationGracePeriodSeconds exceeds --drain-timeout")
+    user = (predictor.get("securityContext") or {}).get("runAsUser")
+    check(dockerfile_user and user == int(dockerfile_user.group(1)),
+          f"{where}: runAsUser is the Dockerfile's USER")
+    for kind in ("requests", "limits"):
+        for r in ("cpu", "memory"):
+            check(quantity(((c.get("resources") or {}).get(kind) or {}).get(r)) is not None,
+                  f"{where}: resources.{kind}.{r} is set")
+    check(flag_value(args, "--threads") == str(((c.get("resources") or {}).get("limits") or {}).get("cpu")),
+          f"{where}: --threads is the CPU limit")
+
 for failure in failures:
     print(f"check-config: FAIL: {failure}")
 print(f"check-config: {checks - len(failures)} passed, {len(failures)} failed")

@@ -333,6 +333,8 @@ docker run -d --name ffn-default --network=none --read-only --cap-drop ALL \
 wait_serving ffn-default docker exec ffn-default ffn-client models --timeout 2
 logged default-infer "ffn-client infer --check inside the container failed" \
   docker exec ffn-default ffn-client infer --model glu-768 --activation swiglu --tokens 3 --check
+logged default-infer-v2 "ffn-client infer --protocol v2 --check inside the container failed" \
+  docker exec ffn-default ffn-client infer --protocol v2 --model glu-768:swiglu --tokens 3 --check
 passed
 stop_within ffn-default 10   # the default --drain-timeout
 

@@ -17,6 +17,7 @@ set -euo pipefail
 runtime_packages=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libdnnl2 libgomp1
   libspdlog1.10 libfmt9 libyaml-cpp0.7 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  libcpp-httplib0.11
   ca-certificates
 )
 build_packages=(
@@ -24,7 +25,8 @@ build_packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libdnnl-dev libspdlog-dev libfmt-dev libabsl-dev libcli11-dev libyaml-cpp-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
-  openssl gnuplot-nox python3
+  libcpp-httplib-dev
+  openssl gnuplot-nox python3 python3-venv
 )
 
 # Not in the default list: docker.io starts no daemon here (smoke-test.sh runs

@@ -21,7 +21,7 @@ namespace {
 
 // Flags override the config file; unset flags leave it alone.
 struct Overrides {
-  std::string address, metrics_address, tls_cert, tls_key, tls_client_ca, auth_token_file,
+  std::string address, metrics_address, http_address, tls_cert, tls_key, tls_client_ca, auth_token_file,
       plan_cache;
   std::optional<ffn::Strategy> strategy;
   std::optional<bool> batch_invariant;
@@ -34,6 +34,7 @@ struct Overrides {
     if (strategy) s.strategy = *strategy;
     if (batch_invariant) s.batch_invariant = *batch_invariant;
     if (!metrics_address.empty()) s.metrics_address = metrics_address;
+    if (!http_address.empty()) s.http_address = http_address;
     if (!tls_cert.empty()) s.tls_cert = tls_cert;
     if (!tls_key.empty()) s.tls_key = tls_key;
     if (!tls_client_ca.empty()) s.tls_client_ca = tls_client_ca;
@@ -178,6 +179,11 @@ int main(int argc, char** argv) {
                "load and tune the models, write --plan-cache, and exit without serving");
   app.add_option("--metrics-address", o.metrics_address,
                  "HOST:PORT for Prometheus metrics at /metrics (default: off)");
+  app.add_option("--http-address", o.http_address,
+                 "HOST:PORT for the KServe v2 REST API at /v2 (default: off)");
+  std::string http_port_file;
+  app.add_option("--http-port-file", http_port_file,
+                 "write the bound REST port to this file once serving");
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain: serve TLS");
   app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", o.tls_client_ca,
@@ -241,6 +247,11 @@ int main(int argc, char** argv) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";
     std::rename(tmp.c_str(), port_file.c_str());  // readers never see a partial file
+  }
+  if (!http_port_file.empty()) {
+    const std::string tmp = http_port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->http_port() << "\n";
+    std::rename(tmp.c_str(), http_port_file.c_str());
   }
   const int signal_number = signals.WaitForStop();
   spdlog::info("{} received: draining (up to {} s); a second signal exits at once",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "load_driver.h"
 #include "load_plan.h"
@@ -169,13 +170,63 @@ absl::StatusOr<std::unique_ptr<WindowedLoad::Impl>> Begin(const LoadOptions& opt
 
 }  // namespace
 
+namespace {
+
+// ModelStatistics of every variant's model on the plan's first endpoint;
+// empty if the server does not offer them.
+std::vector<inference::ModelStatistics> StatisticsOf(const LoadPlan& plan) {
+  std::vector<inference::ModelStatistics> out;
+  for (const VariantSpec& v : plan.variants) {
+    inference::ModelStatisticsRequest request;
+    request.set_name(v.model);
+    inference::ModelStatisticsResponse response;
+    grpc::ClientContext context;
+    SetTimeout(context, plan.options.timeout_seconds);
+    if (!plan.endpoints[0].v2_stub->ModelStatistics(&context, request, &response).ok() ||
+        response.model_stats_size() == 0) {
+      return {};
+    }
+    out.push_back(response.model_stats(0));
+  }
+  return out;
+}
+
+double MeanMicros(const inference::StatisticDuration& after,
+                  const inference::StatisticDuration& before, uint64_t count) {
+  return count == 0 ? 0.0 : static_cast<double>(after.ns() - before.ns()) / 1e3 /
+                                static_cast<double>(count);
+}
+
+}  // namespace
+
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   const Clock::duration window =
       options.requests > 0 ? Clock::duration::max() : Seconds(options.duration_seconds);
   auto impl = Begin(options, window, /*stop_after_first_window=*/true);
   if (!impl.ok()) return impl.status();
+  const LoadPlan& plan = *(*impl)->plan;
+  std::vector<inference::ModelStatistics> before;
+  if (options.protocol == Protocol::kV2) {
+    std::this_thread::sleep_until((*impl)->recorder->WindowStart(0));
+    before = StatisticsOf(plan);
+  }
   LoadResult result = (*impl)->Window(0);
   (*impl)->driver->Stop();
+  if (!before.empty()) {
+    const std::vector<inference::ModelStatistics> after = StatisticsOf(plan);
+    for (size_t i = 0; i < after.size() && i < before.size(); ++i) {
+      const inference::InferStatistics& a = after[i].inference_stats();
+      const inference::InferStatistics& b = before[i].inference_stats();
+      LoadResult::ServerStatistics s;
+      s.model = plan.variants[i].model;
+      s.requests = a.success().count() - b.success().count();
+      s.failed = a.fail().count() - b.fail().count();
+      s.mean_queue_us = MeanMicros(a.queue(), b.queue(), s.requests);
+      s.mean_compute_us = MeanMicros(a.compute_infer(), b.compute_infer(), s.requests);
+      s.mean_total_us = MeanMicros(a.success(), b.success(), s.requests);
+      result.server_statistics.push_back(s);
+    }
+  }
   return result;
 }
 

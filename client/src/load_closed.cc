@@ -47,11 +47,7 @@ class ClosedLoop final : public LoadDriver {
     uint64_t number = 0;
     int slot = 0;
     CallDeal deal;
-    grpc::ClientContext context;
-    v1::InferRequest request;
-    v1::InferResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::InferResponse>> reader;
+    UnaryInfer infer;
     Clock::time_point sent;
   };
 
@@ -67,31 +63,29 @@ class ClosedLoop final : public LoadDriver {
     call->number = next_call_.fetch_add(1, std::memory_order_relaxed);
     call->slot = slot;
     call->deal = plan_.Deal(call->number);
-    call->request = plan_.MakeRequest(call->deal);
+    plan_.Prepare(call->deal, &call->infer);
     Clock::duration deadline = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(plan_.options.timeout_seconds));
     if (timing_.stop_sending != Clock::time_point::max()) {
       deadline = std::min(deadline, timing_.stop_sending + std::chrono::seconds(1) - now);
     }
-    call->context.set_deadline(DeadlineIn(deadline));
+    call->infer.context.set_deadline(DeadlineIn(deadline));
     // A slot stays on one completion thread.
-    call->reader = plan_.endpoints[call->deal.endpoint].stub->PrepareAsyncInfer(
-        &call->context, call->request, threads_.Queue(static_cast<uint64_t>(slot)));
     call->sent = Clock::now();
-    call->reader->StartCall();
-    call->reader->Finish(&call->response, &call->status, call);
+    plan_.Send(call->deal, &call->infer, threads_.Queue(static_cast<uint64_t>(slot)), call);
   }
 
   void OnDone(Call* call) {
     const Clock::time_point done = Clock::now();
+    plan_.Complete(call->deal, &call->infer);
     recorder_.RecordNow({.number = call->number,
                          .deal = call->deal,
                          .intended = call->sent,
                          .sent = call->sent,
                          .done = done,
-                         .status = &call->status,
-                         .response = &call->response,
-                         .context = &call->context});
+                         .status = &call->infer.status,
+                         .response = &call->infer.response,
+                         .context = &call->infer.context});
     const int slot = call->slot;
     delete call;
     Continue(slot);

@@ -61,11 +61,7 @@ class OpenLoop final : public LoadDriver {
     uint64_t number = 0;
     int window = -1;
     CallDeal deal;
-    grpc::ClientContext context;
-    v1::InferRequest request;
-    v1::InferResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::InferResponse>> reader;
+    UnaryInfer infer;
     Clock::time_point intended;
     Clock::time_point sent;
   };
@@ -96,7 +92,7 @@ class OpenLoop final : public LoadDriver {
       call->number = n;
       call->window = w;
       call->deal = plan_.Deal(n);
-      call->request = plan_.MakeRequest(call->deal);
+      plan_.Prepare(call->deal, &call->infer);
       call->intended = intended;
       bool waited = false;
       if (!SleepUntil(intended) || !WaitForRoom(waited)) {
@@ -104,14 +100,12 @@ class OpenLoop final : public LoadDriver {
         delete call;
         break;
       }
-      call->context.set_deadline(DeadlineIn(std::chrono::duration_cast<Clock::duration>(
+      call->infer.context.set_deadline(DeadlineIn(std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(o.timeout_seconds))));
-      call->reader = plan_.endpoints[call->deal.endpoint].stub->PrepareAsyncInfer(
-          &call->context, call->request, threads_.Queue(n));
       const Clock::time_point sent = Clock::now();
       call->sent = sent;
-      call->reader->StartCall();
-      call->reader->Finish(&call->response, &call->status, call);  // `call` may be gone now
+      const CallDeal deal = call->deal;
+      plan_.Send(deal, &call->infer, threads_.Queue(n), call);  // `call` may be gone now
       recorder_.RecordSend(n, w, sent - intended, waited);
     }
     absl::MutexLock lock(&mu_);
@@ -151,15 +145,16 @@ class OpenLoop final : public LoadDriver {
 
   void OnDone(Call* call) {
     const Clock::time_point done = Clock::now();
+    plan_.Complete(call->deal, &call->infer);
     const int w = call->window;
     recorder_.RecordIn(w, {.number = call->number,
                            .deal = call->deal,
                            .intended = call->intended,
                            .sent = call->sent,
                            .done = done,
-                           .status = &call->status,
-                           .response = &call->response,
-                           .context = &call->context});
+                           .status = &call->infer.status,
+                           .response = &call->infer.response,
+                           .context = &call->infer.context});
     delete call;
     absl::MutexLock lock(&mu_);
     --outstanding_;

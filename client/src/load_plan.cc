@@ -3,7 +3,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "ffn/client/client.h"
 #include "ffn/client/request.h"
 
@@ -35,6 +37,54 @@ absl::StatusOr<std::vector<v1::ModelInfo>> ListFromAny(const LoadPlan& plan) {
       absl::StrCat("no target answered ListModels: ", absl::StrJoin(failures, "; ")));
 }
 
+// --protocol v2: the variants are v2 model names, NAME[=WEIGHT],...; each
+// described by its server (first target that answers).
+absl::Status BuildV2Variants(LoadPlan& plan, std::vector<uint64_t>& weights) {
+  const LoadOptions& o = plan.options;
+  if (o.variants.empty() || o.variants == "all") {
+    return absl::InvalidArgumentError(
+        "with --protocol v2, name the models: --variants NAME[=WEIGHT],... (the protocol has "
+        "no model list)");
+  }
+  for (absl::string_view entry : absl::StrSplit(o.variants, ',')) {
+    std::string name(entry);
+    uint64_t weight = 1;
+    if (size_t eq = name.rfind('='); eq != std::string::npos) {
+      if (!absl::SimpleAtoi(name.substr(eq + 1), &weight) || weight < 1) {
+        return absl::InvalidArgumentError(absl::StrCat("variant '", name,
+                                                       "': the weight must be a positive integer"));
+      }
+      name = name.substr(0, eq);
+    }
+    if (name.empty()) return absl::InvalidArgumentError("an empty name in --variants");
+    absl::Status last;
+    std::optional<V2Model> model;
+    for (size_t t = 0; t < o.targets.size() && !model; ++t) {
+      auto described = DescribeV2Model(*plan.endpoints[t].v2_stub, name, o.timeout_seconds);
+      if (described.ok()) {
+        model = *described;
+      } else {
+        last = absl::Status(described.status().code(),
+                            absl::StrCat(o.targets[t], ": ", std::string(described.status().message())));
+      }
+    }
+    if (!model) return last;
+    if (model->max_tokens > 0 && plan.tokens.Max() > model->max_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", name, "' takes up to ",
+                                                     model->max_tokens, " tokens; --tokens asks ",
+                                                     plan.tokens.Max()));
+    }
+    auto [input, inserted] = plan.inputs.try_emplace(name);
+    if (inserted) input->second = RandomInput(plan.tokens.Max(), model->d_model, o.seed);
+    plan.variants.push_back({name, ""});
+    plan.flops_per_token.push_back(model->flops_per_token);
+    plan.d_model.push_back(model->d_model);
+    plan.v2_models.push_back(*model);
+    weights.push_back(weight);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateLoadOptions(const LoadOptions& o) {
@@ -52,6 +102,9 @@ absl::Status ValidateLoadOptions(const LoadOptions& o) {
   if (!(o.rate >= 0) || std::isinf(o.rate)) return invalid("rate must be >= 0 and finite");
   if (o.stream && o.rate > 0) {
     return invalid("stream runs a closed loop over InferStream; it cannot take a rate");
+  }
+  if (o.stream && o.protocol == Protocol::kV2) {
+    return invalid("stream drives ffn.v1's InferStream; --protocol v2 sends unary ModelInfer calls");
   }
   if (o.max_outstanding < 1) return invalid("max-outstanding must be at least 1");
   if (o.requests == 0 && !(o.duration_seconds > 0)) return invalid("duration must be positive");
@@ -80,6 +133,42 @@ v1::InferRequest LoadPlan::MakeRequest(const CallDeal& deal) const {
       deal.tokens, ParseComputeDtype(options.compute_dtype).value_or(std::nullopt));
 }
 
+void LoadPlan::Prepare(const CallDeal& deal, UnaryInfer* call) const {
+  if (options.protocol == Protocol::kFfnV1) {
+    call->request = MakeRequest(deal);
+    return;
+  }
+  const std::vector<float>& input = inputs.at(variants[deal.variant].model);
+  call->v2_request = MakeV2Request(v2_models[deal.variant], input, deal.tokens,
+                                   options.compute_dtype);
+}
+
+void LoadPlan::Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueue* queue,
+                    void* tag) const {
+  const Endpoint& endpoint = endpoints[deal.endpoint];
+  if (options.protocol == Protocol::kFfnV1) {
+    call->reader = endpoint.stub->PrepareAsyncInfer(&call->context, call->request, queue);
+    call->reader->StartCall();
+    call->reader->Finish(&call->response, &call->status, tag);
+    return;
+  }
+  call->v2_reader =
+      endpoint.v2_stub->PrepareAsyncModelInfer(&call->context, call->v2_request, queue);
+  call->v2_reader->StartCall();
+  call->v2_reader->Finish(&call->v2_response, &call->status, tag);
+}
+
+void LoadPlan::Complete(const CallDeal& deal, UnaryInfer* call) const {
+  if (options.protocol == Protocol::kFfnV1 || !call->status.ok()) return;
+  absl::StatusOr<v1::InferResponse> answer =
+      FromV2Response(call->v2_response, v2_models[deal.variant], deal.tokens);
+  if (answer.ok()) {
+    call->response = std::move(*answer);
+  } else {
+    call->status = grpc::Status(grpc::StatusCode::INTERNAL, std::string(answer.status().message()));
+  }
+}
+
 absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& options) {
   if (auto s = ValidateLoadOptions(options); !s.ok()) return s;
   auto plan = std::make_unique<LoadPlan>();
@@ -92,8 +181,15 @@ absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& optio
       e.target = t;
       e.channel = MakeChannel(options.targets[t], k, options.lb_policy, options.security);
       e.stub = v1::FfnService::NewStub(e.channel);
+      e.v2_stub = inference::GRPCInferenceService::NewStub(e.channel);
       plan->endpoints.push_back(std::move(e));
     }
+  }
+  if (options.protocol == Protocol::kV2) {
+    std::vector<uint64_t> weights;
+    if (absl::Status s = BuildV2Variants(*plan, weights); !s.ok()) return s;
+    plan->variant_cycle = WeightedCycle(weights);
+    return plan;
   }
 
   auto models = ListFromAny(*plan);

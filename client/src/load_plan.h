@@ -13,9 +13,12 @@
 
 #include "absl/status/statusor.h"
 #include "ffn/client/load.h"
+#include "ffn/client/kserve.h"
 #include "ffn/client/request_mix.h"
 #include "ffn/v1/ffn.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/completion_queue.h"
+#include "inference/grpc_service.grpc.pb.h"
 
 namespace ffn::client {
 
@@ -26,6 +29,20 @@ struct Endpoint {
   size_t target = 0;  // index into options.targets
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::FfnService::Stub> stub;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> v2_stub;
+};
+
+// One unary inference call of either protocol: ffn.v1 Infer, or v2
+// ModelInfer whose answer is turned into ffn.v1's terms when it is done.
+struct UnaryInfer {
+  grpc::ClientContext context;
+  grpc::Status status;
+  v1::InferResponse response;  // once done (and Complete()d), either protocol
+  v1::InferRequest request;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::InferResponse>> reader;
+  inference::ModelInferRequest v2_request;
+  inference::ModelInferResponse v2_response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<inference::ModelInferResponse>> v2_reader;
 };
 
 // What call number n carries and where it goes.
@@ -40,6 +57,7 @@ struct LoadPlan {
   std::vector<VariantSpec> variants;
   std::vector<double> flops_per_token;  // per variant
   std::vector<int64_t> d_model;         // per variant
+  std::vector<V2Model> v2_models;       // per variant, --protocol v2 only
   WeightedCycle variant_cycle;
   TokenDistribution tokens;
   std::map<std::string, std::vector<float>> inputs;  // per model: tokens.Max() rows
@@ -53,6 +71,15 @@ struct LoadPlan {
   CallDeal Deal(uint64_t n) const;
   // The Infer request of a deal: the first `tokens` rows of its model's input.
   v1::InferRequest MakeRequest(const CallDeal& deal) const;
+
+  // Builds `call`'s request for `deal` in the run's protocol, and sends it
+  // on `queue` with `tag` (the context's deadline set first).
+  void Prepare(const CallDeal& deal, UnaryInfer* call) const;
+  void Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueue* queue,
+            void* tag) const;
+  // Once the call is done: a v2 answer becomes `call->response` (a bad
+  // answer, its status INTERNAL).
+  void Complete(const CallDeal& deal, UnaryInfer* call) const;
 };
 
 // Validates the options, makes the channels, lists the models (first target

@@ -159,6 +159,12 @@ std::vector<LoadRow> TargetRows(const LoadResult& result) {
 
 std::vector<std::string> LoadNotes(const LoadResult& result) {
   std::vector<std::string> notes;
+  for (const LoadResult::ServerStatistics& s : result.server_statistics) {
+    notes.push_back(absl::StrFormat(
+        "server's ModelStatistics for %s over the window: %d OK, %d failed; mean queue %.1f us, "
+        "compute %.1f us, total %.1f us",
+        s.model, s.requests, s.failed, s.mean_queue_us, s.mean_compute_us, s.mean_total_us));
+  }
   if (result.targets.size() > 1) {
     for (const TargetLoad& t : result.targets) {
       if (t.errors > 0) notes.push_back(TargetNote(t));
@@ -213,9 +219,10 @@ std::string LoadTable(const LoadResult& result) {
   if (result.targets.size() > 1) absl::StrAppend(&out, TargetsTable(result));
   for (const std::string& note : LoadNotes(result)) absl::StrAppend(&out, "note: ", note, "\n");
   absl::StrAppend(
-      &out, absl::StrFormat("config: target %s, %s, connections %d, tokens %s, warmup %.2f s\n",
-                            absl::StrJoin(o.targets, " "), ModeText(o), o.connections, o.tokens,
-                            o.warmup_seconds));
+      &out, absl::StrFormat("config: target %s, %s%s, connections %d, tokens %s, warmup %.2f s\n",
+                            absl::StrJoin(o.targets, " "),
+                            o.protocol == Protocol::kV2 ? "KServe v2 ModelInfer, " : "",
+                            ModeText(o), o.connections, o.tokens, o.warmup_seconds));
   return out;
 }
 
@@ -267,8 +274,18 @@ nlohmann::json LoadJson(const LoadResult& result) {
                  {"send_lag_p99_us", s.send_lag.PercentileMicros(99)},
                  {"send_lag_max_us", s.send_lag.MaxMicros()}};
   }
+  nlohmann::json server_statistics = nlohmann::json::array();
+  for (const LoadResult::ServerStatistics& s : result.server_statistics) {
+    server_statistics.push_back({{"model", s.model},
+                                 {"requests", s.requests},
+                                 {"failed", s.failed},
+                                 {"mean_queue_us", s.mean_queue_us},
+                                 {"mean_compute_us", s.mean_compute_us},
+                                 {"mean_total_us", s.mean_total_us}});
+  }
   auto tokens = TokenDistribution::Parse(o.tokens);
-  return {{"config",
+  return {{"server_statistics", server_statistics},
+          {"config",
            {{"target", o.targets.empty() ? "" : o.targets.front()},
             {"targets", o.targets},
             {"lb_policy", o.lb_policy},

@@ -176,7 +176,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                          {"address", "threads", "executors", "threads_per_executor",
                           "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight", "max_inflight_bytes",
-                          "stats_window_seconds", "metrics_address", "tls_cert", "tls_key",
+                          "stats_window_seconds", "metrics_address", "http_address", "tls_cert", "tls_key",
                           "tls_client_ca", "auth_token_file", "strategy", "batch_invariant", "plan_cache"},
                          "server");
       !s.ok()) {
@@ -215,6 +215,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
     st.stats_window_seconds = *v;
   }
   for (auto [key, field] : {std::pair{"metrics_address", &st.metrics_address},
+                            std::pair{"http_address", &st.http_address},
                             std::pair{"tls_cert", &st.tls_cert}, std::pair{"tls_key", &st.tls_key},
                             std::pair{"tls_client_ca", &st.tls_client_ca},
                             std::pair{"auth_token_file", &st.auth_token_file},
@@ -502,6 +503,12 @@ absl::Status ValidateServerSettings(const ServerSettings& settings) {
   }
   if (auto a = ParseListenAddress(settings.address); !a.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("address (--address): ", a.status().message()));
+  }
+  if (!settings.http_address.empty()) {
+    if (auto a = ParseListenAddress(settings.http_address); !a.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http_address (--http-address): ", a.status().message()));
+    }
   }
   if (settings.metrics_address.empty()) return absl::OkStatus();
   if (auto a = ParseListenAddress(settings.metrics_address); !a.ok()) {

@@ -45,6 +45,12 @@ CallLimits LimitsOf(grpc::CallbackServerContext* context) {
   return {context->deadline(), [context] { return context->IsCancelled(); }};
 }
 
+std::string AuthorizationOf(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  return it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size());
+}
+
 void InferCall::Start(const InferBackend& backend, const v1::InferRequest& request,
                       v1::InferResponse* response, CallLimits limits, Done done,
                       MemoryBudget::Reservation* held) {

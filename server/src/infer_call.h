@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "ffn/server/memory_budget.h"
@@ -62,6 +63,28 @@ absl::Status SerializeInferResponse(const v1::InferResponse& response, grpc::Byt
 // The limits of a gRPC call: its deadline, and whether the client has gone.
 // `context` must outlive the call's computation.
 CallLimits LimitsOf(grpc::CallbackServerContext* context);
+
+// The call's "authorization" metadata; empty if it has none.
+std::string AuthorizationOf(const grpc::CallbackServerContext& context);
+
+// The reactor of a unary call, counted in ServerStats from start to end so a
+// drain knows when every call is over and how many were cut off. Every
+// unary reactor of the services derives from it.
+class CountedUnaryReactor : public grpc::ServerUnaryReactor {
+ public:
+  CountedUnaryReactor(grpc::CallbackServerContext* context, ServerStats& stats)
+      : context_(context), stats_(stats) {
+    stats_.RecordCallStarted();
+  }
+  void OnDone() override {
+    stats_.RecordCallEnded(context_->IsCancelled());
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  ServerStats& stats_;
+};
 
 // One request in flight: what it needs to finish once the Scheduler is done.
 class InferCall {

@@ -14,6 +14,8 @@
 #include "absl/synchronization/notification.h"
 #include "ffn/common/status_macros.h"
 #include "ffn/kernels/epilogue.h"
+#include "ffn/server/kserve_http.h"
+#include "ffn/server/kserve_service.h"
 #include "ffn/server/memory_budget.h"
 #include "ffn/server/metrics.h"
 #include "ffn/server/model_registry.h"
@@ -142,6 +144,8 @@ struct FfnServer::Impl {
   std::unique_ptr<MemoryBudget> budget;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FfnServiceImpl> service;
+  std::unique_ptr<KServeServiceImpl> kserve;
+  std::unique_ptr<KServeHttpServer> http;  // null without an http_address
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   absl::Mutex mu;
@@ -217,6 +221,8 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   service_options.budget = impl->budget.get();
   impl->service = std::make_unique<FfnServiceImpl>(*impl->registry, *impl->scheduler,
                                                    *impl->stats, service_options);
+  impl->kserve = std::make_unique<KServeServiceImpl>(*impl->registry, *impl->scheduler,
+                                                     *impl->stats, service_options);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -227,6 +233,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   }
   builder.AddListeningPort(settings.address, credentials, &impl->port);
   builder.RegisterService(impl->service.get());
+  builder.RegisterService(impl->kserve.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(settings.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(settings.max_message_bytes));
   // Tolerate clients' keepalive pings, with or without calls in flight.
@@ -244,10 +251,29 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                                                ": the port is in use, or the host is not an "
                                                "address of this machine"));
   }
+  if (!settings.http_address.empty()) {
+    HttpOptions http;
+    http.address = settings.http_address;
+    http.tls_cert = settings.tls_cert;
+    http.tls_key = settings.tls_key;
+    http.tls_client_ca = settings.tls_client_ca;
+    http.auth_token = service_options.auth_token;
+    http.max_body_bytes = settings.max_message_bytes;
+    auto rest = KServeHttpServer::Start(http, *impl->registry, *impl->scheduler, *impl->stats,
+                                        impl->budget.get());
+    if (!rest.ok()) {
+      impl->server->Shutdown();
+      impl->scheduler->Shutdown();
+      return rest.status();
+    }
+    impl->http = std::move(*rest);
+  }
   // "" (the whole server) and the service by name, as probes may ask either.
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   impl->server->GetHealthCheckService()->SetServingStatus(v1::FfnService::service_full_name(),
                                                           true);
+  impl->server->GetHealthCheckService()->SetServingStatus(
+      inference::GRPCInferenceService::service_full_name(), true);
   spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
                "kernels {}; {}; requests in flight up to {:.0f} MiB{}",
                impl->registry->models().size(), impl->port,
@@ -255,12 +281,14 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                service_options.auth_token.empty() ? "" : " (bearer token)", scheduler_options.executors,
                scheduler_options.threads_per_executor, IsaName(ActiveIsa()), OneDnnDescription(),
                static_cast<double>(impl->budget->capacity_bytes()) / (1 << 20),
-               impl->metrics ? absl::StrCat("; metrics on port ", impl->metrics->port()) : "");
+               absl::StrCat(impl->metrics ? absl::StrCat("; metrics on port ", impl->metrics->port()) : "",
+                            impl->http ? absl::StrCat("; KServe v2 REST on port ", impl->http->port()) : ""));
   return std::unique_ptr<FfnServer>(new FfnServer(std::move(impl)));
 }
 
 int FfnServer::port() const { return impl_->port; }
 int FfnServer::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
+int FfnServer::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 void FfnServer::Shutdown(std::chrono::milliseconds drain) {
   {
@@ -270,6 +298,10 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
   }
   // Every service NOT_SERVING, and no change after.
   impl_->server->GetHealthCheckService()->Shutdown();
+  impl_->kserve->SetReady(false);
+  // The REST front end stops taking requests and answers those it holds
+  // while the scheduler still runs.
+  if (impl_->http) impl_->http->Stop();
   // No new calls from here on; accepted ones run to completion (the
   // scheduler keeps computing) until `drain` has passed, then gRPC cancels
   // them and the scheduler drops them unread. gRPC's graceful shutdown also

@@ -3,30 +3,13 @@
 #include <string>
 #include <utility>
 
+#include "ffn/server/bearer_token.h"
 #include "ffn/server/status.h"
 #include "infer_call.h"
 #include "infer_stream.h"
 
 namespace ffn {
 namespace {
-
-// The reactor of a unary call, counted in ServerStats from start to end so a
-// drain knows when every call is over and how many were cut off.
-class CountedUnaryReactor : public grpc::ServerUnaryReactor {
- public:
-  CountedUnaryReactor(grpc::CallbackServerContext* context, ServerStats& stats)
-      : context_(context), stats_(stats) {
-    stats_.RecordCallStarted();
-  }
-  void OnDone() override {
-    stats_.RecordCallEnded(context_->IsCancelled());
-    delete this;
-  }
-
- private:
-  grpc::CallbackServerContext* const context_;
-  ServerStats& stats_;
-};
 
 // One unary Infer: owns the parsed request, its answer, and the answer's
 // share of the memory budget until gRPC has sent it; counted like every call.
@@ -68,22 +51,7 @@ class InferReactor final : public CountedUnaryReactor {
 }  // namespace
 
 absl::Status FfnServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
-  if (options_.auth_token.empty()) return absl::OkStatus();
-  const std::string expected = "Bearer " + options_.auth_token;
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  const std::string given = it == metadata.end() ? std::string()
-                                                 : std::string(it->second.data(), it->second.size());
-  // Constant time in the token: every byte of `expected` is compared.
-  unsigned char difference = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    difference |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  if (difference != 0) {
-    return absl::UnauthenticatedError(
-        "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'");
-  }
-  return absl::OkStatus();
+  return CheckBearerToken(options_.auth_token, AuthorizationOf(context));
 }
 
 template <typename Body>

@@ -30,42 +30,6 @@ std::string DTypeName(v1::DType dtype) {
   return name.empty() ? absl::StrCat("value ", static_cast<int>(dtype)) : name;
 }
 
-absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
-                                             const v1::InferRequest& request) {
-  InferVariant v;
-  v.model = registry.Find(request.model());
-  if (v.model == nullptr) {
-    std::vector<std::string> names;
-    for (const auto& m : registry.models()) names.push_back(m->config.name);
-    return absl::NotFoundError(absl::StrCat("no model named ", Quoted(request.model()),
-                                            "; this server has: ", absl::StrJoin(names, ", ")));
-  }
-  const Model& model = *v.model;
-  if (request.activation().empty()) {
-    v.activation = model.config.default_activation;
-  } else {
-    auto activation = ParseActivation(request.activation());
-    if (!activation || IsGated(*activation) != (model.config.kind == FfnKind::kGated)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "activation ", Quoted(request.activation()), " is not valid for ",
-          model.config.kind == FfnKind::kGated ? "gated" : "plain", " model '", model.config.name,
-          "'; use one of: ", AcceptedActivations(model), " (or empty for the default, ",
-          ActivationName(model.config.default_activation), ")"));
-    }
-    v.activation = *activation;
-  }
-  if (request.compute_dtype() == v1::DTYPE_UNSPECIFIED) {
-    v.compute = model.config.dtype;
-  } else if (std::optional<DataType> compute = FromProtoDType(request.compute_dtype())) {
-    v.compute = *compute;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "compute_dtype ", static_cast<int>(request.compute_dtype()),
-        " is not FLOAT32, BFLOAT16 or DTYPE_UNSPECIFIED (the model's default)"));
-  }
-  return v;
-}
-
 absl::StatusOr<InferInput> ValidateInput(const Model& model, const v1::Tensor& input) {
   InferInput in;
   std::optional<DataType> type = FromProtoDType(input.dtype());
@@ -130,6 +94,49 @@ MoeRouting RoutingFromProto(const v1::Routing& routing, int64_t top_k) {
   r.ids.assign(routing.expert_ids().begin(), routing.expert_ids().end());
   r.weights.assign(routing.expert_weights().begin(), routing.expert_weights().end());
   return r;
+}
+
+absl::StatusOr<const Model*> FindModel(const ModelRegistry& registry, const std::string& name) {
+  const Model* model = registry.Find(name);
+  if (model == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& m : registry.models()) names.push_back(m->config.name);
+    return absl::NotFoundError(absl::StrCat("no model named ", Quoted(name),
+                                            "; this server has: ", absl::StrJoin(names, ", ")));
+  }
+  return model;
+}
+
+absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
+                                             const v1::InferRequest& request) {
+  InferVariant v;
+  absl::StatusOr<const Model*> found = FindModel(registry, request.model());
+  if (!found.ok()) return found.status();
+  v.model = *found;
+  const Model& model = *v.model;
+  if (request.activation().empty()) {
+    v.activation = model.config.default_activation;
+  } else {
+    auto activation = ParseActivation(request.activation());
+    if (!activation || IsGated(*activation) != (model.config.kind == FfnKind::kGated)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "activation ", Quoted(request.activation()), " is not valid for ",
+          model.config.kind == FfnKind::kGated ? "gated" : "plain", " model '", model.config.name,
+          "'; use one of: ", AcceptedActivations(model), " (or empty for the default, ",
+          ActivationName(model.config.default_activation), ")"));
+    }
+    v.activation = *activation;
+  }
+  if (request.compute_dtype() == v1::DTYPE_UNSPECIFIED) {
+    v.compute = model.config.dtype;
+  } else if (std::optional<DataType> compute = FromProtoDType(request.compute_dtype())) {
+    v.compute = *compute;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compute_dtype ", static_cast<int>(request.compute_dtype()),
+        " is not FLOAT32, BFLOAT16 or DTYPE_UNSPECIFIED (the model's default)"));
+  }
+  return v;
 }
 
 ValidatedInfer ValidateInfer(const ModelRegistry& registry, const v1::InferRequest& request) {

@@ -112,6 +112,70 @@ TEST_F(DefaultServerTest, LoadOverEveryVariantThenStats) {
   EXPECT_GE(parsed["variants"].size(), 16u);
 }
 
+// ffn-client over the Open Inference Protocol (KServe v2) to the real
+// server: every variant by its MODEL:ACTIVATION name passes the fp64 check,
+// and a load run is served and reports the server's timings.
+TEST_F(DefaultServerTest, ProtocolV2InferChecksEveryVariant) {
+  for (Activation a : AllActivations()) {
+    const std::string model =
+        std::string(IsGated(a) ? "glu-768" : "ffn-768") + ":" + ActivationName(a);
+    CommandResult r = RunClient({"infer", "--protocol", "v2", "--target", target(), "--model",
+                                 model, "--tokens", "3", "--seed", "4", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << model << ":\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, "PASS")) << r.output;
+  }
+  CommandResult by_parameter =
+      RunClient({"infer", "--protocol", "v2", "--target", target(), "--model", "glu-768",
+                 "--activation", "reglu", "--compute-dtype", "bf16", "--check"});
+  EXPECT_EQ(by_parameter.exit_code, 0) << by_parameter.output;
+  EXPECT_TRUE(Contains(by_parameter.output, "BFLOAT16")) << by_parameter.output;
+  CommandResult missing =
+      RunClient({"infer", "--protocol", "v2", "--target", target(), "--model", "nope"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(Contains(missing.output, "NOT_FOUND: no model named 'nope'")) << missing.output;
+}
+
+TEST_F(DefaultServerTest, ProtocolV2LoadIsServedAndReported) {
+  TempDir dir;
+  CommandResult r = RunClient({"load", "--protocol", "v2", "--target", target(), "--concurrency",
+                               "2", "--duration", "1", "--warmup", "0.2", "--tokens", "1-4",
+                               "--variants", "ffn-768:silu=2,glu-768", "--json",
+                               dir.File("load.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(testing::ReadFile(dir.File("load.json")), nullptr,
+                                            /*allow_exceptions=*/false);
+  ASSERT_FALSE(report.is_discarded());
+  const std::string text = report.dump();
+  EXPECT_TRUE(Contains(r.output, "ffn-768:silu")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "glu-768")) << r.output;
+  EXPECT_TRUE(Contains(r.output, " 0 failed")) << r.output;
+  // The server-side breakdown from ModelStatistics, per variant, over the
+  // window: the server counted about what the client did.
+  EXPECT_TRUE(Contains(r.output, "server's ModelStatistics for ffn-768:silu over the window"))
+      << r.output;
+  ASSERT_EQ(report["server_statistics"].size(), 2u) << text;
+  for (const auto& s : report["server_statistics"]) {
+    EXPECT_GT(s["requests"].get<uint64_t>(), 0u) << text;
+    EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << text;
+    EXPECT_GT(s["mean_compute_us"].get<double>(), 0.0) << text;
+    EXPECT_GE(s["mean_total_us"].get<double>(), s["mean_compute_us"].get<double>()) << text;
+  }
+  const uint64_t client_ok = report["total"]["requests"].get<uint64_t>();
+  const uint64_t server_ok = report["server_statistics"][0]["requests"].get<uint64_t>() +
+                             report["server_statistics"][1]["requests"].get<uint64_t>();
+  // Calls answered at the window's edges, while a statistics call is on its
+  // way, may fall either side: a few calls, a small share of the window.
+  const uint64_t slack = std::max<uint64_t>(20, client_ok / 10);
+  EXPECT_LE(server_ok, client_ok + slack) << text;
+  EXPECT_GE(server_ok + slack, client_ok) << text;
+  CommandResult all = RunClient({"load", "--protocol", "v2", "--target", target()});
+  EXPECT_EQ(all.exit_code, 2) << all.output;
+  EXPECT_TRUE(Contains(all.output, "name the models")) << all.output;
+  // The v2 requests count in the same per-variant statistics as ffn.v1's.
+  CommandResult stats = RunClient({"stats", "--target", target()});
+  EXPECT_TRUE(Contains(stats.output, "silu")) << stats.output;
+}
+
 TEST(ServerProcessTest, ServesASafetensorsModelTheTestWrote) {
   TempDir dir;
   // Plain model with per-channel PReLU slopes, and a gated one; HF-style names.

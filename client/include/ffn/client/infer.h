@@ -14,12 +14,15 @@
 #define FFN_CLIENT_INFER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "ffn/client/kserve.h"
 #include "ffn/kernels/reference.h"
+#include "grpcpp/channel.h"
 #include "ffn/v1/ffn.grpc.pb.h"
 
 namespace ffn::client {
@@ -33,6 +36,11 @@ struct InferOptions {
   bool check = false;            // compare the answer with the fp64 reference
   std::string weights_override;  // local safetensors file for the check
   double timeout_seconds = 30;
+  // kV2: one ModelInfer of the Open Inference Protocol to the v2 model
+  // `model` (activation and compute dtype, if given, as request parameters);
+  // --check then needs the server to also speak ffn.v1 (ffnserve), whose
+  // ListModels gives the weights.
+  Protocol protocol = Protocol::kFfnV1;
 };
 
 struct InferOutcome {
@@ -51,6 +59,9 @@ struct InferOutcome {
 // but finds the answer out of tolerance is not an error: see `comparison`.
 absl::StatusOr<InferOutcome> RunInfer(v1::FfnService::StubInterface& stub,
                                       const InferOptions& options);
+// RunInfer in options.protocol over `channel`.
+absl::StatusOr<InferOutcome> RunInferOn(const std::shared_ptr<grpc::Channel>& channel,
+                                        const InferOptions& options);
 
 }  // namespace ffn::client
 

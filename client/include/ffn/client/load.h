@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "ffn/client/arrivals.h"
 #include "ffn/client/client.h"
+#include "ffn/client/kserve.h"
 #include "ffn/client/variants.h"
 #include "ffn/common/latency_histogram.h"
 
@@ -70,6 +71,9 @@ struct LoadOptions {
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call
   ChannelSecurity security;      // TLS and bearer token, the same for every target
+  // kV2: ModelInfer of the Open Inference Protocol; `variants` then names v2
+  // models (NAME[=WEIGHT],...), described by their ModelMetadata.
+  Protocol protocol = Protocol::kFfnV1;
 
   bool OpenLoop() const { return rate > 0; }
 };
@@ -142,6 +146,19 @@ struct LoadResult {
   std::vector<VariantLoad> variants;  // in the order of the variant list
   std::vector<TargetLoad> targets;    // in the order of options.targets
   OpenLoopStats open_loop;
+  // --protocol v2 (`load` only): what the first target's ModelStatistics
+  // counted over the measured window, per variant, where the server offers
+  // the extension (calls in flight at the window's edges may fall either
+  // side).
+  struct ServerStatistics {
+    std::string model;
+    uint64_t requests = 0;  // answered OK
+    uint64_t failed = 0;
+    double mean_queue_us = 0;
+    double mean_compute_us = 0;
+    double mean_total_us = 0;
+  };
+  std::vector<ServerStatistics> server_statistics;
 
   // Every variant merged; named "TOTAL".
   VariantLoad Total() const;

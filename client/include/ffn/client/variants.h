@@ -26,8 +26,9 @@ struct VariantSpec {
   std::string model;
   std::string activation;
 
-  // "model/activation", as reports print it.
-  std::string Name() const { return model + "/" + activation; }
+  // "model/activation", as reports print it; "model" when the activation is
+  // left to the server (--protocol v2 names a model, or MODEL:ACTIVATION).
+  std::string Name() const { return activation.empty() ? model : model + "/" + activation; }
   bool operator==(const VariantSpec&) const = default;
 };
 

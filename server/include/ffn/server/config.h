@@ -143,6 +143,8 @@ struct ServerSettings {
   double stats_window_seconds = 10;
   // HOST:PORT of the Prometheus /metrics endpoint; empty: none.
   std::string metrics_address;
+  // HOST:PORT of the KServe v2 REST front end (/v2/...); empty: off.
+  std::string http_address;
   // TLS: a PEM certificate chain and key; with a client CA, clients must
   // present a certificate it signed (mutual TLS).
   std::string tls_cert, tls_key, tls_client_ca;

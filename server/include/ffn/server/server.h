@@ -29,6 +29,8 @@ class FfnServer {
   int port() const;
   // The metrics endpoint's port; 0 without one.
   int metrics_port() const;
+  // The bound port of the KServe v2 REST front end; 0 when it is off.
+  int http_port() const;
   // Turns health NOT_SERVING, stops accepting calls, lets accepted calls
   // finish for up to `drain` (then cancels them), and stops the executors.
   // Idempotent and thread-safe.

@@ -13,8 +13,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "ffn/kernels/activation.h"
 #include "ffn/kernels/dtype.h"
 #include "ffn/kernels/moe.h"
@@ -48,6 +50,14 @@ struct ValidatedInfer {
 
 // A request's routing as the engine takes it.
 MoeRouting RoutingFromProto(const v1::Routing& routing, int64_t top_k);
+
+// The model `name`; NOT_FOUND naming the models the server has otherwise.
+absl::StatusOr<const Model*> FindModel(const ModelRegistry& registry, const std::string& name);
+
+// The variant `request` asks for (model, activation, compute_dtype; its
+// tensor is not looked at): NOT_FOUND or INVALID_ARGUMENT as ValidateInfer.
+absl::StatusOr<InferVariant> ValidateVariant(const ModelRegistry& registry,
+                                             const v1::InferRequest& request);
 
 // Checks an InferRequest against the registry: first the variant, then the
 // tensor, then the routing (a mixture-of-experts model's only; as
