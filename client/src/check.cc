@@ -7,6 +7,7 @@
 #include "ffn/client/request.h"
 #include "ffn/common/huggingface.h"
 #include "ffn/common/safetensors.h"
+#include "ffn/common/status_macros.h"
 
 namespace ffn::client {
 namespace {
@@ -167,15 +168,21 @@ ActivationParams ParamsForModel(const v1::ModelInfo& info, const FfnWeights& wei
   return params;
 }
 
-absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
-                                                  const FfnWeights& weights,
-                                                  const std::string& activation,
-                                                  std::span<const float> input,
-                                                  const v1::InferResponse& response) {
+namespace {
+
+// A response's answer to `input` checked for shape: the activation that ran,
+// the token count and the output values.
+struct Answer {
+  Activation activation;
+  int64_t tokens;
+  std::vector<float> output;
+};
+
+absl::StatusOr<Answer> ReadAnswer(const std::string& activation, int64_t d_model,
+                                  std::span<const float> input, const v1::InferResponse& response) {
   const std::optional<Activation> parsed = ParseActivation(activation);
   if (!parsed)
     return absl::InvalidArgumentError(absl::StrCat("unknown activation '", activation, "'"));
-  const int64_t d_model = weights.d_model;
   if (d_model <= 0 || input.empty() || input.size() % static_cast<size_t>(d_model) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input has ", input.size(), " values, not a positive multiple of d_model = ", d_model));
@@ -186,12 +193,22 @@ absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
     return absl::InvalidArgumentError(
         absl::StrCat("output shape is not [tokens = ", tokens, ", d_model = ", d_model, "]"));
   }
-  auto output = TensorFloats(out);
-  if (!output.ok()) return output.status();
+  ASSIGN_OR_RETURN(std::vector<float> output, TensorFloats(out));
+  return Answer{*parsed, tokens, std::move(output)};
+}
+
+}  // namespace
+
+absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
+                                                  const FfnWeights& weights,
+                                                  const std::string& activation,
+                                                  std::span<const float> input,
+                                                  const v1::InferResponse& response) {
+  ASSIGN_OR_RETURN(const Answer answer, ReadAnswer(activation, weights.d_model, input, response));
   const ActivationParams params = ParamsForModel(info, weights);
   const std::vector<double> reference =
-      ReferenceFfn(weights, *parsed, params, input.data(), tokens);
-  return CompareToReference(output->data(), reference);
+      ReferenceFfn(weights, answer.activation, params, input.data(), answer.tokens);
+  return CompareToReference(answer.output.data(), reference);
 }
 
 absl::StatusOr<MoeWeights> MoeWeightsForModel(const v1::ModelInfo& info,
@@ -228,19 +245,9 @@ absl::StatusOr<ReferenceComparison> CompareMoeAnswer(const v1::ModelInfo& info,
                                                      const std::string& activation,
                                                      std::span<const float> input,
                                                      const v1::InferResponse& response) {
-  const std::optional<Activation> parsed = ParseActivation(activation);
-  if (!parsed) return absl::InvalidArgumentError(absl::StrCat("unknown activation '", activation, "'"));
-  const int64_t d_model = weights.outer.d_model;
-  if (d_model <= 0 || input.empty() || input.size() % static_cast<size_t>(d_model) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input has ", input.size(), " values, not a positive multiple of d_model = ", d_model));
-  }
-  const int64_t tokens = static_cast<int64_t>(input.size()) / d_model;
-  const v1::Tensor& out = response.output();
-  if (out.shape_size() != 2 || out.shape(0) != tokens || out.shape(1) != d_model) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("output shape is not [tokens = ", tokens, ", d_model = ", d_model, "]"));
-  }
+  ASSIGN_OR_RETURN(const Answer answer,
+                   ReadAnswer(activation, weights.outer.d_model, input, response));
+  const int64_t tokens = answer.tokens;
   MoeRouting routing{weights.top_k,
                      {response.routing().expert_ids().begin(), response.routing().expert_ids().end()},
                      {response.routing().expert_weights().begin(),
@@ -254,12 +261,9 @@ absl::StatusOr<ReferenceComparison> CompareMoeAnswer(const v1::ModelInfo& info,
       return absl::InvalidArgumentError("the server chose other experts than the router does");
     }
   }
-  auto output = TensorFloats(out);
-  if (!output.ok()) return output.status();
-  ActivationParams params;
   const std::vector<double> reference =
-      ReferenceMoe(weights, *parsed, params, input.data(), tokens, routing);
-  return CompareToReference(output->data(), reference);
+      ReferenceMoe(weights, answer.activation, ActivationParams{}, input.data(), tokens, routing);
+  return CompareToReference(answer.output.data(), reference);
 }
 
 }  // namespace ffn::client
