@@ -60,7 +60,7 @@ status=0
 if [[ "$sanitize" == address ]]; then
   ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" || status=1
   seconds="${FFN_FUZZ_SECONDS:-60}"
-  for target in infer_request config safetensors huggingface; do
+  for target in infer_request config safetensors huggingface kserve_request; do
     # New inputs go to a scratch folder; the seeds in git stay as they are.
     work="$dir/fuzz-corpus/$target"
     mkdir -p "$work"
