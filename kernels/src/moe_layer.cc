@@ -35,7 +35,7 @@ void MoeLayer::SetStrategy(Strategy strategy) {
 namespace {
 
 // Consecutive rows sharing an activation, for an expert call.
-std::vector<ActivationSegment> Segments(const std::vector<Activation>& activations) {
+std::vector<ActivationSegment> Segments(std::span<const Activation> activations) {
   std::vector<ActivationSegment> segments;
   for (Activation a : activations) {
     if (!segments.empty() && segments.back().activation == a) {
@@ -52,7 +52,7 @@ std::vector<ActivationSegment> Segments(const std::vector<Activation>& activatio
 absl::Status MoeLayer::Run(const FfnRun& run, const Activation* row_activation, const float* x,
                            int64_t m, float* y) const {
   const int64_t dm = meta_.outer.d_model, k = meta_.top_k, n = num_experts();
-  const std::vector<Activation> activations(row_activation, row_activation + m);
+  const std::span<const Activation> activations(row_activation, static_cast<size_t>(m));
   MoeRouting routed;
   const MoeRouting* routing = run.routing;
   if (routing != nullptr && routing->ids.size() == static_cast<size_t>(m * k) &&

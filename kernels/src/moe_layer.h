@@ -26,7 +26,7 @@ class MoeLayer {
   // y [m, d_model] = MoE(x [m, d_model]) in f32, row r's experts running
   // row_activation[r]; run gives compute, strategy, invariance, routing and
   // counters. Expert calls reuse the engine's per-thread scratch: the caller
-  // must hold none of it across this call.
+  // must hold none of it across this call (row_activation included).
   absl::Status Run(const FfnRun& run, const Activation* row_activation, const float* x, int64_t m,
                    float* y) const;
 

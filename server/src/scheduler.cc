@@ -198,6 +198,13 @@ void Scheduler::RunBatch(Batch& batch) {
   MoeCounters counters;
   bool any_given = false, any_asks = false;
   if (moe != nullptr) {
+    for (const InferTask* task : live) {
+      any_given |= task->routing != nullptr;
+      any_asks |= task->routing_out != nullptr;
+    }
+  }
+  if (any_given) {
+    // Only when some caller gave one: the others' rows are -1.
     const int64_t k = moe->top_k;
     given.top_k = k;
     given.ids.assign(static_cast<size_t>(tokens * k), -1);
@@ -205,13 +212,11 @@ void Scheduler::RunBatch(Batch& batch) {
     int64_t row = 0;
     for (const InferTask* task : live) {
       if (task->routing != nullptr) {
-        any_given = true;
         std::copy(task->routing->expert_ids().begin(), task->routing->expert_ids().end(),
                   given.ids.begin() + row * k);
         std::copy(task->routing->expert_weights().begin(), task->routing->expert_weights().end(),
                   given.weights.begin() + row * k);
       }
-      any_asks |= task->routing_out != nullptr;
       row += task->tokens;
     }
   }

@@ -6,42 +6,18 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "ffn/server/config.h"
-#include "ffn/server/model_registry.h"
 #include "ffn/server/validate_infer.h"
+#include "fuzz_models.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "infer_call.h"
-
-namespace {
-
-const ffn::ModelRegistry& Registry() {
-  static const ffn::ModelRegistry* registry = [] {
-    auto config = ffn::ParseConfig(R"(
-server: {max_tokens_per_request: 64}
-models:
-  - {name: plain, d_model: 16, d_ff: 32, activation: gelu, weights: {random: {seed: 1}}}
-  - {name: gated, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 4,
-     weights: {random: {seed: 2}}}
-  - {name: moe, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 8,
-     weights: {random: {seed: 3}}, moe: {experts: 4, top_k: 2}}
-)", "");
-    if (!config.ok()) std::abort();
-    auto loaded = ffn::ModelRegistry::Load(*config, 1);
-    if (!loaded.ok()) std::abort();
-    return loaded->release();
-  }();
-  return *registry;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   // As in the server (which sends them to its debug log): libprotobuf's line
   // per string field that is not UTF-8 would drown the fuzzer's output.
   google::protobuf::SetLogHandler(nullptr);
   // Load the models here: their start-up is not part of any input's time.
-  Registry();
+  ffn::fuzz::Registry();
   return 0;
 }
 
@@ -50,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const grpc::ByteBuffer bytes(&slice, 1);
   ffn::v1::InferRequest request;
   if (!ffn::ParseInferRequest(bytes, &request).ok()) return 0;
-  const ffn::ValidatedInfer validated = ffn::ValidateInfer(Registry(), request);
+  const ffn::ValidatedInfer validated = ffn::ValidateInfer(ffn::fuzz::Registry(), request);
   if (!validated.status.ok()) {
     // A message that grows with the request would overflow gRPC's metadata.
     if (validated.status.message().size() > 4096) std::abort();

@@ -7,39 +7,15 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "ffn/server/config.h"
-#include "ffn/server/model_registry.h"
 #include "ffn/server/validate_infer.h"
+#include "fuzz_models.h"
 #include "google/protobuf/stubs/logging.h"
 #include "inference/grpc_service.pb.h"
 #include "kserve_infer.h"
 
-namespace {
-
-const ffn::ModelRegistry& Registry() {
-  static const ffn::ModelRegistry* registry = [] {
-    auto config = ffn::ParseConfig(R"(
-server: {max_tokens_per_request: 64}
-models:
-  - {name: plain, d_model: 16, d_ff: 32, activation: gelu, weights: {random: {seed: 1}}}
-  - {name: gated, d_model: 8, d_ff: 16, activation: swiglu, max_tokens: 4,
-     weights: {random: {seed: 2}}}
-  - {name: moe, d_model: 8, d_ff: 16, activation: swiglu, weights: {random: {seed: 3}},
-     moe: {experts: 4, top_k: 2}}
-)", "");
-    if (!config.ok()) std::abort();
-    auto loaded = ffn::ModelRegistry::Load(*config, 1);
-    if (!loaded.ok()) std::abort();
-    return loaded->release();
-  }();
-  return *registry;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   google::protobuf::SetLogHandler(nullptr);
-  Registry();
+  ffn::fuzz::Registry();
   return 0;
 }
 
@@ -47,12 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inference::ModelInferRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
   ffn::kserve::Translated call;
-  const absl::Status translated = ffn::kserve::ToFfnRequest(Registry(), request, &call);
+  const absl::Status translated = ffn::kserve::ToFfnRequest(ffn::fuzz::Registry(), request, &call);
   if (!translated.ok()) {
     if (translated.message().size() > 4096) std::abort();
     return 0;
   }
-  const ffn::ValidatedInfer validated = ffn::ValidateInfer(Registry(), call.request);
+  const ffn::ValidatedInfer validated = ffn::ValidateInfer(ffn::fuzz::Registry(), call.request);
   if (!validated.status.ok()) {
     if (validated.status.message().size() > 4096) std::abort();
     return 0;
