@@ -12,6 +12,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "ffn/server/config.h"
 #include "ffn/server/model_registry.h"
 #include "ffn/server/server.h"
@@ -72,12 +73,13 @@ class StopSignals {
     phase_ = Phase::kServing;
   }
 
-  // Waits for the signal that starts the drain, and returns it.
-  int WaitForStop() {
+  // Waits up to `timeout` for the signal that starts the drain: returns it,
+  // or 0 if none came.
+  int WaitForStop(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Phase* phase) { return *phase == Phase::kDraining; }, &phase_));
-    return received_;
+    mu_.AwaitWithTimeout(absl::Condition(
+        +[](Phase* phase) { return *phase == Phase::kDraining; }, &phase_), timeout);
+    return phase_ == Phase::kDraining ? received_ : 0;
   }
 
  private:
@@ -253,7 +255,10 @@ int main(int argc, char** argv) {
     std::ofstream(tmp) << (*server)->http_port() << "\n";
     std::rename(tmp.c_str(), http_port_file.c_str());
   }
-  const int signal_number = signals.WaitForStop();
+  int signal_number = 0;
+  while ((signal_number = signals.WaitForStop(absl::Seconds(1))) == 0) {
+    (*server)->ReleaseMemoryIfIdle();
+  }
   spdlog::info("{} received: draining (up to {} s); a second signal exits at once",
                strsignal(signal_number), drain_seconds);
   (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));

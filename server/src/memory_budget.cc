@@ -36,6 +36,7 @@ absl::StatusOr<MemoryBudget::Reservation> MemoryBudget::Reserve(int64_t bytes) {
           " more and the budget (max_inflight_bytes) is ", capacity_bytes_, "; retry later"));
     }
   } while (!held_bytes_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+  granted_.fetch_add(1, std::memory_order_relaxed);
   return Reservation(this, bytes);
 }
 

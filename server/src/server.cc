@@ -1,6 +1,7 @@
 #include "ffn/server/server.h"
 
 #include <grpc/grpc.h>
+#include <malloc.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -142,6 +143,10 @@ struct FfnServer::Impl {
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ServerStats> stats;
   std::unique_ptr<MemoryBudget> budget;
+  // ReleaseMemoryIfIdle's state: requests granted at its last call, and
+  // whether it trimmed since that count last moved.
+  int64_t granted_seen = -1;
+  bool trimmed = false;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FfnServiceImpl> service;
   std::unique_ptr<KServeServiceImpl> kserve;
@@ -289,6 +294,19 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
 int FfnServer::port() const { return impl_->port; }
 int FfnServer::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 int FfnServer::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+
+bool FfnServer::ReleaseMemoryIfIdle() {
+  const int64_t granted = impl_->budget->granted();
+  if (granted != impl_->granted_seen) {
+    impl_->granted_seen = granted;
+    impl_->trimmed = false;
+    return false;
+  }
+  if (impl_->trimmed || impl_->budget->held_bytes() != 0) return false;
+  malloc_trim(0);
+  impl_->trimmed = true;
+  return true;
+}
 
 void FfnServer::Shutdown(std::chrono::milliseconds drain) {
   {

@@ -36,6 +36,7 @@ TEST(MemoryBudgetTest, ReservesUpToTheCapacityAndReleasesOnDestruction) {
   EXPECT_EQ(budget.held_bytes(), 0);
   EXPECT_FALSE(budget.Reserve(101).ok());  // more than the whole budget: never
   EXPECT_TRUE(budget.Reserve(100).ok());
+  EXPECT_EQ(budget.granted(), 3);  // a, c and the last; refusals are not counted
 }
 
 TEST(MemoryBudgetTest, ConcurrentReserversNeverExceedTheCapacity) {

@@ -387,6 +387,23 @@ TEST(OverloadTest, ARequestOverTheMemoryBudgetIsResourceExhausted) {
   server->Shutdown(std::chrono::seconds(1));
 }
 
+TEST(IdleMemoryTest, TrimsOncePerQuietSpellAndNeverWhileRequestsArrive) {
+  auto server = StartServer("");
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::FfnService::NewStub(Channel(server->port()));
+  EXPECT_FALSE(server->ReleaseMemoryIfIdle());  // the first call only looks
+  EXPECT_TRUE(server->ReleaseMemoryIfIdle());   // nothing arrived since: trims
+  EXPECT_FALSE(server->ReleaseMemoryIfIdle());  // once per quiet spell
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext context;
+    v1::InferResponse response;
+    ASSERT_TRUE(stub->Infer(&context, Request("plain", 512, 32, "", i), &response).ok());
+    EXPECT_FALSE(server->ReleaseMemoryIfIdle()) << "a request arrived since the last call";
+  }
+  EXPECT_TRUE(server->ReleaseMemoryIfIdle());
+  server->Shutdown(std::chrono::seconds(1));
+}
+
 TEST(OverloadTest, FullQueueFailsFastAndTheServerRecovers) {
   auto server = StartServer("");
   ASSERT_NE(server, nullptr);

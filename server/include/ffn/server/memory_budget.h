@@ -53,11 +53,15 @@ class MemoryBudget {
   absl::StatusOr<Reservation> Reserve(int64_t bytes);
 
   int64_t held_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }
+  // Reservations granted since construction: it stands still while no
+  // request arrives.
+  int64_t granted() const { return granted_.load(std::memory_order_relaxed); }
   int64_t capacity_bytes() const { return capacity_bytes_; }
 
  private:
   const int64_t capacity_bytes_;
   std::atomic<int64_t> held_bytes_{0};
+  std::atomic<int64_t> granted_{0};
 };
 
 // Bytes this process may still allocate: the kernel's MemAvailable, or what

@@ -31,6 +31,13 @@ class FfnServer {
   int metrics_port() const;
   // The bound port of the KServe v2 REST front end; 0 when it is off.
   int http_port() const;
+  // Call now and then from one thread (ffn-server: every second). Once no
+  // request has arrived since the previous call and none is in flight, gives
+  // the allocator's free pages back to the system, once per quiet spell:
+  // after a burst of large requests RSS falls back to what is in use. Never
+  // under load: trimming takes tens of ms with the allocator's arenas locked.
+  // Returns whether it trimmed.
+  bool ReleaseMemoryIfIdle();
   // Turns health NOT_SERVING, stops accepting calls, lets accepted calls
   // finish for up to `drain` (then cancels them), and stops the executors.
   // Idempotent and thread-safe.
