@@ -133,6 +133,28 @@ std::string MoeStatsTable(const v1::GetStatsResponse& stats) {
   return out;
 }
 
+// Engine calls by size per variant, next to the start-up plan's time where
+// the model was tuned: served/plan well above 1 is drift.
+std::string BatchSizeTable(const v1::GetStatsResponse& stats) {
+  TextTable table({"variant", "batch tokens", "batches", "mean tokens", "compute us",
+                   "planned us", "served/plan"});
+  for (const v1::VariantStats& v : stats.variants()) {
+    for (const v1::BatchSizeStats& b : v.batch_sizes()) {
+      const bool planned = b.planned_us() > 0;
+      table.AddRow({absl::StrCat(v.variant().model(), "/", v.variant().activation()),
+                    b.tokens_from() == b.tokens_to()
+                        ? absl::StrCat(b.tokens_from())
+                        : absl::StrCat(b.tokens_from(), "-", b.tokens_to()),
+                    absl::StrCat(b.batches()), Fixed(b.mean_tokens(), 1),
+                    Fixed(b.compute_mean_us(), 1), planned ? Fixed(b.planned_us(), 1) : "-",
+                    planned ? Fixed(b.compute_mean_us() / b.planned_us(), 2) : "-"});
+    }
+  }
+  return absl::StrCat("\nengine calls by size (planned: the start-up tuner's time; '-': the "
+                      "model was not tuned)\n",
+                      table.Render());
+}
+
 }  // namespace
 
 std::string StatsTable(const v1::GetStatsResponse& stats) {
@@ -152,7 +174,8 @@ std::string StatsTable(const v1::GetStatsResponse& stats) {
       "latencies: server-side, arrival to answer; queue/compute: means; req/s and tokens/s over "
       "the uptime, win req/s over the last ",
       Fixed(stats.window_seconds(), 0), " s\n", "uptime ", Fixed(stats.uptime_seconds(), 1),
-      " s; rejected requests ", stats.rejected_requests(), "\n", MoeStatsTable(stats));
+      " s; rejected requests ", stats.rejected_requests(), "\n", BatchSizeTable(stats),
+      MoeStatsTable(stats));
 }
 
 std::string StatsJson(const v1::GetStatsResponse& stats) {

@@ -109,6 +109,27 @@ std::string TuneResult::ToString() const {
   return out;
 }
 
+double TuneResult::PlannedMs(DataType compute, double m) const {
+  const Probe* below = nullptr;
+  const Probe* above = nullptr;
+  for (const Probe& p : probes) {
+    if (p.compute != compute) continue;
+    if (p.m <= m && (below == nullptr || p.m > below->m)) below = &p;
+    if (p.m >= m && (above == nullptr || p.m < above->m)) above = &p;
+  }
+  auto chosen_ms = [](const Probe& p) {
+    for (int i = 0; i < 3; ++i) {
+      if (ConcreteStrategies()[i] == p.chosen) return p.ms[i];
+    }
+    return -1.0;
+  };
+  if (below == nullptr && above == nullptr) return -1;
+  if (below == nullptr) return chosen_ms(*above);
+  if (above == nullptr || above == below) return chosen_ms(*below);
+  const double t = (m - static_cast<double>(below->m)) / static_cast<double>(above->m - below->m);
+  return chosen_ms(*below) + t * (chosen_ms(*above) - chosen_ms(*below));
+}
+
 Activation RepresentativeActivation(FfnKind kind) {
   return kind == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
 }

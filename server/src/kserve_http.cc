@@ -306,6 +306,13 @@ json StatisticsJson(const inference::ModelStatisticsResponse& response) {
   json models = json::array();
   for (const auto& m : response.model_stats()) {
     const auto& s = m.inference_stats();
+    json batches = json::array();
+    for (const auto& b : m.batch_stats()) {
+      batches.push_back({{"batch_size", b.batch_size()},
+                         {"compute_input", DurationJson(b.compute_input())},
+                         {"compute_infer", DurationJson(b.compute_infer())},
+                         {"compute_output", DurationJson(b.compute_output())}});
+    }
     models.push_back({{"name", m.name()},
                       {"version", m.version()},
                       {"last_inference", m.last_inference()},
@@ -318,7 +325,7 @@ json StatisticsJson(const inference::ModelStatisticsResponse& response) {
                         {"compute_input", DurationJson(s.compute_input())},
                         {"compute_infer", DurationJson(s.compute_infer())},
                         {"compute_output", DurationJson(s.compute_output())}}},
-                      {"batch_stats", json::array()}});
+                      {"batch_stats", batches}});
   }
   return {{"model_stats", models}};
 }
@@ -451,14 +458,16 @@ void KServeHttpServer::Impl::Routes() {
                         {"extensions", KServeExtensions()}});
   });
   s.Get("/v2/models/stats", [this](const httplib::Request&, httplib::Response& res) {
-    auto response = kserve::StatisticsOf(registry, stats.Snapshot(), "", "");
+    auto response =
+        kserve::StatisticsOf(registry, stats.Snapshot(/*exact_batch_sizes=*/true), "", "");
     if (!response.ok()) return SendError(res, response.status());
     SendJson(res, 200, StatisticsJson(*response));
   });
   s.Get(std::string(kModelPath) + "/stats", [this](const httplib::Request& req,
                                                    httplib::Response& res) {
     const auto [name, version] = ModelOf(req);
-    auto response = kserve::StatisticsOf(registry, stats.Snapshot(), name, version);
+    auto response =
+        kserve::StatisticsOf(registry, stats.Snapshot(/*exact_batch_sizes=*/true), name, version);
     if (!response.ok()) return SendError(res, response.status());
     SendJson(res, 200, StatisticsJson(*response));
   });

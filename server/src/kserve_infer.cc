@@ -1,7 +1,9 @@
 #include "kserve_infer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -91,21 +93,34 @@ void AddDuration(inference::StatisticDuration* d, uint64_t count, double mean_us
   d->set_ns(d->ns() + static_cast<uint64_t>(std::llround(mean_us * 1000.0 * static_cast<double>(count))));
 }
 
-// Adds every variant of `model` (of `activation`, when not empty) in `stats`.
+// Adds every variant of `model` (of `activation`, when not empty) in `stats`
+// (a snapshot with exact batch sizes).
 void Accumulate(const v1::GetStatsResponse& stats, const std::string& model,
                 const std::string& activation, inference::ModelStatistics* out) {
   // compute_input and compute_output stay empty: copying rows into and out
   // of the batch is part of the engine call, in compute_infer.
   inference::InferStatistics* infer = out->mutable_inference_stats();
+  std::map<uint64_t, inference::StatisticDuration> by_size;  // engine calls by tokens
   for (const v1::VariantStats& v : stats.variants()) {
     if (v.variant().model() != model) continue;
     if (!activation.empty() && v.variant().activation() != activation) continue;
     out->set_inference_count(out->inference_count() + v.tokens());
     out->set_execution_count(out->execution_count() + v.batches());
+    out->set_last_inference(
+        std::max(out->last_inference(), static_cast<uint64_t>(v.last_success_unix_ms())));
     AddDuration(infer->mutable_success(), v.requests(), v.total().mean_us());
     AddDuration(infer->mutable_fail(), v.errors(), 0);
     AddDuration(infer->mutable_queue(), v.requests(), v.queue().mean_us());
     AddDuration(infer->mutable_compute_infer(), v.requests(), v.compute().mean_us());
+    for (const v1::BatchSizeStats& size : v.batch_sizes()) {
+      AddDuration(&by_size[static_cast<uint64_t>(size.tokens_from())], size.batches(),
+                  size.compute_mean_us());
+    }
+  }
+  for (const auto& [tokens, duration] : by_size) {
+    inference::InferBatchStatistics* batch = out->add_batch_stats();
+    batch->set_batch_size(tokens);
+    *batch->mutable_compute_infer() = duration;
   }
 }
 

@@ -111,7 +111,9 @@ inference::ModelConfig ConfigOf(const Model& model, const InferVariant& variant,
 
 // Statistics of the model or variant `name` from a ServerStats snapshot
 // (every model by name when `name` is empty). Durations are the exact sums
-// of the recorded per-request times (count × mean).
+// of the recorded per-request times (count × mean). `stats` must have exact
+// batch sizes (ServerStats::Snapshot(true)): batch_stats has one entry per
+// engine-call token count.
 absl::StatusOr<inference::ModelStatisticsResponse> StatisticsOf(const ModelRegistry& registry,
                                                                 const v1::GetStatsResponse& stats,
                                                                 const std::string& name,

@@ -357,7 +357,8 @@ grpc::ServerUnaryReactor* KServeServiceImpl::ModelStatistics(
     inference::ModelStatisticsResponse* response) {
   return Unary(context, true, [&] {
     absl::StatusOr<inference::ModelStatisticsResponse> stats =
-        kserve::StatisticsOf(registry_, stats_.Snapshot(), request->name(), request->version());
+        kserve::StatisticsOf(registry_, stats_.Snapshot(/*exact_batch_sizes=*/true),
+                             request->name(), request->version());
     if (!stats.ok()) return stats.status();
     *response = *std::move(stats);
     return absl::OkStatus();

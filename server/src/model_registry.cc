@@ -332,6 +332,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   // auto: time the strategies with the thread count each executor runs
   // batches with, up to the largest batch this model sees.
   std::string tuning;
+  std::optional<TuneResult> plan;
   if (invariant) {
     tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
   } else if ((*block)->moe() != nullptr) {
@@ -344,6 +345,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     if (std::optional<TuneResult> cached = cache ? cache->Find(key) : std::nullopt) {
       if (absl::Status s = (*block)->SetPlan(*cached); !s.ok()) return WithModel(mc, s);
       tuning = absl::StrCat("from the plan cache ", cache->path(), ": ", cached->ToString());
+      plan = std::move(cached);
     } else {
       omp_set_num_threads(threads);
       auto tuned = (*block)->Tune(batching.max_batch_tokens);
@@ -351,6 +353,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
       if (!tuned.ok()) return WithModel(mc, tuned.status());
       tuning = tuned->ToString();
       if (cache) cache->Put(key, *tuned);
+      plan = *std::move(tuned);
     }
   } else {
     (*block)->SetStrategy(strategy);
@@ -371,6 +374,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   model->strategy = strategy;
   model->batch_invariant = invariant;
   model->tuning = std::move(tuning);
+  model->plan = std::move(plan);
   model->info = DescribeModel(*model, huggingface ? &*huggingface : nullptr);
   return model;
 }
@@ -418,6 +422,18 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const ServerC
 const Model* ModelRegistry::Find(std::string_view name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
+}
+
+void AddPlannedTimes(const ModelRegistry& registry, v1::GetStatsResponse& stats) {
+  for (v1::VariantStats& v : *stats.mutable_variants()) {
+    const Model* model = registry.Find(v.variant().model());
+    const std::optional<DataType> compute = FromProtoDType(v.variant().dtype());
+    if (model == nullptr || !model->plan || !compute) continue;
+    for (v1::BatchSizeStats& size : *v.mutable_batch_sizes()) {
+      const double ms = model->plan->PlannedMs(*compute, size.mean_tokens());
+      if (ms > 0) size.set_planned_us(ms * 1e3);
+    }
+  }
 }
 
 }  // namespace ffn

@@ -93,6 +93,7 @@ grpc::ServerUnaryReactor* FfnServiceImpl::GetStats(grpc::CallbackServerContext* 
                                                    v1::GetStatsResponse* response) {
   return Unary(context, [&](auto finish) {
     *response = stats_.Snapshot();
+    AddPlannedTimes(registry_, *response);
     finish(absl::OkStatus());
   });
 }

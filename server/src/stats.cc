@@ -43,6 +43,7 @@ void ServerStats::RecordSuccess(const VariantKey& variant, int64_t tokens,
   Variant& v = Get(variant);
   ++v.requests;
   v.tokens += static_cast<uint64_t>(tokens);
+  v.last_success_unix_ms = absl::ToUnixMillis(absl::Now());
   v.total.RecordNanos(timings.total_ns);
   v.queue.RecordNanos(timings.queue_ns);
   v.compute.RecordNanos(timings.compute_ns);
@@ -76,6 +77,9 @@ void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double 
   v.flops += flops;
   v.batch_compute_ns += compute_ns;
   v.batch_tokens.RecordNanos(tokens);
+  Variant::BatchSize& size = v.by_size[tokens];
+  ++size.batches;
+  size.compute_ns += compute_ns;
 }
 
 void ServerStats::SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens) {
@@ -116,7 +120,18 @@ void ServerStats::RecordExperts(const std::string& model, const MoeCounters& cou
   }
 }
 
-v1::GetStatsResponse ServerStats::Snapshot() const {
+namespace {
+
+// The first token count of `tokens`' power-of-two bucket: 1, 2, 4, ...
+int64_t BucketStart(int64_t tokens) {
+  int64_t from = 1;
+  while (from * 2 <= tokens) from *= 2;
+  return from;
+}
+
+}  // namespace
+
+v1::GetStatsResponse ServerStats::Snapshot(bool exact_batch_sizes) const {
   const auto now = Clock::now();
   const double uptime = std::chrono::duration<double>(now - start_).count();
   const int64_t current = SecondIndex(now);
@@ -183,6 +198,30 @@ v1::GetStatsResponse ServerStats::Snapshot() const {
     b->set_p90(v.batch_tokens.PercentileMicros(90) * 1e3);
     b->set_p99(v.batch_tokens.PercentileMicros(99) * 1e3);
     b->set_max(v.batch_tokens.MaxMicros() * 1e3);
+    s->set_last_success_unix_ms(v.last_success_unix_ms);
+    // by_size is ordered by token count, so each bucket's sizes are adjacent.
+    v1::BatchSizeStats* bucket = nullptr;
+    double tokens_sum = 0, ns_sum = 0;
+    auto finish_bucket = [&] {
+      if (bucket == nullptr) return;
+      const double n = static_cast<double>(bucket->batches());
+      bucket->set_mean_tokens(tokens_sum / n);
+      bucket->set_compute_mean_us(ns_sum / n / 1e3);
+    };
+    for (const auto& [tokens, size] : v.by_size) {
+      const int64_t from = exact_batch_sizes ? tokens : BucketStart(tokens);
+      if (bucket == nullptr || bucket->tokens_from() != from) {
+        finish_bucket();
+        bucket = s->add_batch_sizes();
+        bucket->set_tokens_from(from);
+        bucket->set_tokens_to(exact_batch_sizes ? tokens : 2 * from - 1);
+        tokens_sum = ns_sum = 0;
+      }
+      bucket->set_batches(bucket->batches() + size.batches);
+      tokens_sum += static_cast<double>(tokens) * static_cast<double>(size.batches);
+      ns_sum += static_cast<double>(size.compute_ns);
+    }
+    finish_bucket();
   }
   return response;
 }

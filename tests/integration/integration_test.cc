@@ -104,12 +104,18 @@ TEST_F(DefaultServerTest, LoadOverEveryVariantThenStats) {
   ASSERT_EQ(stats.exit_code, 0) << stats.output;
   EXPECT_TRUE(Contains(stats.output, "swiglu")) << stats.output;
   EXPECT_TRUE(Contains(stats.output, "gelu_tanh")) << stats.output;
+  EXPECT_TRUE(Contains(stats.output, "engine calls by size")) << stats.output;
   CommandResult stats_json = RunClient({"stats", "--target", target(), "--json"});
   ASSERT_EQ(stats_json.exit_code, 0) << stats_json.output;
   const auto parsed = nlohmann::json::parse(stats_json.output, nullptr, false);
   ASSERT_FALSE(parsed.is_discarded()) << stats_json.output;
   ASSERT_TRUE(parsed.contains("variants"));
   EXPECT_GE(parsed["variants"].size(), 16u);
+  for (const auto& v : parsed["variants"]) {
+    if (v["requests"].get<std::string>() == "0") continue;  // uint64: a JSON string
+    EXPECT_FALSE(v["batch_sizes"].empty()) << v.dump();
+    EXPECT_NE(v["last_success_unix_ms"].get<std::string>(), "0") << v.dump();
+  }
 }
 
 // ffn-client over the Open Inference Protocol (KServe v2) to the real

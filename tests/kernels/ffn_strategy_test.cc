@@ -169,6 +169,20 @@ TEST(StrategyNamesTest, RoundTrip) {
   EXPECT_EQ(ConcreteStrategies().size(), 3u);
 }
 
+TEST(TuneTest, PlannedTimeIsTheChosenStrategysInterpolatedBetweenProbes) {
+  TuneResult plan;
+  // ms: unfused, postops, fused.
+  plan.probes.push_back({DataType::kF32, 1, {0.5, -1, 0.2}, Strategy::kFused});
+  plan.probes.push_back({DataType::kF32, 4, {0.6, -1, 0.8}, Strategy::kUnfused});
+  plan.probes.push_back({DataType::kBf16, 1, {0.4, -1, 0.1}, Strategy::kFused});
+  EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kF32, 1), 0.2);
+  EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kF32, 4), 0.6);
+  EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kF32, 2.5), 0.4);  // halfway from 0.2 to 0.6
+  EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kF32, 100), 0.6);  // beyond the last probe
+  EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kBf16, 7), 0.1);
+  EXPECT_LT(TuneResult().PlannedMs(DataType::kF32, 1), 0);
+}
+
 TEST(TuneTest, PlansAValidStrategyForEveryProbeAndUsesIt) {
   auto block = FfnBlock::Create(RandomFfnWeights(FfnKind::kGated, kDModel, kDff, 5));
   ASSERT_TRUE(block.ok()) << block.status();

@@ -434,6 +434,17 @@ TEST_F(KServeServiceTest, StatisticsRiseAsRequestsAreServed) {
             variant_before.inference_stats().compute_infer().ns());
   EXPECT_GE(variant_after.inference_stats().success().ns(),
             variant_after.inference_stats().compute_infer().ns());
+  // The engine calls by size: every batch held whole requests of 5 tokens,
+  // and their count adds up to execution_count.
+  EXPECT_GT(variant_after.last_inference(), 0u);
+  EXPECT_GE(variant_after.last_inference(), variant_before.last_inference());
+  uint64_t executions = 0;
+  for (const inference::InferBatchStatistics& batch : variant_after.batch_stats()) {
+    EXPECT_EQ(batch.batch_size() % 5, 0u) << batch.batch_size();
+    EXPECT_GT(batch.compute_infer().ns(), 0u);
+    executions += batch.compute_infer().count();
+  }
+  EXPECT_EQ(executions, variant_after.execution_count());
 
   grpc::ClientContext context;
   inference::ModelStatisticsResponse all;

@@ -387,6 +387,46 @@ TEST(OverloadTest, ARequestOverTheMemoryBudgetIsResourceExhausted) {
   server->Shutdown(std::chrono::seconds(1));
 }
 
+// GetStats gives each variant's engine calls by size, with the start-up
+// plan's time where the model was tuned.
+TEST(StatsTest, BatchSizeBucketsCarryThePlannedTimeOfTunedModels) {
+  for (const bool invariant : {false, true}) {
+    SCOPED_TRACE(invariant ? "batch-invariant (not tuned)" : "tuned");
+    auto server = StartServer(invariant ? "" : "batch_invariant: false");
+    ASSERT_NE(server, nullptr);
+    auto stub = v1::FfnService::NewStub(Channel(server->port()));
+    for (int tokens : {1, 3, 3, 40}) {
+      grpc::ClientContext context;
+      v1::InferResponse response;
+      ASSERT_TRUE(stub->Infer(&context, Request("plain", tokens, 32, "", 5), &response).ok());
+    }
+    grpc::ClientContext context;
+    v1::GetStatsResponse stats;
+    ASSERT_TRUE(stub->GetStats(&context, {}, &stats).ok());
+    const v1::VariantStats* plain = nullptr;
+    for (const auto& v : stats.variants()) {
+      if (v.variant().model() == "plain") plain = &v;
+    }
+    ASSERT_NE(plain, nullptr);
+    EXPECT_GT(plain->last_success_unix_ms(), 0);
+    // Requests ran one at a time: batches of 1, 3, 3 and 40 tokens.
+    ASSERT_EQ(plain->batch_sizes_size(), 3);
+    EXPECT_EQ(plain->batch_sizes(1).tokens_from(), 2);
+    EXPECT_EQ(plain->batch_sizes(1).batches(), 2u);
+    EXPECT_EQ(plain->batch_sizes(2).tokens_from(), 32);
+    EXPECT_DOUBLE_EQ(plain->batch_sizes(2).mean_tokens(), 40);
+    for (const auto& size : plain->batch_sizes()) {
+      EXPECT_GT(size.compute_mean_us(), 0);
+      if (invariant) {
+        EXPECT_EQ(size.planned_us(), 0);
+      } else {
+        EXPECT_GT(size.planned_us(), 0);
+      }
+    }
+    server->Shutdown(std::chrono::seconds(1));
+  }
+}
+
 TEST(IdleMemoryTest, TrimsOncePerQuietSpellAndNeverWhileRequestsArrive) {
   auto server = StartServer("");
   ASSERT_NE(server, nullptr);

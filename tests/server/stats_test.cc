@@ -5,6 +5,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace ffn {
@@ -54,6 +56,39 @@ TEST(ServerStatsTest, ConcurrentRecordsAndSnapshotsAddUp) {
   EXPECT_EQ(queue_full, errors);
   EXPECT_EQ(batches, requests);
   EXPECT_EQ(s.rejected_requests(), uint64_t{kThreads} * kEach / 100);
+}
+
+TEST(ServerStatsTest, BatchSizesComeInPowerOfTwoBucketsOrExactly) {
+  ServerStats stats(10);
+  const VariantKey v{"m", "gelu", DataType::kF32};
+  stats.RecordBatch(v, 1, 1, 1000);
+  stats.RecordBatch(v, 5, 1, 3000);
+  stats.RecordBatch(v, 7, 1, 5000);
+  stats.RecordBatch(v, 7, 1, 7000);
+  stats.RecordBatch(v, 512, 1, 90000);
+  const v1::VariantStats buckets = stats.Snapshot().variants(0);
+  ASSERT_EQ(buckets.batch_sizes_size(), 3);
+  EXPECT_EQ(buckets.batch_sizes(0).tokens_from(), 1);
+  EXPECT_EQ(buckets.batch_sizes(0).tokens_to(), 1);
+  EXPECT_EQ(buckets.batch_sizes(1).tokens_from(), 4);
+  EXPECT_EQ(buckets.batch_sizes(1).tokens_to(), 7);
+  EXPECT_EQ(buckets.batch_sizes(1).batches(), 3u);
+  EXPECT_DOUBLE_EQ(buckets.batch_sizes(1).mean_tokens(), 19.0 / 3);
+  EXPECT_DOUBLE_EQ(buckets.batch_sizes(1).compute_mean_us(), 5.0);
+  EXPECT_EQ(buckets.batch_sizes(2).tokens_from(), 512);
+  EXPECT_EQ(buckets.batch_sizes(2).tokens_to(), 1023);
+  EXPECT_EQ(buckets.batch_sizes(2).planned_us(), 0);  // stats know no plan
+  const v1::VariantStats exact = stats.Snapshot(/*exact_batch_sizes=*/true).variants(0);
+  ASSERT_EQ(exact.batch_sizes_size(), 4);
+  EXPECT_EQ(exact.batch_sizes(2).tokens_from(), 7);
+  EXPECT_EQ(exact.batch_sizes(2).tokens_to(), 7);
+  EXPECT_EQ(exact.batch_sizes(2).batches(), 2u);
+  EXPECT_DOUBLE_EQ(exact.batch_sizes(2).compute_mean_us(), 6.0);
+  EXPECT_EQ(exact.last_success_unix_ms(), 0);  // batches alone are not answers
+  stats.RecordSuccess(v, 1, {});
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  EXPECT_LE(stats.Snapshot().variants(0).last_success_unix_ms(), now_ms);
+  EXPECT_GT(stats.Snapshot().variants(0).last_success_unix_ms(), now_ms - 60000);
 }
 
 }  // namespace

@@ -151,6 +151,10 @@ struct TuneResult {
   int retimed = 0;
   // "f32: m=1 fused (unfused 0.61, postops 0.64, fused 0.30 ms); ..."
   std::string ToString() const;
+  // The chosen strategy's time in ms at m tokens of `compute`: linear
+  // between the probes around m, the nearest probe's outside them; < 0
+  // without probes of that dtype.
+  double PlannedMs(DataType compute, double m) const;
 };
 
 class FfnBlock {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@ struct Model {
   Strategy strategy = Strategy::kAuto;  // the configured engine strategy
   bool batch_invariant = false;  // every call runs FfnRun::batch_invariant
   std::string tuning;  // auto: what Tune() measured and chose (for the log)
+  std::optional<TuneResult> plan;  // auto: the plan it runs (tuned or from the cache)
   v1::ModelInfo info;      // what ListModels reports
 };
 
@@ -64,6 +66,11 @@ class ModelRegistry {
   std::vector<std::unique_ptr<Model>> models_;
   std::map<std::string, const Model*, std::less<>> by_name_;
 };
+
+// Fills each VariantStats.batch_sizes entry's planned_us from its model's
+// plan (left 0 for models without one).
+void AddPlannedTimes(const ModelRegistry& registry, v1::GetStatsResponse& stats);
+
 
 }  // namespace ffn
 

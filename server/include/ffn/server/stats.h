@@ -60,7 +60,9 @@ class ServerStats {
   // Calls that ended cancelled since start.
   uint64_t cancelled_calls() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  v1::GetStatsResponse Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  // exact_batch_sizes: VariantStats.batch_sizes has one entry per token
+  // count seen (tokens_from == tokens_to) instead of power-of-two buckets.
+  v1::GetStatsResponse Snapshot(bool exact_batch_sizes = false) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -80,6 +82,12 @@ class ServerStats {
     int64_t batch_compute_ns = 0;
     LatencyHistogram total, queue, compute;
     LatencyHistogram batch_tokens;  // "nanoseconds" = tokens
+    struct BatchSize {
+      uint64_t batches = 0;
+      int64_t compute_ns = 0;
+    };
+    std::map<int64_t, BatchSize> by_size;  // engine calls by token count
+    int64_t last_success_unix_ms = 0;
     std::vector<Second> seconds;  // ring, one slot per second of the window
   };
   Variant& Get(const VariantKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
