@@ -422,7 +422,10 @@ void KServeHttpServer::Impl::Infer(const httplib::Request& req, httplib::Respons
   MemoryBudget::Reservation held;
   absl::Notification done;
   absl::Status result;
-  InferCall::Start({registry, scheduler, stats, budget}, call.request, &answer, CallLimits{},
+  // No cancellation: cpp-httplib 0.11 does not tell a handler that its
+  // client has gone; the request's "timeout" parameter bounds the wait.
+  InferCall::Start({registry, scheduler, stats, budget}, call.request, &answer,
+                   kserve::WithTimeout(CallLimits{}, call),
                    [&](const absl::Status& status) {
                      result = status;
                      done.Notify();

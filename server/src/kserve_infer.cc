@@ -126,6 +126,15 @@ void Accumulate(const v1::GetStatsResponse& stats, const std::string& model,
 
 }  // namespace
 
+CallLimits WithTimeout(CallLimits limits, const Translated& call) {
+  if (call.timeout) {
+    // Beyond ~292 years the sum would overflow; such a timeout is none.
+    const auto now = std::chrono::system_clock::now();
+    if (*call.timeout < limits.deadline - now) limits.deadline = now + *call.timeout;
+  }
+  return limits;
+}
+
 const char* WireTypeName(WireType type) {
   switch (type) {
     case WireType::kBf16: return "BF16";
@@ -230,6 +239,16 @@ absl::Status ToFfnRequest(const ModelRegistry& registry, inference::ModelInferRe
     absl::StatusOr<v1::DType> dtype = ParseComputeDType(**compute);
     if (!dtype.ok()) return dtype.status();
     request.set_compute_dtype(*dtype);
+  }
+  if (auto it = in.parameters().find("timeout"); it != in.parameters().end()) {
+    if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param ||
+        it->second.int64_param() < 0) {
+      return absl::InvalidArgumentError(
+          "parameter 'timeout' must be a count of microseconds >= 0 (int64_param)");
+    }
+    if (it->second.int64_param() > 0) {
+      out->timeout = std::chrono::microseconds(it->second.int64_param());
+    }
   }
   // The variant first, as ffn.v1 checks it.
   absl::StatusOr<InferVariant> variant = ValidateVariant(registry, request);

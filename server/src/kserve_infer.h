@@ -20,6 +20,7 @@
 #ifndef FFN_SERVER_SRC_KSERVE_INFER_H_
 #define FFN_SERVER_SRC_KSERVE_INFER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@
 #include "ffn/server/stats.h"
 #include "ffn/server/validate_infer.h"
 #include "ffn/v1/ffn.pb.h"
+#include "infer_call.h"
 #include "inference/grpc_service.pb.h"
 
 namespace ffn::kserve {
@@ -81,7 +83,14 @@ struct Translated {
   // Set once model, activation and compute dtype are valid, so that a bad
   // tensor counts against its variant (as ffn.v1 counts it).
   std::optional<InferVariant> variant;
+  // The request's parameter "timeout" (microseconds, as tritonclient's
+  // infer(timeout=) sends it): its computation is dropped with
+  // DEADLINE_EXCEEDED if it has not started by then. Unset: none (0 too).
+  std::optional<std::chrono::microseconds> timeout;
 };
+
+// `limits` with the request's timeout: the earlier of their deadlines.
+CallLimits WithTimeout(CallLimits limits, const Translated& call);
 
 // Translates `in` into `out`, moving its raw input bytes rather than copying
 // them (FP16 is converted). INVALID_ARGUMENT or NOT_FOUND, with ffn.v1's

@@ -55,7 +55,7 @@ class ModelInferReactor final : public CountedUnaryReactor {
       return;
     }
     InferCall::Start(
-        backend, call_.request, &answer_, LimitsOf(context),
+        backend, call_.request, &answer_, kserve::WithTimeout(LimitsOf(context), call_),
         [this, response](const absl::Status& status) {
           absl::Status result = status;
           if (result.ok()) {
@@ -143,7 +143,8 @@ class ModelStreamReactor final
       return;
     }
     InferCall::Start(
-        backend_, slot->call.request, &slot->answer, LimitsOf(context_),
+        backend_, slot->call.request, &slot->answer,
+        kserve::WithTimeout(LimitsOf(context_), slot->call),
         [this, slot](const absl::Status& status) { OnComputed(slot, status); }, &slot->held);
     // The next read may start now that this request is on its way.
     Actions actions;

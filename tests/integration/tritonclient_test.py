@@ -467,6 +467,51 @@ class BearerTokenTest(unittest.TestCase):
             server.stop()
 
 
+class TimeoutTest(unittest.TestCase):
+    """infer(timeout=) in microseconds: a request that cannot start in time
+    is dropped (gRPC DEADLINE_EXCEEDED, HTTP 504); one that can is served."""
+
+    def test_a_request_that_cannot_start_in_time_is_dropped(self):
+        folder = tempfile.mkdtemp(prefix="ffn-tritonclient-timeout-")
+        with open(os.path.join(folder, "config.yaml"), "w") as f:
+            f.write("""
+models:
+  - {name: slow, d_model: 8, d_ff: 16, activation: relu, debug_delay_us: 300000,
+     batching: {max_batch_tokens: 1}, weights: {random: {seed: 13}}}
+""")
+        server = FfnServer(folder)
+        try:
+            transports = [(grpcclient, server.grpc_url, "StatusCode.DEADLINE_EXCEEDED")]
+            if server.http_url:
+                transports.append((httpclient, server.http_url, "504"))
+            for module, url, expected in transports:
+                # HTTP: two connections, one for the request that holds the executor.
+                client = (module.InferenceServerClient(url, concurrency=2)
+                          if module is httpclient else module.InferenceServerClient(url))
+                inp = module.InferInput("input", [1, 8], "FP32")
+                inp.set_data_from_numpy(np.ones((1, 8), np.float32))
+                # The first request holds the one executor for 300 ms.
+                if module is httpclient:
+                    busy = client.async_infer("slow", [inp])
+                else:
+                    answers = queue.Queue()
+                    client.async_infer("slow", [inp], lambda result, error: answers.put(error))
+                time.sleep(0.05)
+                with self.assertRaises(InferenceServerException) as e:
+                    client.infer("slow", [inp], timeout=20000)
+                self.assertEqual(e.exception.status(), expected, e.exception.message())
+                if module is httpclient:
+                    busy.get_result()
+                else:
+                    self.assertIsNone(answers.get(timeout=10))
+                result = client.infer("slow", [inp], timeout=5000000)
+                self.assertEqual(result.as_numpy("output").shape, (1, 8))
+                client.close()
+        finally:
+            server.stop()
+        self.assertEqual(server.assert_clean_exit, 0)
+
+
 class TlsTest(unittest.TestCase):
     def test_both_transports_serve_tls_with_the_same_files(self):
         folder = tempfile.mkdtemp(prefix="ffn-tritonclient-tls-")

@@ -10,6 +10,9 @@
 #include <fstream>
 #include <map>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "ffn/kernels/dtype.h"
 #include "ffn/kernels/ffn_weights.h"
 #include "ffn/kernels/reference.h"
@@ -488,6 +491,55 @@ TEST_F(KServeServiceTest, StreamAnswersEveryRequestByIdErrorsInBand) {
   EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(answers, kRequests);
   EXPECT_EQ(errors, 2);
+}
+
+// The request parameter "timeout" (microseconds, tritonclient's
+// infer(timeout=)) drops a request that cannot start in time.
+TEST(KServeTimeoutTest, ARequestThatCannotStartInItsTimeoutIsDeadlineExceeded) {
+  auto config = ParseConfig(R"(
+server: {address: "127.0.0.1:0", threads: 2}
+models:
+  - {name: slow, d_model: 8, d_ff: 16, activation: relu, debug_delay_us: 300000,
+     batching: {max_batch_tokens: 1}, weights: {random: {seed: 13}}}
+)",
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto server = FfnServer::Start(*config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  std::vector<float> x = RandomInput(1, 8, 1);
+  const inference::ModelInferRequest request = RawRequest("slow", x, 1, 8, kserve::WireType::kFp32);
+  // The first request holds the one executor for 300 ms.
+  grpc::ClientContext first_context;
+  inference::ModelInferResponse first_response;
+  grpc::Status first_status;
+  absl::Notification first_done;
+  stub->async()->ModelInfer(&first_context, &request, &first_response, [&](grpc::Status status) {
+    first_status = std::move(status);
+    first_done.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  inference::ModelInferRequest hurried = request;
+  (*hurried.mutable_parameters())["timeout"].set_int64_param(20000);
+  grpc::ClientContext context;
+  inference::ModelInferResponse response;
+  grpc::Status status = stub->ModelInfer(&context, hurried, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  first_done.WaitForNotification();
+  EXPECT_TRUE(first_status.ok()) << first_status.error_message();
+  // A timeout the computation fits in; then a bad one.
+  (*hurried.mutable_parameters())["timeout"].set_int64_param(5'000'000);
+  grpc::ClientContext patient_context;
+  status = stub->ModelInfer(&patient_context, hurried, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  (*hurried.mutable_parameters())["timeout"].set_string_param("soon");
+  grpc::ClientContext bad_context;
+  status = stub->ModelInfer(&bad_context, hurried, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "parameter 'timeout' must be a count of microseconds >= 0 (int64_param)");
+  (*server)->Shutdown(std::chrono::seconds(1));
 }
 
 TEST(KServeAuthTest, TokenGuardsEverythingButLivenessAndReadiness) {
