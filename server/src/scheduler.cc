@@ -275,7 +275,7 @@ void Scheduler::RunBatch(Batch& batch) {
     const int64_t compute_ns = Nanos(end - start);
     for (const auto& [variant_activation, n] : variant_tokens) {
       stats_.RecordBatch(VariantFor(model, variant_activation, compute), tokens,
-                         model.block->Flops(n), compute_ns * n / tokens);
+                         model.block->Flops(n), compute_ns * n / tokens, compute_ns);
     }
     if (moe != nullptr) {
       stats_.RecordExperts(model.config.name, counters);

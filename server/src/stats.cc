@@ -69,7 +69,7 @@ void ServerStats::RecordRejected(absl::StatusCode code) {
 }
 
 void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double flops,
-                              int64_t compute_ns) {
+                              int64_t compute_ns, int64_t batch_compute_ns) {
   if (metrics_ != nullptr) metrics_->OnBatch(variant, tokens);
   absl::MutexLock lock(&mu_);
   Variant& v = Get(variant);
@@ -79,7 +79,7 @@ void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double 
   v.batch_tokens.RecordNanos(tokens);
   Variant::BatchSize& size = v.by_size[tokens];
   ++size.batches;
-  size.compute_ns += compute_ns;
+  size.compute_ns += batch_compute_ns >= 0 ? batch_compute_ns : compute_ns;
 }
 
 void ServerStats::SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens) {

@@ -64,7 +64,7 @@ TEST(ServerStatsTest, BatchSizesComeInPowerOfTwoBucketsOrExactly) {
   stats.RecordBatch(v, 1, 1, 1000);
   stats.RecordBatch(v, 5, 1, 3000);
   stats.RecordBatch(v, 7, 1, 5000);
-  stats.RecordBatch(v, 7, 1, 7000);
+  stats.RecordBatch(v, 7, 1, 2000, 7000);  // a share of 2 of a 7000 ns call
   stats.RecordBatch(v, 512, 1, 90000);
   const v1::VariantStats buckets = stats.Snapshot().variants(0);
   ASSERT_EQ(buckets.batch_sizes_size(), 3);

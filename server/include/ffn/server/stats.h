@@ -39,9 +39,10 @@ class ServerStats {
   void RecordRejected(absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
   // One engine call of `tokens` tokens in which `variant` had rows: its
   // share of the flops and of the compute time (a batch of several variants
-  // is recorded once for each, each with the batch's size).
-  void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // is recorded once for each, each with the batch's size), and the whole
+  // call's time (batch_compute_ns; -1: the share is the whole).
+  void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns,
+                   int64_t batch_compute_ns = -1) ABSL_LOCKS_EXCLUDED(mu_);
   // One engine call of mixture-of-experts model `model`: each expert's
   // tokens and seconds.
   void RecordExperts(const std::string& model, const MoeCounters& counters)
