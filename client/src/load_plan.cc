@@ -133,14 +133,30 @@ v1::InferRequest LoadPlan::MakeRequest(const CallDeal& deal) const {
       deal.tokens, ParseComputeDtype(options.compute_dtype).value_or(std::nullopt));
 }
 
+inference::ModelInferRequest LoadPlan::MakeV2Request(const CallDeal& deal) const {
+  const std::vector<float>& input = inputs.at(variants[deal.variant].model);
+  return client::MakeV2Request(v2_models[deal.variant], input, deal.tokens,
+                               options.compute_dtype);
+}
+
+grpc::Status LoadPlan::ReadV2Answer(const CallDeal& deal,
+                                    const inference::ModelInferResponse& answer,
+                                    v1::InferResponse* response) const {
+  absl::StatusOr<v1::InferResponse> read =
+      FromV2Response(answer, v2_models[deal.variant], deal.tokens);
+  if (!read.ok()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(read.status().message()));
+  }
+  *response = std::move(*read);
+  return grpc::Status::OK;
+}
+
 void LoadPlan::Prepare(const CallDeal& deal, UnaryInfer* call) const {
   if (options.protocol == Protocol::kFfnV1) {
     call->request = MakeRequest(deal);
-    return;
+  } else {
+    call->v2_request = MakeV2Request(deal);
   }
-  const std::vector<float>& input = inputs.at(variants[deal.variant].model);
-  call->v2_request = MakeV2Request(v2_models[deal.variant], input, deal.tokens,
-                                   options.compute_dtype);
 }
 
 void LoadPlan::Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueue* queue,
@@ -160,13 +176,7 @@ void LoadPlan::Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueu
 
 void LoadPlan::Complete(const CallDeal& deal, UnaryInfer* call) const {
   if (options.protocol == Protocol::kFfnV1 || !call->status.ok()) return;
-  absl::StatusOr<v1::InferResponse> answer =
-      FromV2Response(call->v2_response, v2_models[deal.variant], deal.tokens);
-  if (answer.ok()) {
-    call->response = std::move(*answer);
-  } else {
-    call->status = grpc::Status(grpc::StatusCode::INTERNAL, std::string(answer.status().message()));
-  }
+  call->status = ReadV2Answer(deal, call->v2_response, &call->response);
 }
 
 absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& options) {
