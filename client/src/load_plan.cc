@@ -101,10 +101,8 @@ absl::Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.concurrency < 1) return invalid("concurrency must be at least 1");
   if (!(o.rate >= 0) || std::isinf(o.rate)) return invalid("rate must be >= 0 and finite");
   if (o.stream && o.rate > 0) {
-    return invalid("stream runs a closed loop over InferStream; it cannot take a rate");
-  }
-  if (o.stream && o.protocol == Protocol::kV2) {
-    return invalid("stream drives ffn.v1's InferStream; --protocol v2 sends unary ModelInfer calls");
+    return invalid(absl::StrCat("stream runs a closed loop over ", o.StreamRpc(),
+                                "; it cannot take a rate"));
   }
   if (o.max_outstanding < 1) return invalid("max-outstanding must be at least 1");
   if (o.requests == 0 && !(o.duration_seconds > 0)) return invalid("duration must be positive");
