@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -135,8 +136,8 @@ void AddLoadTargetFlags(CLI::App* command, LoadFlags& flags) {
       ->capture_default_str();
   command
       ->add_option("--protocol", flags.protocol,
-                   "ffn (ffn.v1 Infer) or v2 (Open Inference Protocol ModelInfer, to any KServe "
-                   "v2 server)")
+                   "ffn (ffn.v1 Infer) or v2 (Open Inference Protocol ModelInfer, load --stream: "
+                   "ModelStreamInfer, to any KServe v2 server)")
       ->capture_default_str()
       ->check(CLI::IsMember({"ffn", "v2"}));
   command
@@ -173,7 +174,9 @@ int RunLoad(LoadFlags flags) {
   const std::string mode =
       options.OpenLoop() ? absl::StrFormat("open loop %g req/s (%s)", options.rate, flags.arrival)
                          : absl::StrFormat("closed loop of %d%s", options.concurrency,
-                                           options.stream ? " over InferStream" : "");
+                                           options.stream
+                                               ? absl::StrCat(" over ", options.StreamRpc())
+                                               : "");
   const std::string length = options.requests > 0
                                  ? absl::StrFormat("%d requests", options.requests)
                                  : absl::StrFormat("%g s", options.duration_seconds);
@@ -323,8 +326,8 @@ int main(int argc, char** argv) {
           ->check(CLI::PositiveNumber)
           ->excludes(load_concurrency);
   load->add_flag("--stream", load_flags.options.stream,
-                 "closed loop over InferStream: one stream per connection, the --concurrency "
-                 "requests in flight shared out among them")
+                 "closed loop over InferStream (--protocol v2: ModelStreamInfer): one stream "
+                 "per connection, the --concurrency requests in flight shared out among them")
       ->excludes(load_rate);
   CLI::Option* load_duration =
       load->add_option("--duration", load_flags.options.duration_seconds, "measured seconds")

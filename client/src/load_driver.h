@@ -1,5 +1,5 @@
 // Internal to the load generator: the three ways of sending calls (closed
-// loop, open loop, closed loop over InferStream). A driver
+// loop, open loop, closed loop over a stream). A driver
 // sends a plan's calls and files each finished one with the recorder; the
 // caller decides which windows to wait for and when to stop.
 #ifndef FFN_CLIENT_SRC_LOAD_DRIVER_H_
@@ -42,8 +42,9 @@ class LoadDriver {
 // own threads (completion_threads.h).
 std::unique_ptr<LoadDriver> MakeClosedLoop(const LoadPlan& plan, Recorder& recorder,
                                            const DriverTiming& timing);
-// The closed loop over InferStream (LoadOptions::stream): one stream per
-// endpoint, `concurrency` requests in flight shared out among them.
+// The closed loop over a stream (LoadOptions::stream): ffn.v1's InferStream
+// or v2's ModelStreamInfer, one stream per endpoint, `concurrency` requests
+// in flight shared out among them.
 std::unique_ptr<LoadDriver> MakeStreamLoop(const LoadPlan& plan, Recorder& recorder,
                                            const DriverTiming& timing);
 // Calls at their scheduled times (ArrivalSchedule), never waiting for

@@ -101,10 +101,8 @@ absl::Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.concurrency < 1) return invalid("concurrency must be at least 1");
   if (!(o.rate >= 0) || std::isinf(o.rate)) return invalid("rate must be >= 0 and finite");
   if (o.stream && o.rate > 0) {
-    return invalid("stream runs a closed loop over InferStream; it cannot take a rate");
-  }
-  if (o.stream && o.protocol == Protocol::kV2) {
-    return invalid("stream drives ffn.v1's InferStream; --protocol v2 sends unary ModelInfer calls");
+    return invalid(absl::StrCat("stream runs a closed loop over ", o.StreamRpc(),
+                                "; it cannot take a rate"));
   }
   if (o.max_outstanding < 1) return invalid("max-outstanding must be at least 1");
   if (o.requests == 0 && !(o.duration_seconds > 0)) return invalid("duration must be positive");
@@ -133,14 +131,30 @@ v1::InferRequest LoadPlan::MakeRequest(const CallDeal& deal) const {
       deal.tokens, ParseComputeDtype(options.compute_dtype).value_or(std::nullopt));
 }
 
+inference::ModelInferRequest LoadPlan::MakeV2Request(const CallDeal& deal) const {
+  const std::vector<float>& input = inputs.at(variants[deal.variant].model);
+  return client::MakeV2Request(v2_models[deal.variant], input, deal.tokens,
+                               options.compute_dtype);
+}
+
+grpc::Status LoadPlan::ReadV2Answer(const CallDeal& deal,
+                                    const inference::ModelInferResponse& answer,
+                                    v1::InferResponse* response) const {
+  absl::StatusOr<v1::InferResponse> read =
+      FromV2Response(answer, v2_models[deal.variant], deal.tokens);
+  if (!read.ok()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(read.status().message()));
+  }
+  *response = std::move(*read);
+  return grpc::Status::OK;
+}
+
 void LoadPlan::Prepare(const CallDeal& deal, UnaryInfer* call) const {
   if (options.protocol == Protocol::kFfnV1) {
     call->request = MakeRequest(deal);
-    return;
+  } else {
+    call->v2_request = MakeV2Request(deal);
   }
-  const std::vector<float>& input = inputs.at(variants[deal.variant].model);
-  call->v2_request = MakeV2Request(v2_models[deal.variant], input, deal.tokens,
-                                   options.compute_dtype);
 }
 
 void LoadPlan::Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueue* queue,
@@ -160,13 +174,7 @@ void LoadPlan::Send(const CallDeal& deal, UnaryInfer* call, grpc::CompletionQueu
 
 void LoadPlan::Complete(const CallDeal& deal, UnaryInfer* call) const {
   if (options.protocol == Protocol::kFfnV1 || !call->status.ok()) return;
-  absl::StatusOr<v1::InferResponse> answer =
-      FromV2Response(call->v2_response, v2_models[deal.variant], deal.tokens);
-  if (answer.ok()) {
-    call->response = std::move(*answer);
-  } else {
-    call->status = grpc::Status(grpc::StatusCode::INTERNAL, std::string(answer.status().message()));
-  }
+  call->status = ReadV2Answer(deal, call->v2_response, &call->response);
 }
 
 absl::StatusOr<std::unique_ptr<LoadPlan>> BuildLoadPlan(const LoadOptions& options) {

@@ -71,6 +71,12 @@ struct LoadPlan {
   CallDeal Deal(uint64_t n) const;
   // The Infer request of a deal: the first `tokens` rows of its model's input.
   v1::InferRequest MakeRequest(const CallDeal& deal) const;
+  // The same as a v2 ModelInferRequest (--protocol v2), without an id.
+  inference::ModelInferRequest MakeV2Request(const CallDeal& deal) const;
+  // A v2 answer to `deal` in ffn.v1's terms, into `response`; INTERNAL if it
+  // is not the answer the deal asked for (no FP32 output of its size).
+  grpc::Status ReadV2Answer(const CallDeal& deal, const inference::ModelInferResponse& answer,
+                            v1::InferResponse* response) const;
 
   // Builds `call`'s request for `deal` in the run's protocol, and sends it
   // on `queue` with `tag` (the context's deadline set first).

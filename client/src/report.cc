@@ -106,13 +106,19 @@ std::string TargetsTable(const LoadResult& result) {
   return table.Render();
 }
 
+// What the calls are, where ffn.v1's unary Infer goes without saying.
+std::string ProtocolText(const LoadOptions& o) {
+  if (o.protocol != Protocol::kV2) return "";
+  return o.stream ? "KServe v2, " : "KServe v2 ModelInfer, ";
+}
+
 std::string ModeText(const LoadOptions& o) {
   if (o.OpenLoop()) {
     return absl::StrFormat("open loop %.1f req/s %s, max-outstanding %d", o.rate,
                            ArrivalName(o.arrival), o.max_outstanding);
   }
-  return absl::StrFormat("closed loop%s, concurrency %d", o.stream ? " over InferStream" : "",
-                         o.concurrency);
+  return absl::StrFormat("closed loop%s, concurrency %d",
+                         o.stream ? absl::StrCat(" over ", o.StreamRpc()) : "", o.concurrency);
 }
 
 }  // namespace
@@ -220,9 +226,8 @@ std::string LoadTable(const LoadResult& result) {
   for (const std::string& note : LoadNotes(result)) absl::StrAppend(&out, "note: ", note, "\n");
   absl::StrAppend(
       &out, absl::StrFormat("config: target %s, %s%s, connections %d, tokens %s, warmup %.2f s\n",
-                            absl::StrJoin(o.targets, " "),
-                            o.protocol == Protocol::kV2 ? "KServe v2 ModelInfer, " : "",
-                            ModeText(o), o.connections, o.tokens, o.warmup_seconds));
+                            absl::StrJoin(o.targets, " "), ProtocolText(o), ModeText(o),
+                            o.connections, o.tokens, o.warmup_seconds));
   return out;
 }
 

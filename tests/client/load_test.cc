@@ -3,17 +3,24 @@
 // which dies), load-balancing policies, and reports of a real run.
 #include "ffn/client/load.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "ffn/client/csv.h"
 #include "ffn/client/report.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "test_server.h"
 
 namespace ffn::client {
@@ -347,6 +354,179 @@ TEST(LbPolicyTest, RoundRobinSpreadsAChannelOverReplicas) {
   auto first = RunLoad(options);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->targets[0].ok_by_peer.size(), 1u);
+}
+
+// A KServe v2 server of one model, `echo` (FP32 [tokens, 4] in, the same
+// out), whose ModelStreamInfer answers in a way of its own; it offers
+// neither the configuration nor the statistics extension.
+class EchoV2Service final : public inference::GRPCInferenceService::Service {
+ public:
+  enum class Answers {
+    kNewestFirst,        // whatever has arrived, the newest first; ids echoed
+    kInOrderWithoutIds,  // in order, with no id
+    kOneUnknownId,       // in order, ids echoed but the 10th's: one never sent
+  };
+  explicit EchoV2Service(Answers answers) : answers_(answers) {}
+
+  // Answers given ahead of an older request of their stream.
+  int overtaking() const { return overtaking_.load(); }
+
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+                             inference::ModelMetadataResponse* response) override {
+    if (request->name() != "echo") return grpc::Status(grpc::StatusCode::NOT_FOUND, "no model");
+    response->set_name("echo");
+    for (const auto& [tensor, name] : {std::pair{response->add_inputs(), "x"},
+                                       std::pair{response->add_outputs(), "y"}}) {
+      tensor->set_name(name);
+      tensor->set_datatype("FP32");
+      tensor->add_shape(-1);
+      tensor->add_shape(4);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+          stream) override {
+    // One thread reads; this one answers what has arrived, waiting a
+    // moment for a second request so that there is an order to change.
+    struct Arrivals {
+      absl::Mutex mu;
+      std::deque<inference::ModelInferRequest> requests ABSL_GUARDED_BY(mu);
+      bool reads_done ABSL_GUARDED_BY(mu) = false;
+      bool Answerable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+        return requests.size() >= 2 || reads_done;
+      }
+    } arrivals;
+    std::thread reader([&] {
+      inference::ModelInferRequest request;
+      while (stream->Read(&request)) {
+        absl::MutexLock lock(&arrivals.mu);
+        arrivals.requests.push_back(std::move(request));
+      }
+      absl::MutexLock lock(&arrivals.mu);
+      arrivals.reads_done = true;
+    });
+    int answered = 0;
+    bool writing = true;
+    while (writing) {
+      std::vector<inference::ModelInferRequest> batch;
+      {
+        absl::MutexLock lock(&arrivals.mu);
+        arrivals.mu.AwaitWithTimeout(absl::Condition(&arrivals, &Arrivals::Answerable),
+                                     absl::Milliseconds(5));
+        if (arrivals.requests.empty() && arrivals.reads_done) break;
+        for (auto& request : arrivals.requests) batch.push_back(std::move(request));
+        arrivals.requests.clear();
+      }
+      if (answers_ == Answers::kNewestFirst && batch.size() > 1) {
+        std::reverse(batch.begin(), batch.end());
+        overtaking_ += static_cast<int>(batch.size()) - 1;
+      }
+      for (const inference::ModelInferRequest& request : batch) {
+        inference::ModelStreamInferResponse answer;
+        inference::ModelInferResponse* response = answer.mutable_infer_response();
+        response->set_model_name(request.model_name());
+        if (answers_ == Answers::kNewestFirst ||
+            (answers_ == Answers::kOneUnknownId && answered != 9)) {
+          response->set_id(request.id());
+        } else if (answers_ == Answers::kOneUnknownId) {
+          response->set_id("12345678");
+        }
+        auto* output = response->add_outputs();
+        output->set_name("y");
+        output->set_datatype("FP32");
+        *output->mutable_shape() = request.inputs(0).shape();
+        *response->add_raw_output_contents() = request.raw_input_contents(0);
+        ++answered;
+        if (!stream->Write(answer)) {
+          writing = false;  // the client went; its Read fails too
+          break;
+        }
+      }
+    }
+    reader.join();
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Answers answers_;
+  std::atomic<int> overtaking_{0};
+};
+
+class EchoV2ServerTest : public ::testing::Test {
+ protected:
+  // Starts a server answering `answers`; options_ then load it over two
+  // streams of three requests each, tokens 1 to 4 (a swapped answer has
+  // the wrong size more often than not).
+  void Serve(EchoV2Service::Answers answers) {
+    service_ = std::make_unique<EchoV2Service>(answers);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    options_.targets = {absl::StrCat("127.0.0.1:", port)};
+    options_.protocol = Protocol::kV2;
+    options_.stream = true;
+    options_.variants = "echo";
+    options_.tokens = "1-4";
+    options_.connections = 2;
+    options_.concurrency = 6;
+    options_.warmup_seconds = 0;
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  }
+
+  std::unique_ptr<EchoV2Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  LoadOptions options_;
+};
+
+// Answers out of request order are filed under the request their id names.
+TEST_F(EchoV2ServerTest, AnswersOutOfOrderAreMatchedById) {
+  Serve(EchoV2Service::Answers::kNewestFirst);
+  options_.requests = 400;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_GT(service_->overtaking(), 0) << "the server never changed the order";
+  EXPECT_EQ(result->Total().errors, 0u) << LoadErrors(*result);
+  EXPECT_EQ(result->Total().requests, 400u);
+  EXPECT_NE(LoadTable(*result).find("KServe v2, closed loop over ModelStreamInfer"),
+            std::string::npos)
+      << LoadTable(*result);
+}
+
+// Without ids, answers settle the oldest request owed, as on InferStream.
+TEST_F(EchoV2ServerTest, AnswersWithoutIdsAreTakenInOrder) {
+  Serve(EchoV2Service::Answers::kInOrderWithoutIds);
+  options_.requests = 200;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->Total().errors, 0u) << LoadErrors(*result);
+  EXPECT_EQ(result->Total().requests, 200u);
+}
+
+// An answer to a request nobody sent ends its stream: what the stream owed
+// fails INTERNAL, saying why; the answers before it count.
+TEST_F(EchoV2ServerTest, AnAnswerToNoRequestBreaksTheStream) {
+  Serve(EchoV2Service::Answers::kOneUnknownId);
+  options_.duration_seconds = 1;
+  auto result = RunLoad(options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const VariantLoad total = result->Total();
+  // At most the 9 answers before the stray one, on each of the two streams.
+  EXPECT_GT(total.requests, 0u);
+  EXPECT_LE(total.requests, 18u);
+  ASSERT_EQ(total.errors_by_code.count("INTERNAL"), 1u) << LoadErrors(*result);
+  EXPECT_EQ(total.errors, total.errors_by_code.at("INTERNAL")) << LoadErrors(*result);
+  EXPECT_GT(total.errors, 0u);
+  EXPECT_NE(LoadErrors(*result).find("an answer to id '12345678', which was not in flight"),
+            std::string::npos)
+      << LoadErrors(*result);
 }
 
 }  // namespace

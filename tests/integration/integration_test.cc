@@ -182,6 +182,75 @@ TEST_F(DefaultServerTest, ProtocolV2LoadIsServedAndReported) {
   EXPECT_TRUE(Contains(stats.output, "silu")) << stats.output;
 }
 
+// `load --protocol v2 --stream`: a closed loop over ModelStreamInfer, two
+// streams (--connections 2) sharing five requests in flight, three
+// variants. The server answers each stream's requests as they finish, and
+// the variants' queues finish them out of order; the client files each
+// answer under its id (taken in order, many would have the wrong size).
+TEST_F(DefaultServerTest, ProtocolV2StreamLoadIsServedAndReported) {
+  TempDir dir;
+  CommandResult r = RunClient({"load", "--protocol", "v2", "--stream", "--target", target(),
+                               "--connections", "2", "--concurrency", "5", "--duration", "2",
+                               "--warmup", "0.2", "--tokens", "1-4", "--variants",
+                               "ffn-768:silu=2,glu-768:swiglu,ffn-768:gelu", "--json",
+                               dir.File("load.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(testing::ReadFile(dir.File("load.json")), nullptr,
+                                            /*allow_exceptions=*/false);
+  ASSERT_FALSE(report.is_discarded()) << testing::ReadFile(dir.File("load.json"));
+  const std::string text = report.dump();
+  EXPECT_TRUE(report["config"]["stream"].get<bool>()) << text;
+  EXPECT_GT(report["total"]["requests"].get<uint64_t>(), 0u) << text;
+  EXPECT_EQ(report["total"]["errors"].get<uint64_t>(), 0u) << text;
+  ASSERT_EQ(report["variants"].size(), 3u) << text;
+  for (const auto& v : report["variants"]) {
+    EXPECT_GT(v["requests"].get<uint64_t>(), 0u) << text;
+    EXPECT_EQ(v["errors"].get<uint64_t>(), 0u) << text;
+  }
+  for (const char* variant : {"ffn-768:silu", "glu-768:swiglu", "ffn-768:gelu"}) {
+    EXPECT_TRUE(Contains(r.output, variant)) << variant << " missing from:\n" << r.output;
+  }
+  EXPECT_TRUE(Contains(r.output, "KServe v2, closed loop over ModelStreamInfer, concurrency 5"))
+      << r.output;
+}
+
+// A request the server refuses on a v2 stream is answered in band and the
+// stream goes on. Under a 1 MiB budget for requests in flight, every
+// 200-token request (charged 4 x 600 KiB) is refused, every 1-token one
+// served; the refusals carry the server's message and count as UNKNOWN (the
+// protocol gives in-band errors no code). A model the server does not have
+// is refused before any load, as without --stream.
+TEST(ServerProcessTest, ProtocolV2StreamRefusalsAreInBand) {
+  ServerProcess server({"--threads", "2", "--max-inflight-bytes", "1048576"});
+  ASSERT_TRUE(server.WaitReady()) << server.Log();
+  TempDir dir;
+  CommandResult r = RunClient({"load", "--protocol", "v2", "--stream", "--target",
+                               server.target(), "--concurrency", "3", "--duration", "1",
+                               "--warmup", "0", "--tokens", "1=3,200", "--variants",
+                               "ffn-768:relu", "--json", dir.File("load.json")});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto report = nlohmann::json::parse(testing::ReadFile(dir.File("load.json")), nullptr,
+                                            /*allow_exceptions=*/false);
+  ASSERT_FALSE(report.is_discarded()) << testing::ReadFile(dir.File("load.json"));
+  const std::string text = report.dump();
+  const auto& total = report["total"];
+  EXPECT_GT(total["requests"].get<uint64_t>(), 0u) << text;
+  EXPECT_GT(total["errors"].get<uint64_t>(), 0u) << text;
+  // Only in-band refusals: the stream never broke.
+  ASSERT_EQ(total["errors_by_code"].size(), 1u) << text;
+  EXPECT_EQ(total["errors_by_code"]["UNKNOWN"].get<uint64_t>(),
+            total["errors"].get<uint64_t>())
+      << text;
+  EXPECT_TRUE(Contains(r.output, "UNKNOWN: the server holds")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "max_inflight_bytes")) << r.output;
+
+  CommandResult missing = RunClient({"load", "--protocol", "v2", "--stream", "--target",
+                                     server.target(), "--duration", "1", "--variants", "nope"});
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_TRUE(Contains(missing.output, "no model named 'nope'")) << missing.output;
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+}
+
 TEST(ServerProcessTest, ServesASafetensorsModelTheTestWrote) {
   TempDir dir;
   // Plain model with per-channel PReLU slopes, and a gated one; HF-style names.

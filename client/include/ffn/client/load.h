@@ -54,9 +54,10 @@ struct LoadOptions {
   int connections = 1;    // channels (TCP connections) per target
   // Closed loop (rate == 0): `concurrency` calls in flight.
   int concurrency = 4;
-  // Closed loop over InferStream instead of unary Infer calls: one stream
-  // per channel, the `concurrency` requests in flight shared out among them
-  // (latency from putting a request on its stream to its answer).
+  // Closed loop over a bidirectional stream instead of unary calls
+  // (StreamRpc(): ffn.v1's InferStream, or v2's ModelStreamInfer): one
+  // stream per channel, the `concurrency` requests in flight shared out
+  // among them (latency from putting a request on its stream to its answer).
   bool stream = false;
   // Open loop (rate > 0): requests per second, sent on this schedule.
   double rate = 0;
@@ -71,11 +72,16 @@ struct LoadOptions {
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call
   ChannelSecurity security;      // TLS and bearer token, the same for every target
-  // kV2: ModelInfer of the Open Inference Protocol; `variants` then names v2
-  // models (NAME[=WEIGHT],...), described by their ModelMetadata.
+  // kV2: ModelInfer (with `stream`, ModelStreamInfer) of the Open Inference
+  // Protocol; `variants` then names v2 models (NAME[=WEIGHT],...), described
+  // by their ModelMetadata.
   Protocol protocol = Protocol::kFfnV1;
 
   bool OpenLoop() const { return rate > 0; }
+  // The RPC a `stream` run drives in this protocol.
+  const char* StreamRpc() const {
+    return protocol == Protocol::kV2 ? "ModelStreamInfer" : "InferStream";
+  }
 };
 
 // What the server reports about one OK call (InferResponse).
