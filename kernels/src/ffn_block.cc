@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "ffn/common/status_macros.h"
 #include "moe_layer.h"
 #include "onednn_matmul.h"
@@ -63,6 +65,9 @@ struct FfnBlock::Impl {
   const std::unique_ptr<MoeLayer> moe;
   MatmulCache matmuls;
   StrategyPlan plan;
+  // What `plan` was made from (SetPlan), for Plan() and Retime().
+  mutable absl::Mutex tuned_mu;
+  std::optional<TuneResult> tuned ABSL_GUARDED_BY(tuned_mu);
 
   const FfnWeights& weights() const { return dense ? dense->weights() : moe_outer; }
   Activation representative() const { return RepresentativeActivation(weights().kind); }
@@ -148,9 +153,49 @@ absl::Status FfnBlock::Prepare(int64_t max_m, bool batch_invariant) const {
 void FfnBlock::SetStrategy(Strategy strategy) {
   if (impl_->moe) impl_->moe->SetStrategy(strategy);
   impl_->plan.Force(strategy);
+  absl::MutexLock lock(&impl_->tuned_mu);
+  impl_->tuned.reset();
+}
+
+std::optional<TuneResult> FfnBlock::Plan() const {
+  absl::MutexLock lock(&impl_->tuned_mu);
+  return impl_->tuned;
+}
+
+absl::StatusOr<TuneResult::Probe> FfnBlock::Retime(int64_t m, DataType compute) {
+  std::optional<TuneResult> plan = Plan();
+  auto find = [&](TuneResult& in) -> TuneResult::Probe* {
+    for (TuneResult::Probe& p : in.probes) {
+      if (p.m == m && p.compute == compute) return &p;
+    }
+    return nullptr;
+  };
+  TuneResult::Probe* current = plan ? find(*plan) : nullptr;
+  if (current == nullptr) {
+    return absl::NotFoundError(absl::StrCat("the plan has no probe at m=", m, " for ",
+                                            DataTypeName(compute)));
+  }
+  TuneResult::Probe fresh = *current;
+  RETURN_IF_ERROR(TimeProbe(d_model(), impl_->representative(),
+                            [this](const FfnRun& run) { return Run(run); }, fresh));
+  // Swapped into the plan as it is now, should it have changed meanwhile.
+  absl::MutexLock lock(&impl_->tuned_mu);
+  if (!impl_->tuned) return absl::NotFoundError("the block no longer runs a tuned plan");
+  TuneResult::Probe* now = find(*impl_->tuned);
+  if (now == nullptr) return absl::NotFoundError("the plan lost its probe while it was timed");
+  *now = fresh;
+  RETURN_IF_ERROR(ApplyPlan(*impl_->tuned));
+  return fresh;
 }
 
 absl::Status FfnBlock::SetPlan(const TuneResult& tuned) {
+  absl::MutexLock lock(&impl_->tuned_mu);
+  RETURN_IF_ERROR(ApplyPlan(tuned));
+  impl_->tuned = tuned;
+  return absl::OkStatus();
+}
+
+absl::Status FfnBlock::ApplyPlan(const TuneResult& tuned) {
   std::vector<PlanEntry> entries[2];
   for (const TuneResult::Probe& p : tuned.probes) {
     if (p.m <= 0 || (p.chosen != Strategy::kUnfused && p.chosen != Strategy::kFused)) {

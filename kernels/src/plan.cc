@@ -184,6 +184,19 @@ std::vector<size_t> OutOfLine(const std::vector<int64_t>& m, const std::vector<d
   return out;
 }
 
+absl::Status TimeProbe(int64_t d_model, Activation activation,
+                       const std::function<absl::Status(const FfnRun&)>& run,
+                       TuneResult::Probe& probe) {
+  std::vector<float> x(static_cast<size_t>(probe.m * d_model)), y(x.size());
+  FillUniform(11, RandomStream::kInput, kRandomInputScale, x);
+  probe.ms[Slot(Strategy::kPostops)] = -1;
+  RETURN_IF_ERROR(TimeInterleaved(
+      run, {activation, probe.compute, x.data(), DataType::kF32, probe.m, y.data(), DataType::kF32},
+      probe));
+  probe.chosen = probe.ms[2] <= probe.ms[0] ? Strategy::kFused : Strategy::kUnfused;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TuneResult> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run) {
   std::vector<int64_t> probes;

@@ -65,6 +65,12 @@ std::vector<size_t> OutOfLine(const std::vector<int64_t>& m, const std::vector<d
 absl::StatusOr<TuneResult> MeasureStrategies(int64_t max_m, int64_t d_model, Activation activation,
                                            const std::function<absl::Status(const FfnRun&)>& run);
 
+// Times unfused and fused at probe.m tokens of probe.compute as
+// MeasureStrategies times one point, and sets probe.ms and probe.chosen.
+absl::Status TimeProbe(int64_t d_model, Activation activation,
+                       const std::function<absl::Status(const FfnRun&)>& run,
+                       TuneResult::Probe& probe);
+
 }  // namespace ffn
 
 #endif  // FFN_KERNELS_SRC_PLAN_H_

@@ -332,7 +332,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   // auto: time the strategies with the thread count each executor runs
   // batches with, up to the largest batch this model sees.
   std::string tuning;
-  std::optional<TuneResult> plan;
   if (invariant) {
     tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
   } else if ((*block)->moe() != nullptr) {
@@ -345,7 +344,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     if (std::optional<TuneResult> cached = cache ? cache->Find(key) : std::nullopt) {
       if (absl::Status s = (*block)->SetPlan(*cached); !s.ok()) return WithModel(mc, s);
       tuning = absl::StrCat("from the plan cache ", cache->path(), ": ", cached->ToString());
-      plan = std::move(cached);
     } else {
       omp_set_num_threads(threads);
       auto tuned = (*block)->Tune(batching.max_batch_tokens);
@@ -353,7 +351,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
       if (!tuned.ok()) return WithModel(mc, tuned.status());
       tuning = tuned->ToString();
       if (cache) cache->Put(key, *tuned);
-      plan = *std::move(tuned);
     }
   } else {
     (*block)->SetStrategy(strategy);
@@ -374,7 +371,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   model->strategy = strategy;
   model->batch_invariant = invariant;
   model->tuning = std::move(tuning);
-  model->plan = std::move(plan);
   model->info = DescribeModel(*model, huggingface ? &*huggingface : nullptr);
   return model;
 }
@@ -428,9 +424,11 @@ void AddPlannedTimes(const ModelRegistry& registry, v1::GetStatsResponse& stats)
   for (v1::VariantStats& v : *stats.mutable_variants()) {
     const Model* model = registry.Find(v.variant().model());
     const std::optional<DataType> compute = FromProtoDType(v.variant().dtype());
-    if (model == nullptr || !model->plan || !compute) continue;
+    if (model == nullptr || !compute) continue;
+    const std::optional<TuneResult> plan = model->block->Plan();
+    if (!plan) continue;
     for (v1::BatchSizeStats& size : *v.mutable_batch_sizes()) {
-      const double ms = model->plan->PlannedMs(*compute, size.mean_tokens());
+      const double ms = plan->PlannedMs(*compute, size.mean_tokens());
       if (ms > 0) size.set_planned_us(ms * 1e3);
     }
   }

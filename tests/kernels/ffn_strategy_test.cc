@@ -7,9 +7,11 @@
 // Tolerances (CompareToReference's scaled error): f32 kFp32CheckTolerance
 // (1e-4; oneDNN's post-op approximations included), bf16 kBf16CheckTolerance
 // (5e-2: inputs, weights and the activated block rounded to 8 bits).
+#include <atomic>
 #include <cstring>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -181,6 +183,41 @@ TEST(TuneTest, PlannedTimeIsTheChosenStrategysInterpolatedBetweenProbes) {
   EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kF32, 100), 0.6);  // beyond the last probe
   EXPECT_DOUBLE_EQ(plan.PlannedMs(DataType::kBf16, 7), 0.1);
   EXPECT_LT(TuneResult().PlannedMs(DataType::kF32, 1), 0);
+}
+
+TEST(TuneTest, RetimeReplacesOneProbeWhileCallsRun) {
+  auto block = FfnBlock::Create(RandomFfnWeights(FfnKind::kGated, kDModel, kDff, 5));
+  ASSERT_TRUE(block.ok()) << block.status();
+  EXPECT_FALSE((*block)->Plan().has_value());  // untuned
+  // A plan as if tuned on a machine a million times faster: unfused at 4.
+  TuneResult fake;
+  fake.probes.push_back({DataType::kF32, 1, {1e-6, -1, 2e-6}, Strategy::kUnfused});
+  fake.probes.push_back({DataType::kF32, 4, {1e-6, -1, 2e-6}, Strategy::kUnfused});
+  ASSERT_TRUE((*block)->SetPlan(fake).ok());
+  ASSERT_TRUE((*block)->Plan().has_value());
+  EXPECT_EQ((*block)->PlannedStrategy(4, DataType::kF32), Strategy::kUnfused);
+  // Calls run on another thread all along.
+  std::atomic<bool> stop{false};
+  std::thread caller([&] {
+    std::vector<float> x(4 * kDModel, 0.25f), y(x.size());
+    while (!stop.load()) ASSERT_TRUE((*block)->Run(Activation::kSwiglu, x.data(), 4, y.data()).ok());
+  });
+  auto fresh = (*block)->Retime(4, DataType::kF32);
+  stop = true;
+  caller.join();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_GT(fresh->ms[0], 1e-4);  // a real time now
+  EXPECT_GT(fresh->ms[2], 1e-4);
+  EXPECT_EQ(fresh->chosen, fresh->ms[2] <= fresh->ms[0] ? Strategy::kFused : Strategy::kUnfused);
+  EXPECT_EQ((*block)->PlannedStrategy(4, DataType::kF32), fresh->chosen);
+  const std::optional<TuneResult> plan = (*block)->Plan();
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->probes[0].ms[0], 1e-6);  // the other probe as it was
+  EXPECT_EQ(plan->probes[1].ms[0], fresh->ms[0]);
+  EXPECT_EQ((*block)->Retime(3, DataType::kF32).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*block)->Retime(1, DataType::kBf16).status().code(), absl::StatusCode::kNotFound);
+  (*block)->SetStrategy(Strategy::kFused);
+  EXPECT_FALSE((*block)->Plan().has_value());
 }
 
 TEST(TuneTest, PlansAValidStrategyForEveryProbeAndUsesIt) {

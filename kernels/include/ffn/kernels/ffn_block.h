@@ -221,6 +221,16 @@ class FfnBlock {
   absl::StatusOr<TuneResult> Tune(int64_t max_m);
   // Makes kAuto run `strategy` at every M (kAuto: back to the untuned rule).
   void SetStrategy(Strategy strategy);
+  // The plan kAuto runs, as Tune() or SetPlan() (or Retime()) left it;
+  // nullopt when the block runs the untuned rule or a fixed strategy.
+  std::optional<TuneResult> Plan() const;
+  // Times unfused and fused again at the plan's probe of m tokens in
+  // `compute` (as Tune() times a point) and swaps the faster in for that
+  // probe: for a plan tuned under noise, or a machine that changed. Safe
+  // while other threads Run (they see the old plan or the new one); both
+  // strategies' weight forms then stay made. Returns the fresh probe;
+  // NOT_FOUND if the plan has no probe at m for `compute`.
+  absl::StatusOr<TuneResult::Probe> Retime(int64_t m, DataType compute);
   // Makes kAuto run the plan a Tune() of an identical block made before (a
   // plan cache): each probe's chosen strategy for its M range. INVALID_ARGUMENT
   // if a probe's m is not positive or its choice is not unfused or fused.
@@ -242,6 +252,9 @@ class FfnBlock {
  private:
   struct Impl;
   explicit FfnBlock(std::unique_ptr<Impl> impl);
+  // Makes `tuned` the plan kAuto runs (SetPlan's checks), leaving Plan()
+  // as it is.
+  absl::Status ApplyPlan(const TuneResult& tuned);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -25,7 +25,6 @@ struct Model {
   Strategy strategy = Strategy::kAuto;  // the configured engine strategy
   bool batch_invariant = false;  // every call runs FfnRun::batch_invariant
   std::string tuning;  // auto: what Tune() measured and chose (for the log)
-  std::optional<TuneResult> plan;  // auto: the plan it runs (tuned or from the cache)
   v1::ModelInfo info;      // what ListModels reports
 };
 
