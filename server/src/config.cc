@@ -177,7 +177,8 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                           "max_tokens_per_request", "max_message_bytes", "max_batch_tokens",
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight", "max_inflight_bytes",
                           "stats_window_seconds", "metrics_address", "http_address", "tls_cert", "tls_key",
-                          "tls_client_ca", "auth_token_file", "strategy", "batch_invariant", "plan_cache"},
+                          "tls_client_ca", "auth_token_file", "strategy", "batch_invariant", "plan_cache",
+                          "plan_check_seconds"},
                          "server");
       !s.ok()) {
     return s;
@@ -200,6 +201,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
   if (s.ok()) s = ReadInt(server, "max_tokens_per_request", "server", 1, kMaxTokensLimit, st.max_tokens_per_request);
   if (s.ok()) s = ReadInt(server, "max_message_bytes", "server", 1024, kMaxMessageBytesLimit, st.max_message_bytes);
   if (s.ok()) s = ReadInt(server, "max_stream_inflight", "server", 1, 1 << 20, st.max_stream_inflight);
+  if (s.ok()) s = ReadInt(server, "plan_check_seconds", "server", 0, 3600, st.plan_check_seconds);
   if (s.ok()) s = ReadInt(server, "max_inflight_bytes", "server", 1 << 20, int64_t{1} << 50, st.max_inflight_bytes);
   if (!s.ok()) return s;
   st.threads = static_cast<int>(threads);

@@ -114,6 +114,11 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
                             .Help("Seconds of engine calls of each expert of a mixture-of-experts "
                                   "model")
                             .Register(r);
+  m->plan_retimes_ = &prometheus::BuildCounter()
+                          .Name("ffn_plan_retimes_total")
+                          .Help("Probes of a tuned model's plan timed again while serving, "
+                                "because served compute stayed above 1.5x the plan")
+                          .Register(r);
   prometheus::BuildGauge()
       .Name("ffn_build_info")
       .Help("Build information; always 1")
@@ -193,6 +198,10 @@ void Metrics::OnBatch(const VariantKey& variant, int64_t tokens) {
   }
   v->batches->Increment();
   v->batch_tokens->Observe(static_cast<double>(tokens));
+}
+
+void Metrics::OnPlanRetime(const std::string& model) {
+  plan_retimes_->Add({{"model", model}}).Increment();
 }
 
 void Metrics::OnExperts(const std::string& model, const std::vector<int64_t>& tokens,

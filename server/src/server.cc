@@ -31,6 +31,7 @@
 #include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/server_builder.h"
 #include "infer_call.h"
+#include "plan_watcher.h"
 #include "spdlog/spdlog.h"
 
 namespace ffn {
@@ -152,6 +153,8 @@ struct FfnServer::Impl {
   std::unique_ptr<KServeServiceImpl> kserve;
   std::unique_ptr<KServeHttpServer> http;  // null without an http_address
   std::unique_ptr<grpc::Server> server;
+  // Last: it reads the registry and the stats until it stops.
+  std::unique_ptr<PlanWatcher> plan_watcher;
   int port = 0;
   absl::Mutex mu;
   bool stopped ABSL_GUARDED_BY(mu) = false;
@@ -273,6 +276,9 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
     }
     impl->http = std::move(*rest);
   }
+  impl->plan_watcher = std::make_unique<PlanWatcher>(
+      *impl->registry, *impl->stats, impl->metrics.get(),
+      absl::Seconds(settings.plan_check_seconds), scheduler_options.threads_per_executor);
   // "" (the whole server) and the service by name, as probes may ask either.
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   impl->server->GetHealthCheckService()->SetServingStatus(v1::FfnService::service_full_name(),
@@ -314,6 +320,7 @@ void FfnServer::Shutdown(std::chrono::milliseconds drain) {
     if (impl_->stopped) return;
     impl_->stopped = true;
   }
+  impl_->plan_watcher->Stop();  // no re-timing while draining
   // Every service NOT_SERVING, and no change after.
   impl_->server->GetHealthCheckService()->Shutdown();
   impl_->kserve->SetReady(false);

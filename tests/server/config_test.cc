@@ -358,6 +358,17 @@ TEST(ConfigTest, BatchInvariantNeedsAnOrderFixedStrategy) {
   EXPECT_TRUE(ServerSettings().batch_invariant);  // on by default
 }
 
+TEST(ConfigTest, PlanCheckSecondsIsBounded) {
+  const std::string model = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                                     "weights: {random: {}}}");
+  EXPECT_EQ(ServerSettings().plan_check_seconds, 10);
+  auto off = ParseConfig("server: {plan_check_seconds: 0}\n" + model, "");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->server.plan_check_seconds, 0);
+  ExpectInvalid("server: {plan_check_seconds: -1}\n" + model,
+                {"server.plan_check_seconds", "must be in [0, 3600]"});
+}
+
 TEST(ConfigTest, SafetensorsWithoutTensors) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, weights: {safetensors: w.st}}"),
                 {"model 'm'.weights", "safetensors needs tensors"});

@@ -427,6 +427,54 @@ TEST(StatsTest, BatchSizeBucketsCarryThePlannedTimeOfTunedModels) {
   }
 }
 
+// A plan whose times the machine cannot meet (here: a cache edited to a
+// microsecond's thousandth) is noticed while serving and its probe re-timed:
+// the plan's time becomes a real one, logged and counted in the metrics.
+TEST(PlanWatcherTest, APlanTheMachineDoesNotMeetIsRetimedWhileServing) {
+  const std::string cache = TempDir() + "/plans.json";
+  const std::string settings = "batch_invariant: false, plan_check_seconds: 1, plan_cache: \"" +
+                               cache + "\", metrics_address: \"127.0.0.1:0\"";
+  StartServer(settings)->Shutdown(std::chrono::seconds(1));  // tunes, writes the cache
+  std::stringstream read;
+  read << std::ifstream(cache).rdbuf();
+  std::string text = read.str();
+  text = std::regex_replace(text, std::regex(R"re(("(un)?fused_ms": )[0-9.e+-]+)re"), "$011e-06");
+  ASSERT_NE(text.find("\"fused_ms\": 1e-06"), std::string::npos) << text;
+  std::ofstream(cache, std::ios::trunc) << text;
+
+  auto server = StartServer(settings);
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::FfnService::NewStub(Channel(server->port()));
+  auto planned_us = [&] {
+    grpc::ClientContext context;
+    v1::GetStatsResponse stats;
+    EXPECT_TRUE(stub->GetStats(&context, {}, &stats).ok());
+    for (const auto& v : stats.variants()) {
+      if (v.variant().model() != "plain" || v.batch_sizes_size() == 0) continue;
+      return v.batch_sizes(0).planned_us();
+    }
+    return -1.0;
+  };
+  double first = -1, now = -1;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < give_up) {
+    for (int i = 0; i < 20; ++i) {
+      grpc::ClientContext context;
+      v1::InferResponse response;
+      ASSERT_TRUE(stub->Infer(&context, Request("plain", 1, 32, "", i), &response).ok());
+    }
+    now = planned_us();
+    if (first < 0) first = now;
+    if (now > 0.1) break;  // re-timed: a real call takes microseconds at least
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NEAR(first, 0.001, 1e-9) << "the edited plan: 1e-6 ms";
+  EXPECT_GT(now, 0.1) << "not re-timed within 30 s";
+  EXPECT_GE(Sample(Scrape(server->metrics_port()), "ffn_plan_retimes_total", {{"model", "plain"}}),
+            1);
+  server->Shutdown(std::chrono::seconds(1));
+}
+
 TEST(IdleMemoryTest, TrimsOncePerQuietSpellAndNeverWhileRequestsArrive) {
   auto server = StartServer("");
   ASSERT_NE(server, nullptr);

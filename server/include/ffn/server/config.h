@@ -133,6 +133,10 @@ struct ServerSettings {
   // JSON file of tuned plans (PlanCache): read at start, written after
   // tuning a model it lacked. Empty: tune at every start.
   std::string plan_cache;
+  // Every this many seconds, tuned models' served compute is compared with
+  // their plan, and a probe whose served time stayed above 1.5x the plan for
+  // three checks running is timed again (PlanWatcher). 0: never.
+  int64_t plan_check_seconds = 10;
   // Requests one InferStream call may have in flight before the server stops
   // reading from it.
   int64_t max_stream_inflight = 256;

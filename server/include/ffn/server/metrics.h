@@ -70,6 +70,8 @@ class Metrics {
                  const std::vector<double>& seconds) ABSL_LOCKS_EXCLUDED(mu_);
   void SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A probe of `model`'s plan was timed again while serving (PlanWatcher).
+  void OnPlanRetime(const std::string& model);
 
  private:
   struct VariantMetrics;
@@ -89,6 +91,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* queue_tokens_ = nullptr;
   prometheus::Family<prometheus::Counter>* expert_tokens_ = nullptr;
   prometheus::Family<prometheus::Counter>* expert_seconds_ = nullptr;
+  prometheus::Family<prometheus::Counter>* plan_retimes_ = nullptr;
   // (model, expert) -> its two counters.
   std::map<std::pair<std::string, int64_t>, std::pair<prometheus::Counter*, prometheus::Counter*>>
       experts_ ABSL_GUARDED_BY(mu_);
