@@ -181,7 +181,7 @@ std::vector<inference::ModelStatistics> StatisticsOf(const LoadPlan& plan) {
     request.set_name(v.model);
     inference::ModelStatisticsResponse response;
     grpc::ClientContext context;
-    SetTimeout(context, plan.options.timeout_seconds);
+    SetTimeout(context, plan.options.SetupTimeout());
     if (!plan.endpoints[0].v2_stub->ModelStatistics(&context, request, &response).ok() ||
         response.model_stats_size() == 0) {
       return {};

@@ -23,7 +23,7 @@ absl::StatusOr<std::vector<v1::ModelInfo>> ListFromAny(const LoadPlan& plan) {
   const size_t targets = plan.options.targets.size();
   absl::Status last;
   for (size_t t = 0; t < targets; ++t) {
-    auto models = ListModels(*plan.endpoints[t].stub, plan.options.timeout_seconds);
+    auto models = ListModels(*plan.endpoints[t].stub, plan.options.SetupTimeout());
     if (models.ok()) return models;
     last = models.status();
     failures.push_back(absl::StrCat(plan.options.targets[t], ": ", StatusCodeName(last.code()),
@@ -60,7 +60,7 @@ absl::Status BuildV2Variants(LoadPlan& plan, std::vector<uint64_t>& weights) {
     absl::Status last;
     std::optional<V2Model> model;
     for (size_t t = 0; t < o.targets.size() && !model; ++t) {
-      auto described = DescribeV2Model(*plan.endpoints[t].v2_stub, name, o.timeout_seconds);
+      auto described = DescribeV2Model(*plan.endpoints[t].v2_stub, name, o.SetupTimeout());
       if (described.ok()) {
         model = *described;
       } else {

@@ -257,19 +257,29 @@ TEST(MetricsTest, PrometheusEndpointCountsRequestsBatchesAndErrors) {
 }
 
 TEST(MetricsTest, ExpiryInTheQueueIsCountedAsDeadlineExceeded) {
-  auto server = StartServer("metrics_address: \"127.0.0.1:0\"");
-  ASSERT_NE(server, nullptr);
+  // "slow" here computes one token per 300 ms batch: the second request
+  // arrives well within its 100 ms deadline (even under a sanitizer on a
+  // busy machine) and expires in the queue behind the first.
+  auto config = ParseConfig(R"(
+server: {address: "127.0.0.1:0", metrics_address: "127.0.0.1:0"}
+models:
+  - {name: slow, d_model: 8, d_ff: 16, activation: relu, debug_delay_us: 300000,
+     batching: {max_batch_tokens: 1}, weights: {random: {seed: 13}}}
+)",
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto started = FfnServer::Start(*config);
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<FfnServer> server = std::move(*started);
   auto stub = v1::FfnService::NewStub(Channel(server->port()));
-  // "slow" computes one token per 30 ms batch: the second request waits in
-  // the queue until after its 5 ms deadline.
   std::thread busy([&] {
     grpc::ClientContext context;
     v1::InferResponse response;
     EXPECT_TRUE(stub->Infer(&context, Request("slow", 1, 8, "", 1), &response).ok());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(5));
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   v1::InferResponse response;
   EXPECT_EQ(stub->Infer(&context, Request("slow", 1, 8, "", 2), &response).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);

@@ -30,6 +30,7 @@
 #ifndef FFN_CLIENT_LOAD_H_
 #define FFN_CLIENT_LOAD_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -71,6 +72,11 @@ struct LoadOptions {
   std::string tokens = "1";      // per request; see TokenDistribution::Parse
   uint64_t seed = 0;             // inputs, token sizes and Poisson arrivals
   double timeout_seconds = 30;   // per call
+  // Deadline of the calls that set a run up and read the server's figures
+  // (ListModels, ModelMetadata, ModelStatistics): at least this, whatever a
+  // short per-call timeout asks of the measured calls.
+  static constexpr double kSetupTimeoutSeconds = 30;
+  double SetupTimeout() const { return std::max(timeout_seconds, kSetupTimeoutSeconds); }
   ChannelSecurity security;      // TLS and bearer token, the same for every target
   // kV2: ModelInfer (with `stream`, ModelStreamInfer) of the Open Inference
   // Protocol; `variants` then names v2 models (NAME[=WEIGHT],...), described
