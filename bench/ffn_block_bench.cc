@@ -1,6 +1,7 @@
 // FfnBlock speed: one engine call per iteration, for the default shapes and
 // LLaMA-7B's FFN, every activation, f32 and bf16 compute, each strategy
-// (unfused, postops, fused; names end in /<dtype>/<strategy>), M = 1 … 512, next
+// (unfused, postops, fused; names end in /<dtype>/<strategy>) and int8
+// weights (/int8/served), M = 1 … 512, next
 // to the machine's measured limits (a large oneDNN matmul of each dtype, and
 // memcpy bandwidth), and to the two matmuls alone ("identity": no epilogue),
 // so the activation's cost is visible.
@@ -43,13 +44,16 @@ constexpr Shape kShapes[] = {
     {"llama-7b", FfnKind::kGated, 4096, 11008, 3},
 };
 
-const FfnBlock& Block(const Shape& shape) {
-  static std::unique_ptr<FfnBlock> blocks[std::size(kShapes)];
+// The shape's block, its matrices kept as given (f32) or quantized to int8.
+const FfnBlock& Block(const Shape& shape, Quantization quantization) {
+  static std::unique_ptr<FfnBlock> blocks[2][std::size(kShapes)];
   const size_t i = static_cast<size_t>(&shape - kShapes);
-  if (blocks[i] == nullptr) {
-    blocks[i] = *FfnBlock::Create(RandomFfnWeights(shape.kind, shape.d_model, shape.d_ff, shape.seed));
+  std::unique_ptr<FfnBlock>& block = blocks[quantization == Quantization::kInt8][i];
+  if (block == nullptr) {
+    block = *FfnBlock::Create(RandomFfnWeights(shape.kind, shape.d_model, shape.d_ff, shape.seed),
+                              {}, quantization);
   }
-  return *blocks[i];
+  return *block;
 }
 
 // The best of a few runs of a 2048³ oneDNN matmul of `type`, in GFLOP/s.
@@ -117,8 +121,9 @@ double ReadGBps() {
 }
 
 void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activation, DataType compute,
-                 Strategy strategy, bool batch_invariant, bool identity) {
-  const FfnBlock& block = Block(*shape);
+                 Strategy strategy, bool batch_invariant, bool identity,
+                 Quantization quantization) {
+  const FfnBlock& block = Block(*shape, quantization);
   const int64_t m = state.range(0);
   std::vector<float> x(static_cast<size_t>(m * block.d_model()));
   std::vector<float> y(x.size());
@@ -139,7 +144,9 @@ void BM_FfnBlock(benchmark::State& state, const Shape* shape, Activation activat
       benchmark::Counter(static_cast<double>(m), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["peak_GFLOPs"] = MatmulPeakGflops(compute);
   if (m <= 8) {
-    const double weight_bytes = flops / (2.0 * m) * (compute == DataType::kBf16 ? 2.0 : 4.0);
+    const double weight_bytes =
+        flops / (2.0 * m) *
+        (quantization == Quantization::kInt8 ? 1.0 : compute == DataType::kBf16 ? 2.0 : 4.0);
     state.counters["weight_GBps"] =
         benchmark::Counter(weight_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["copy_GBps"] = CopyGBps();
@@ -168,10 +175,20 @@ int Register() {
           const std::string label = std::string(shape.name) + "/" + name + "/" +
                                     DataTypeName(compute) + "/" + path;
           auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
-                                                 compute, strategy, invariant, identity);
+                                                 compute, strategy, invariant, identity,
+                                                 Quantization::kNone);
           b->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
         }
       }
+    }
+    // int8 weights (quantization: int8): one path at every M; "identity"
+    // times the integer matmuls without the activation.
+    for (const auto& [name, activation] : runs) {
+      const std::string label = std::string(shape.name) + "/" + name + "/int8/served";
+      auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_FfnBlock, &shape, activation,
+                                             DataType::kF32, Strategy::kAuto, true,
+                                             name == "identity", Quantization::kInt8);
+      b->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(32)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }
   return 0;

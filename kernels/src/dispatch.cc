@@ -87,6 +87,10 @@ const KernelTable& ActiveKernelTable() {
         t.small_m.bf16 = SmallMPackedBf16;
         t.small_m_native_bf16 = true;
       }
+      if (__builtin_cpu_supports("avx512vnni")) {
+        t.small_m.int8 = SmallMPackedInt8;
+        t.small_m_native_int8 = true;
+      }
     }
     return t;
   }();

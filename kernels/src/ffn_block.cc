@@ -53,8 +53,8 @@ void NormRows(NormKind norm, float eps, const std::vector<float>& gamma,
 
 struct FfnBlock::Impl {
   // A dense block.
-  Impl(FfnWeights w, const ActivationParams& p)
-      : dense(std::make_unique<const PreparedWeights>(std::move(w), p)) {}
+  Impl(FfnWeights w, const ActivationParams& p, bool int8)
+      : dense(std::make_unique<const PreparedWeights>(std::move(w), p, int8)) {}
   // A mixture of experts: `outer` without matrices.
   Impl(FfnWeights outer, const ActivationParams& p, std::unique_ptr<MoeLayer> layer)
       : moe_outer(std::move(outer)), moe_params(p), moe(std::move(layer)) {}
@@ -71,17 +71,36 @@ struct FfnBlock::Impl {
 
   const FfnWeights& weights() const { return dense ? dense->weights() : moe_outer; }
   Activation representative() const { return RepresentativeActivation(weights().kind); }
+  bool int8() const { return dense && dense->int8(); }
 };
+
+const char* QuantizationName(Quantization quantization) {
+  return quantization == Quantization::kInt8 ? "int8" : "none";
+}
+
+std::optional<Quantization> ParseQuantization(std::string_view name) {
+  for (Quantization q : {Quantization::kNone, Quantization::kInt8}) {
+    if (name == QuantizationName(q)) return q;
+  }
+  return std::nullopt;
+}
 
 FfnBlock::FfnBlock(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FfnBlock::~FfnBlock() = default;
 
 absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
-                                                           ActivationParams params) {
+                                                           ActivationParams params,
+                                                           Quantization quantization) {
   RETURN_IF_ERROR(weights.Validate());
+  const bool int8 = quantization == Quantization::kInt8;
+  if (int8 && std::max(weights.d_model, weights.d_ff) > kInt8MaxDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "int8 takes d_model and d_ff up to ", kInt8MaxDepth, " (its int32 sums would overflow); got ",
+        weights.d_model, " and ", weights.d_ff));
+  }
   try {
     return std::unique_ptr<FfnBlock>(
-        new FfnBlock(std::make_unique<Impl>(std::move(weights), params)));
+        new FfnBlock(std::make_unique<Impl>(std::move(weights), params, int8)));
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of memory for the packed weights");
   }
@@ -106,6 +125,9 @@ FfnWeights FfnBlock::UnpackedWeights() const {
 }
 DataType FfnBlock::MatrixType() const {
   return impl_->dense ? impl_->dense->stored() : impl_->moe->expert(0).MatrixType();
+}
+Quantization FfnBlock::quantization() const {
+  return impl_->int8() ? Quantization::kInt8 : Quantization::kNone;
 }
 const ActivationParams& FfnBlock::params() const {
   return impl_->dense ? impl_->dense->params() : impl_->moe->expert(0).params();
@@ -221,6 +243,9 @@ absl::StatusOr<TuneResult> FfnBlock::Tune(int64_t max_m) {
         "a mixture-of-experts block is not tuned: its experts run batch-invariant, or the "
         "untuned rule");
   }
+  if (impl_->int8()) {
+    return absl::FailedPreconditionError("an int8 block is not tuned: it runs one path at every M");
+  }
   const Activation activation = impl_->representative();
   ASSIGN_OR_RETURN(TuneResult tuned,
                    MeasureStrategies(max_m, d_model(), activation,
@@ -255,6 +280,13 @@ absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType comp
     ASSIGN_OR_RETURN(std::string each, expert(0).ImplementationFor(m, compute, batch_invariant));
     return absl::StrCat("mixture of ", num_experts(), " experts, top ", moe()->top_k,
                         shared_expert() != nullptr ? " + a shared expert" : "", "; each: ", each);
+  }
+  if (impl_->int8()) {
+    return absl::StrCat("int8: ffnserve ",
+                        ActiveKernelTable().small_m_native_int8 ? "avx512-vnni" : "portable",
+                        " u8 x s8 -> int32 dot products, per-token and per-channel scales, in "
+                        "chunks of up to ",
+                        kInvariantChunkTokens, " tokens");
   }
   if (batch_invariant) {
     return absl::StrCat("fused, batch-invariant: ffnserve ",
@@ -306,13 +338,17 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
         absl::StrCat("the activation segments cover ", covered, " rows; the call has ", m));
   }
   const Activation first = segments.front().activation;
+  if (impl_->int8() && run.strategy != Strategy::kAuto && run.strategy != Strategy::kFused) {
+    return absl::InvalidArgumentError(absl::StrCat("an int8 model runs its int8 path; strategy ",
+                                                   StrategyName(run.strategy), " needs f32 or bf16 weights"));
+  }
   if (run.batch_invariant && run.strategy != Strategy::kAuto && run.strategy != Strategy::kFused) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a batch-invariant call runs the fused strategy; ", StrategyName(run.strategy),
         " sums in an order that depends on the token count"));
   }
   const Strategy strategy =
-      run.batch_invariant || impl_->moe
+      run.batch_invariant || impl_->moe || impl_->int8()
           ? Strategy::kFused
           : impl_->plan.Resolve(run.strategy, m, run.compute, first, params());
   if (!impl_->moe && strategy == Strategy::kPostops && segments.size() > 1) {
@@ -384,23 +420,28 @@ absl::Status FfnBlock::Run(const FfnRun& run) const {
                                                 scratch.row_activation.begin() + m);
       RETURN_IF_ERROR(impl_->moe->Run(run, activations.data(), x_f32, m, y_out));
     } else {
-    // The source in the compute type.
-    if (x_type != run.compute) {
-      void* converted = run.compute == DataType::kBf16
+    // The source in the compute type (int8 models quantize f32 tokens).
+    const DataType compute = impl_->int8() ? DataType::kF32 : run.compute;
+    if (x_type != compute) {
+      void* converted = compute == DataType::kBf16
                             ? static_cast<void*>(Scratch::Get(scratch.x_bf16, io_size))
                             : static_cast<void*>(Scratch::Get(scratch.x_f32, io_size));
-      ConvertRows(stream, x, x_type, converted, run.compute, m, d_model);
+      ConvertRows(stream, x, x_type, converted, compute, m, d_model);
       stream.wait();
       x = converted;
     }
     const CoreCall core{*impl_->dense, impl_->matmuls, ActiveKernelTable(), scratch.row_activation.data(), first,
-                        run.compute,    x,              m,                   y_out,
+                        compute,        x,              m,                   y_out,
                         run.skip_epilogue_for_timing, run.batch_invariant};
-    switch (strategy) {
-      case Strategy::kUnfused: RunUnfused(core, scratch, stream); break;
-      case Strategy::kPostops: RunPostops(core, scratch, stream); break;
-      case Strategy::kFused:
-      case Strategy::kAuto: RunFused(core, scratch, stream); break;
+    if (impl_->int8()) {
+      RunInt8(core, scratch);
+    } else {
+      switch (strategy) {
+        case Strategy::kUnfused: RunUnfused(core, scratch, stream); break;
+        case Strategy::kPostops: RunPostops(core, scratch, stream); break;
+        case Strategy::kFused:
+        case Strategy::kAuto: RunFused(core, scratch, stream); break;
+      }
     }
     stream.wait();
     }

@@ -7,6 +7,8 @@
 // that came in bf16 serve f32 compute from their bf16 packs (the f32 tokens
 // on bf16 weights kernel: exact), so a batch-invariant model of a bf16
 // checkpoint holds its matrices once, in bf16. Making a form is thread-safe.
+// An int8 model keeps only its int8 form (Int8Up/Int8Down): quantized at
+// construction, the f32/bf16 forms are never made.
 #ifndef FFN_KERNELS_SRC_PREPARED_WEIGHTS_H_
 #define FFN_KERNELS_SRC_PREPARED_WEIGHTS_H_
 
@@ -29,7 +31,8 @@ class PreparedWeights {
   // copy, so weights().w1, wg, wu, w2 (and their bf16 twins) are left empty.
   // An empty prelu_alpha becomes PyTorch's default {0.25};
   // params().prelu_alpha points into weights().prelu_alpha.
-  PreparedWeights(FfnWeights weights, const ActivationParams& params);
+  // int8: keep the matrices quantized (Int8Up, Int8Down) instead.
+  PreparedWeights(FfnWeights weights, const ActivationParams& params, bool int8 = false);
   PreparedWeights(const PreparedWeights&) = delete;
   PreparedWeights& operator=(const PreparedWeights&) = delete;
 
@@ -37,8 +40,9 @@ class PreparedWeights {
   const ActivationParams& params() const { return params_; }
   int64_t d_model() const { return weights_.d_model; }
   int64_t d_ff() const { return weights_.d_ff; }
-  // The type the matrices are kept in.
+  // The type the matrices came in (and are kept in, unless int8()).
   DataType stored() const { return stored_; }
+  bool int8() const { return int8_; }
 
   // Geometry. Gated first-matmul weights are [Wg_0; Wu_0; Wg_1; Wu_1; ...]
   // by blocks of kColumnBlock columns of d_ff, so one GEMM over a block
@@ -72,7 +76,22 @@ class PreparedWeights {
   };
   SmallMPacks SmallM(DataType compute) const;
 
-  // The matrices back in f32 and nn.Linear layout (gated: wg and wu apart),
+  // One matrix of an int8 model: each row quantized symmetrically,
+  // q = round(w / scale) in [-127, 127] with scale = max|w| / 127 (0 for a
+  // row of zeros), packed in k quads for SmallMPackedInt8; row_sum[r] =
+  // Σ_k q[r, k], which corrects the sums for the tokens' u8 offset.
+  struct Int8Matrix {
+    std::vector<int8_t> packed;
+    std::vector<float> scale;
+    std::vector<int32_t> row_sum;
+  };
+  // The first matmul's [up_cols, d_model] (gated: interleaved as above) and
+  // the second's [d_model, d_ff]; int8() models only.
+  const Int8Matrix& Int8Up() const { return int8_up_; }
+  const Int8Matrix& Int8Down() const { return int8_down_; }
+
+  // The matrices back in f32 and nn.Linear layout (int8: dequantized, the
+  // values the engine multiplies by) (gated: wg and wu apart),
   // as FfnWeights; allocates.
   FfnWeights Unpacked() const;
   // Bytes of every form made so far (the packed copy, and the forms made
@@ -92,6 +111,8 @@ class PreparedWeights {
   FfnWeights weights_;
   ActivationParams params_;
   DataType stored_ = DataType::kF32;
+  bool int8_ = false;
+  Int8Matrix int8_up_, int8_down_;
   mutable Pair<float> packed_f32_, rows_f32_;
   mutable Pair<uint16_t> packed_bf16_, rows_bf16_;
   mutable std::atomic<size_t> bytes_{0};

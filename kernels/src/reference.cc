@@ -182,7 +182,7 @@ std::vector<double> ReferenceMoe(const MoeWeights& weights, Activation activatio
 
 ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference) {
   ReferenceComparison c;
-  double sum_sq = 0;
+  double sum_sq = 0, error_sq = 0;
   for (double v : reference) sum_sq += v * v;
   c.rms_reference = reference.empty() ? 0.0 : std::sqrt(sum_sq / reference.size());
   for (size_t i = 0; i < reference.size(); ++i) {
@@ -195,7 +195,10 @@ ReferenceComparison CompareToReference(const float* y, const std::vector<double>
       c.worst_index = static_cast<int64_t>(i);
     }
     if (std::isnan(err) || err > c.max_abs_error) c.max_abs_error = std::isnan(err) ? INFINITY : err;
+    error_sq += err * err;
   }
+  c.relative_frobenius = sum_sq > 0 ? std::sqrt(error_sq / sum_sq) : (error_sq > 0 ? INFINITY : 0.0);
+  if (std::isnan(error_sq)) c.relative_frobenius = INFINITY;
   return c;
 }
 

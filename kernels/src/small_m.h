@@ -38,25 +38,44 @@ void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint
 void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
                                 const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
                                 float* y, int64_t y_stride);
+// Integer sums for int8 weights (AVX512-VNNI, VPDPBUSD): y[r, j] =
+// Σ_k x[r, k] · w[16·group0 + j, k] with u8 tokens and s8 weights packed as
+// 16 rows × a k quad per vector, summed exactly in int32 (|sum| < 2^31 for
+// k < 66,000), so every path and every token count gives the same integers.
+// x rows are read up to k rounded up to 4 (the padding meets zero weights).
+void SmallMPackedInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed,
+                      int64_t k, int64_t group0, int64_t n, int32_t* y, int64_t y_stride);
+
+// Values of one row per k step of a packed group (one 32-bit lane): f32 1,
+// bf16 a pair, int8 a quad.
+template <typename T>
+constexpr int64_t kStepValues = 4 / static_cast<int64_t>(sizeof(T));
+// k rounded up to whole steps.
+template <typename T>
+constexpr int64_t PaddedK(int64_t k) {
+  return (k + kStepValues<T> - 1) / kStepValues<T> * kStepValues<T>;
+}
+// Where value i of lane `lane` sits in its group: [k/P][16][P] for P values
+// per step.
+template <typename T>
+constexpr int64_t PackedAt(int64_t lane, int64_t i) {
+  constexpr int64_t p = kStepValues<T>;
+  return (i / p) * p * kPackRows + lane * p + i % p;
+}
 
 // Packs an [n, k] matrix for SmallMPacked*, zero-padded to whole groups of
-// 16 rows (and, for bf16, to whole k pairs); row_at(r) gives row r's k
-// values. Plain C++: callable on any CPU.
+// 16 rows (and to whole k steps); row_at(r) gives row r's k values. Plain
+// C++: callable on any CPU.
 template <typename T, typename RowAt>
 std::vector<T> PackRowsFrom(RowAt row_at, int64_t n, int64_t k) {
-  const bool pairs = sizeof(T) == 2;
-  const int64_t kk = pairs ? (k + 1) / 2 * 2 : k;  // padded k
+  const int64_t kk = PaddedK<T>(k);
   const int64_t groups = (n + kPackRows - 1) / kPackRows;
   std::vector<T> out(static_cast<size_t>(groups * kPackRows * kk), T{0});
   for (int64_t row = 0; row < n; ++row) {
     const int64_t g = row / kPackRows, lane = row % kPackRows;
     T* base = out.data() + g * kPackRows * kk;
     const T* w = row_at(row);
-    for (int64_t i = 0; i < k; ++i) {
-      // f32: [k][16]; bf16: [k/2][16][2].
-      const int64_t at = pairs ? (i / 2) * 2 * kPackRows + lane * 2 + i % 2 : i * kPackRows + lane;
-      base[at] = w[i];
-    }
+    for (int64_t i = 0; i < k; ++i) base[PackedAt<T>(lane, i)] = w[i];
   }
   return out;
 }
@@ -71,15 +90,13 @@ std::vector<T> PackRows(const T* w, int64_t n, int64_t k) {
 // (bf16 → f32 exactly, f32 → bf16 rounded to nearest even).
 template <typename U, typename T>
 std::vector<U> UnpackRows(const T* packed, int64_t n, int64_t k) {
-  const bool pairs = sizeof(T) == 2;
-  const int64_t kk = pairs ? (k + 1) / 2 * 2 : k;
+  const int64_t kk = PaddedK<T>(k);
   std::vector<U> out(static_cast<size_t>(n * k));
   for (int64_t row = 0; row < n; ++row) {
     const int64_t g = row / kPackRows, lane = row % kPackRows;
     const T* base = packed + g * kPackRows * kk;
     for (int64_t i = 0; i < k; ++i) {
-      const int64_t at = pairs ? (i / 2) * 2 * kPackRows + lane * 2 + i % 2 : i * kPackRows + lane;
-      const T v = base[at];
+      const T v = base[PackedAt<T>(lane, i)];
       U& o = out[static_cast<size_t>(row * k + i)];
       if constexpr (sizeof(U) == sizeof(T)) {
         o = v;

@@ -13,6 +13,6 @@ namespace {
 #undef MULTIPLY_ADD
 }  // namespace
 
-SmallMKernels Avx2SmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights}; }
+SmallMKernels Avx2SmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8}; }
 
 }  // namespace ffn

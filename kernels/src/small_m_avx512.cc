@@ -1,5 +1,6 @@
-// The small-M dot-product kernels (small_m.h) for AVX-512 and AVX512-BF16.
-// Compiled with those -m flags only; dispatch checks the CPU first.
+// The small-M dot-product kernels (small_m.h) for AVX-512, AVX512-BF16 and
+// AVX512-VNNI. Compiled with those -m flags only; dispatch checks the CPU
+// for each kernel's extension first.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -89,6 +90,32 @@ struct PackedF32Bf16Weights {
   }
   static __m512 Madd(__m512 acc, W w, X x) {
     return _mm512_fmadd_ps(x.odd, w.odd, _mm512_fmadd_ps(x.even, w.even, acc));
+  }
+};
+
+// u8 tokens, s8 weights: VPDPBUSD sums a k quad of 16 rows into 16 int32
+// lanes, exactly. The accumulators are int32 lanes carried in __m512 (the
+// tile below is written for floats; the casts cost nothing) and stored as
+// int32 bits. Tokens are read in whole quads (x padded to PaddedK), so there
+// is no partial last step.
+struct PackedInt8 {
+  using T = int8_t;
+  using XT = uint8_t;
+  using W = __m512;
+  using X = __m512;
+  static constexpr int64_t kStepElems = 64;
+  static int64_t Steps(int64_t k) { return (k + 3) / 4; }
+  static int64_t FullSteps(int64_t k) { return Steps(k); }
+  static __m512 LoadW(const int8_t* w) { return _mm512_castsi512_ps(_mm512_loadu_si512(w)); }
+  static __m512 Broadcast(const uint8_t* x, int64_t step) {
+    int32_t quad;
+    std::memcpy(&quad, x + 4 * step, sizeof(quad));
+    return _mm512_castsi512_ps(_mm512_set1_epi32(quad));
+  }
+  static __m512 BroadcastLast(const uint8_t* x, int64_t step, int64_t) { return Broadcast(x, step); }
+  static __m512 Madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_castsi512_ps(_mm512_dpbusd_epi32(_mm512_castps_si512(acc), _mm512_castps_si512(x),
+                                                   _mm512_castps_si512(w)));
   }
 };
 
@@ -206,6 +233,13 @@ void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
                                 const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
                                 float* y, int64_t y_stride) {
   PackedDot<PackedF32Bf16Weights>(x, x_stride, m, packed, k, group0, n, y, y_stride);
+}
+
+void SmallMPackedInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed,
+                      int64_t k, int64_t group0, int64_t n, int32_t* y, int64_t y_stride) {
+  // The int32 sums travel as float bits through the tile's stores.
+  PackedDot<PackedInt8>(x, x_stride, m, packed, k, group0, n, reinterpret_cast<float*>(y),
+                        y_stride);
 }
 
 }  // namespace ffn

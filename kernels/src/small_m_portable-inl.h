@@ -69,3 +69,28 @@ void PortableF32Bf16Weights(const float* x, int64_t x_stride, int64_t m, const u
                             int64_t k, int64_t group0, int64_t n, float* y, int64_t y_stride) {
   PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32, WidenBf16);
 }
+
+// u8 tokens on s8 weights packed in k quads: exact int32 sums, the same
+// integers as the AVX512-VNNI kernel (x rows read up to k rounded up to 4).
+void PortableInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed, int64_t k,
+                  int64_t group0, int64_t n, int32_t* y, int64_t y_stride) {
+  const int64_t kk = (k + 3) / 4 * 4;
+  const int64_t group_size = kk * kPackRows;
+  const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int8_t* w = packed + (group0 + g) * group_size;
+    const int64_t rows = std::min<int64_t>(kPackRows, n - g * kPackRows);
+    for (int64_t r = 0; r < m; ++r) {
+      const uint8_t* xr = x + r * x_stride;
+      int32_t acc[kPackRows] = {};
+      for (int64_t s = 0; s < kk; s += 4) {
+        const int8_t* ws = w + s * kPackRows;
+        for (int64_t l = 0; l < kPackRows; ++l) {
+          for (int64_t q = 0; q < 4; ++q) acc[l] += int32_t{xr[s + q]} * int32_t{ws[4 * l + q]};
+        }
+      }
+      int32_t* yr = y + r * y_stride + g * kPackRows;
+      for (int64_t l = 0; l < rows; ++l) yr[l] = acc[l];
+    }
+  }
+}

@@ -12,6 +12,6 @@ namespace {
 #undef MULTIPLY_ADD
 }  // namespace
 
-SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights}; }
+SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8}; }
 
 }  // namespace ffn

@@ -1,0 +1,231 @@
+// int8 models (Quantization::kInt8): the integer kernels give exact sums on
+// every ISA, the block's answers stay within the stated int8 tolerance of
+// the fp64 reference, do not depend on the batch, keep a NaN token to
+// itself, and hold half the bytes of bf16.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "dispatch.h"
+#include "ffn/kernels/ffn_block.h"
+#include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/reference.h"
+#include "gtest/gtest.h"
+#include "small_m.h"
+
+namespace ffn {
+namespace {
+
+struct Int8Table {
+  std::string name;
+  SmallMInt8Kernel kernel;
+};
+
+std::vector<Int8Table> Int8Tables() {
+  std::vector<Int8Table> tables = {{"scalar", ScalarSmallMKernels().int8}};
+  for (Isa isa : SupportedIsas()) {
+    if (isa == Isa::kAvx2) tables.push_back({"avx2", Avx2SmallMKernels().int8});
+  }
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) {
+    tables.push_back({"avx512-vnni", SmallMPackedInt8});
+  } else {
+    std::printf("[ SKIPPED  ] the AVX512-VNNI kernel: this CPU has no AVX512-VNNI\n");
+  }
+  return tables;
+}
+
+std::vector<float> Tokens(int64_t m, int64_t d_model, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * d_model));
+  for (float& v : x) v = dist(rng);
+  return x;
+}
+
+// Every kernel against a plain integer loop: the same int32 sums, for k not
+// a multiple of 4, n not a multiple of 16, token groups of every size and
+// the extremes of u8 and s8.
+TEST(Int8KernelTest, SumsAreExactOnEveryIsa) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-127, 127);
+  for (int64_t k : {1, 3, 4, 37, 768}) {
+    for (int64_t n : {1, 16, 45}) {
+      std::vector<int8_t> w(static_cast<size_t>(n * k));
+      for (int8_t& v : w) v = static_cast<int8_t>(s8(rng));
+      w[0] = -127;
+      const std::vector<int8_t> packed = PackRows(w.data(), n, k);
+      for (int64_t m : {1, 5, 8, 13}) {
+        const int64_t stride = PaddedK<int8_t>(k);
+        std::vector<uint8_t> x(static_cast<size_t>(m * stride), 128);
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t i = 0; i < k; ++i)
+            x[static_cast<size_t>(r * stride + i)] = static_cast<uint8_t>(u8(rng));
+        }
+        x[0] = 255;
+        std::vector<int32_t> expected(static_cast<size_t>(m * n));
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t j = 0; j < n; ++j) {
+            int32_t sum = 0;
+            for (int64_t i = 0; i < k; ++i) {
+              sum += int32_t{x[static_cast<size_t>(r * stride + i)]} *
+                     int32_t{w[static_cast<size_t>(j * k + i)]};
+            }
+            expected[static_cast<size_t>(r * n + j)] = sum;
+          }
+        }
+        for (const Int8Table& t : Int8Tables()) {
+          std::vector<int32_t> y(expected.size(), -1);
+          t.kernel(x.data(), stride, m, packed.data(), k, 0, n, y.data(), n);
+          EXPECT_EQ(y, expected) << t.name << " m=" << m << " k=" << k << " n=" << n;
+        }
+      }
+    }
+  }
+}
+
+TEST(Int8KernelTest, PackingRoundTrips) {
+  std::vector<int8_t> w(19 * 13);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i % 255) - 127);
+  const std::vector<int8_t> packed = PackRows(w.data(), 19, 13);
+  EXPECT_EQ(packed.size(), size_t{32 * 16});  // 2 groups of 16 rows × 16 (13 padded to quads)
+  EXPECT_EQ((UnpackRows<int8_t, int8_t>(packed.data(), 19, 13)), w);
+}
+
+struct Int8Case {
+  FfnKind kind;
+  Activation activation;
+  int64_t d_model, d_ff;
+};
+
+std::unique_ptr<FfnBlock> Int8Block(const Int8Case& c, uint64_t seed) {
+  auto block =
+      FfnBlock::Create(RandomFfnWeights(c.kind, c.d_model, c.d_ff, seed), {}, Quantization::kInt8);
+  EXPECT_TRUE(block.ok()) << block.status();
+  return block.ok() ? std::move(*block) : nullptr;
+}
+
+const Int8Case kCases[] = {
+    {FfnKind::kPlain, Activation::kGelu, 768, 3072},
+    {FfnKind::kPlain, Activation::kRelu, 130, 300},
+    {FfnKind::kGated, Activation::kSwiglu, 256, 700},
+    {FfnKind::kGated, Activation::kGeglu, 96, 260},
+};
+
+// Against the fp64 reference on the original (unquantized) weights: the
+// tolerance docs/ACCURACY.md states, in both compute dtypes and y types.
+TEST(Int8BlockTest, WithinTheInt8ToleranceOfFp64) {
+  for (const Int8Case& c : kCases) {
+    const FfnWeights original = RandomFfnWeights(c.kind, c.d_model, c.d_ff, 3);
+    auto block = Int8Block(c, 3);
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(block->quantization(), Quantization::kInt8);
+    for (int64_t m : {1, 7, 64}) {
+      const std::vector<float> x = Tokens(m, c.d_model, 11);
+      const std::vector<double> ref =
+          ReferenceFfn(original, c.activation, block->params(), x.data(), m);
+      for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+        std::vector<float> y(x.size());
+        ASSERT_TRUE(block
+                        ->Run({c.activation, compute, x.data(), DataType::kF32, m, y.data(),
+                               DataType::kF32})
+                        .ok());
+        const ReferenceComparison cmp = CompareToReference(y.data(), ref);
+        EXPECT_TRUE(cmp.within(kInt8CheckTolerance) &&
+                    cmp.relative_frobenius <= kInt8FrobeniusTolerance)
+            << ActivationName(c.activation) << " m=" << m << " scaled " << cmp.max_scaled_error
+            << " frobenius " << cmp.relative_frobenius;
+        std::printf("%s %ldx%ld m=%ld: scaled %.3g, frobenius %.3g\n",
+                    std::string(ActivationName(c.activation)).c_str(), static_cast<long>(c.d_model),
+                    static_cast<long>(c.d_ff), static_cast<long>(m), cmp.max_scaled_error,
+                    cmp.relative_frobenius);
+      }
+    }
+  }
+}
+
+// A token alone and as any row of calls of every size: the same bits.
+TEST(Int8BlockTest, AnswersAreBatchInvariant) {
+  for (const Int8Case& c : kCases) {
+    auto block = Int8Block(c, 5);
+    ASSERT_NE(block, nullptr);
+    const int64_t largest = 512;
+    const std::vector<float> x = Tokens(largest, c.d_model, 13);
+    std::vector<float> alone(x.size());
+    for (int64_t r = 0; r < largest; ++r) {
+      ASSERT_TRUE(
+          block->Run(c.activation, x.data() + r * c.d_model, 1, alone.data() + r * c.d_model).ok());
+    }
+    for (int64_t m : {2, 3, 8, 31, 64, 200, 512}) {
+      std::vector<float> y(static_cast<size_t>(m * c.d_model));
+      ASSERT_TRUE(block->Run(c.activation, x.data(), m, y.data()).ok());
+      EXPECT_EQ(std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)), 0)
+          << ActivationName(c.activation) << " m=" << m;
+    }
+  }
+}
+
+TEST(Int8BlockTest, ANonFiniteTokenGivesNaNAndLeavesTheOthers) {
+  const Int8Case c = kCases[2];
+  auto block = Int8Block(c, 9);
+  ASSERT_NE(block, nullptr);
+  std::vector<float> x = Tokens(3, c.d_model, 17);
+  std::vector<float> clean(x.size()), y(x.size());
+  ASSERT_TRUE(block->Run(c.activation, x.data(), 3, clean.data()).ok());
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    x[static_cast<size_t>(c.d_model + 5)] = bad;
+    ASSERT_TRUE(block->Run(c.activation, x.data(), 3, y.data()).ok());
+    for (int64_t i = 0; i < c.d_model; ++i) {
+      EXPECT_TRUE(std::isnan(y[static_cast<size_t>(c.d_model + i)]));
+      EXPECT_EQ(y[static_cast<size_t>(i)], clean[static_cast<size_t>(i)]);
+      EXPECT_EQ(y[static_cast<size_t>(2 * c.d_model + i)],
+                clean[static_cast<size_t>(2 * c.d_model + i)]);
+    }
+  }
+}
+
+// Half of bf16's bytes (plus a scale and a sum per row), a quarter of f32's,
+// and the matrices back as the dequantized values.
+TEST(Int8BlockTest, HoldsHalfTheBytesOfBf16) {
+  const Int8Case c = kCases[2];
+  auto int8 = Int8Block(c, 1);
+  ASSERT_NE(int8, nullptr);
+  auto f32 = FfnBlock::Create(RandomFfnWeights(c.kind, c.d_model, c.d_ff, 1));
+  ASSERT_TRUE(f32.ok());
+  const double matrices = 3.0 * static_cast<double>(c.d_model * c.d_ff);
+  EXPECT_LE(static_cast<double>(int8->WeightBytes()), matrices * 1.05);
+  EXPECT_GE(static_cast<double>((*f32)->WeightBytes()), matrices * 4);
+  const FfnWeights unpacked = int8->UnpackedWeights();
+  const FfnWeights original = RandomFfnWeights(c.kind, c.d_model, c.d_ff, 1);
+  ASSERT_EQ(unpacked.wg.size(), original.wg.size());
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < original.wg.size(); ++i) {
+    worst = std::max(worst, std::fabs(double{unpacked.wg[i]} - original.wg[i]));
+    largest = std::max(largest, std::fabs(double{original.wg[i]}));
+  }
+  EXPECT_GT(worst, 0);                               // quantized
+  EXPECT_LE(worst, largest / 127.0 * 0.5 * 1.0001);  // half a step of the largest row scale
+}
+
+TEST(Int8BlockTest, RefusesStrategiesItDoesNotRun) {
+  auto block = Int8Block(kCases[1], 1);
+  ASSERT_NE(block, nullptr);
+  std::vector<float> x = Tokens(2, 130, 1), y(x.size());
+  for (Strategy s : {Strategy::kUnfused, Strategy::kPostops}) {
+    FfnRun run{Activation::kRelu, DataType::kF32, x.data(), DataType::kF32, 2,
+               y.data(),          DataType::kF32};
+    run.strategy = s;
+    EXPECT_EQ(block->Run(run).code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(block->Tune(8).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto deep = FfnBlock::Create(RandomFfnWeights(FfnKind::kPlain, 8, kInt8MaxDepth + 1, 1), {},
+                               Quantization::kInt8);
+  EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ffn
