@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "ffn/client/client.h"
 #include "ffn/client/csv.h"
+#include "ffn/client/check.h"
 #include "ffn/client/format.h"
 #include "ffn/client/infer.h"
 #include "ffn/client/load.h"
@@ -80,14 +81,12 @@ int RunInfer(const Connection& connection, ffn::client::InferOptions options) {
   options.protocol = *ffn::client::ParseProtocol(connection.protocol);  // checked by CLI11
   auto outcome = ffn::client::RunInferOn(connection.Channel(), options);
   if (!outcome.ok()) return Fail(outcome.status());
-  // The tolerance of the compute dtype that ran (the variant's dtype).
-  const double tolerance = outcome->response.variant().dtype() == ffn::v1::BFLOAT16
-                               ? ffn::kBf16CheckTolerance
-                               : ffn::kFp32CheckTolerance;
-  std::cout << ffn::client::InferSummary(*outcome, tolerance);
-  if (outcome->comparison && !outcome->comparison->within(tolerance)) {
-    std::cerr << "error: the answer is outside the "
-              << (tolerance == ffn::kBf16CheckTolerance ? "bf16" : "fp32")
+  // The bound of the path that ran (int8, or the variant's compute dtype).
+  const ffn::CheckBound bound =
+      ffn::client::CheckBoundFor(outcome->model, outcome->response.variant().dtype());
+  std::cout << ffn::client::InferSummary(*outcome, bound);
+  if (outcome->comparison && !bound.Passes(*outcome->comparison)) {
+    std::cerr << "error: the answer is outside the " << bound.name
               << " tolerance of the fp64 reference\n";
     return kExitFailed;
   }

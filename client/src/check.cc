@@ -199,6 +199,11 @@ absl::StatusOr<Answer> ReadAnswer(const std::string& activation, int64_t d_model
 
 }  // namespace
 
+CheckBound CheckBoundFor(const v1::ModelInfo& info, v1::DType compute) {
+  if (info.quantization() == "int8") return kInt8Check;
+  return compute == v1::BFLOAT16 ? kBf16Check : kFp32Check;
+}
+
 absl::StatusOr<ReferenceComparison> CompareAnswer(const v1::ModelInfo& info,
                                                   const FfnWeights& weights,
                                                   const std::string& activation,

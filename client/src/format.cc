@@ -70,7 +70,9 @@ std::string ModelsTable(const std::vector<v1::ModelInfo>& models) {
   // oneDNN's approximations says so under the table.
   std::string notes;
   for (const v1::ModelInfo& m : models) {
-    if (m.strategy() == "postops") absl::StrAppend(&notes, m.name(), ": ", m.accuracy(), "\n");
+    if (m.strategy() == "postops" || m.quantization() == "int8") {
+      absl::StrAppend(&notes, m.name(), ": ", m.accuracy(), "\n");
+    }
   }
   return table.Render() + notes;
 }
@@ -100,6 +102,7 @@ nlohmann::json ModelsJson(const std::vector<v1::ModelInfo>& models) {
          {"accuracy", m.accuracy()},
          {"batch_invariant", m.batch_invariant()},
          {"matrix_dtype", m.matrix_dtype()},
+         {"quantization", m.quantization().empty() ? "none" : m.quantization()},
          {"weight_bytes", m.weight_bytes()},
          {"params", ParamsJson(m.params())}});
     if (m.has_moe()) {
@@ -188,7 +191,7 @@ std::string StatsJson(const v1::GetStatsResponse& stats) {
   return json;
 }
 
-std::string InferSummary(const InferOutcome& outcome, double tolerance) {
+std::string InferSummary(const InferOutcome& outcome, const CheckBound& bound) {
   const v1::InferResponse& r = outcome.response;
   std::vector<std::string> first;
   for (size_t i = 0; i < std::min<size_t>(outcome.output.size(), 6); ++i) {
@@ -205,9 +208,10 @@ std::string InferSummary(const InferOutcome& outcome, double tolerance) {
   if (outcome.comparison) {
     const ReferenceComparison& c = *outcome.comparison;
     absl::StrAppend(&out, absl::StrFormat("check vs fp64 reference: max abs error %.3g, max scaled "
-                                          "error %.3g, tolerance %.3g: %s\n",
-                                          c.max_abs_error, c.max_scaled_error, tolerance,
-                                          c.within(tolerance) ? "PASS" : "FAIL"));
+                                          "error %.3g, relative Frobenius %.3g; %s tolerance %s: %s\n",
+                                          c.max_abs_error, c.max_scaled_error, c.relative_frobenius,
+                                          bound.name, bound.ToString(),
+                                          bound.Passes(c) ? "PASS" : "FAIL"));
   }
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 namespace ffn {
 namespace {
@@ -178,6 +179,13 @@ std::vector<double> ReferenceMoe(const MoeWeights& weights, Activation activatio
       for (int64_t j = 0; j < dm; ++j) out[j] += scale * part[j];
     }
   });
+}
+
+std::string CheckBound::ToString() const {
+  std::ostringstream out;
+  out << scaled << " scaled";
+  if (std::isfinite(frobenius)) out << ", " << frobenius << " relative Frobenius";
+  return out.str();
 }
 
 ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference) {

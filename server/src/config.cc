@@ -371,7 +371,8 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
                                        const std::string& base_dir) {
   if (auto s = CheckKeys(node, {"name", "d_model", "d_ff", "activation", "dtype", "weights",
                                 "max_tokens", "debug_delay_us", "batching", "norm", "norm_eps",
-                                "residual", "strategy", "batch_invariant", "huggingface", "moe"},
+                                "residual", "strategy", "batch_invariant", "huggingface", "moe",
+                                "quantization"},
                          where);
       !s.ok()) {
     return s;
@@ -441,6 +442,25 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     if (auto s = ReadInt(moe, "top_k", where_moe, 1, settings.experts, settings.top_k); !s.ok()) return s;
     if (auto s = ReadInt(moe, "shared", where_moe, 0, kMaxDim, settings.shared_d_ff); !s.ok()) return s;
     model.moe = settings;
+  }
+  if (node["quantization"]) {
+    auto text = Scalar<std::string>(node["quantization"], at + ".quantization");
+    if (!text.ok()) return text.status();
+    const std::optional<Quantization> q = ParseQuantization(*text);
+    if (!q) return Invalid(at + ".quantization", "'" + *text + "' is not one of none, int8");
+    if (*q == Quantization::kInt8) {
+      if (model.moe) return Invalid(at + ".quantization", "int8 is for dense models, not experts");
+      if (model.strategy && *model.strategy != Strategy::kAuto && *model.strategy != Strategy::kFused) {
+        return Invalid(at + ".quantization",
+                       absl::StrCat("an int8 model runs its int8 path; strategy ",
+                                    StrategyName(*model.strategy), " needs f32 or bf16 weights"));
+      }
+      if (model.batch_invariant == false) {
+        return Invalid(at + ".quantization",
+                       "an int8 model is always batch-invariant (its sums are exact integers)");
+      }
+    }
+    model.quantization = *q;
   }
   return model;
 }

@@ -98,6 +98,11 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
   return w;
 }
 
+// What an int8 model promises, for ListModels (figures: docs/ACCURACY.md).
+constexpr char kInt8Accuracy[] =
+    "int8 weights (per output channel) and tokens (per row): within 0.25 scaled error and 4e-2 "
+    "relative Frobenius of the fp64 reference on the tested models; batch-invariant";
+
 v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* huggingface) {
   const ModelConfig& c = model.config;
   v1::ModelInfo info;
@@ -141,8 +146,10 @@ v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* hu
     info.set_output_norm_eps(w.out_norm_eps);
     info.set_output_norm_after_residual(w.out_norm_place == OutputNormPlace::kAfterResidual);
   }
-  info.set_strategy(StrategyName(model.strategy));
-  info.set_accuracy(StrategyAccuracy(model.strategy));
+  const bool int8 = model.block->quantization() == Quantization::kInt8;
+  info.set_strategy(int8 ? "int8" : StrategyName(model.strategy));
+  info.set_accuracy(int8 ? kInt8Accuracy : StrategyAccuracy(model.strategy));
+  info.set_quantization(QuantizationName(model.block->quantization()));
   info.set_batch_invariant(model.batch_invariant);
   if (const MoeWeights* moe = model.block->moe()) {
     v1::MoeInfo* m = info.mutable_moe();
@@ -152,7 +159,7 @@ v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* hu
                                                                : 0);
     m->set_normalize_top_k(moe->normalize_top_k);
   }
-  info.set_matrix_dtype(DataTypeName(model.block->MatrixType()));
+  info.set_matrix_dtype(int8 ? "int8" : DataTypeName(model.block->MatrixType()));
   info.set_weight_bytes(model.block->WeightBytes());
   return info;
 }
@@ -256,6 +263,7 @@ namespace {
 // `matrix_type` is the type the engine will keep the matrices in.
 absl::Status CheckFits(const ModelConfig& config, DataType matrix_type, bool invariant,
                        uint64_t available_bytes) {
+  const bool int8 = config.quantization == Quantization::kInt8;
   const uint64_t matrices = config.kind == FfnKind::kGated ? 3 : 2;
   const uint64_t dm = static_cast<uint64_t>(config.d_model);
   uint64_t values = matrices * dm * static_cast<uint64_t>(config.d_ff);
@@ -265,7 +273,10 @@ absl::Status CheckFits(const ModelConfig& config, DataType matrix_type, bool inv
              3 * dm * static_cast<uint64_t>(config.moe->shared_d_ff);
   }
   uint64_t needed;
-  if (invariant) {
+  if (int8) {
+    // The matrices as read, their int8 rows and the packed int8 copy.
+    needed = values * (ElementBytes(matrix_type) + 2);
+  } else if (invariant) {
     // Loading holds the matrices as read and their packed copy at once; f32
     // matrices also get a bf16 copy for bf16 compute. Measured: a 4096×11008
     // gated bf16 layer peaks at 2.0× its bf16 bytes and keeps 1.0×.
@@ -296,8 +307,15 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   const Strategy strategy = mc.strategy.value_or(config.server.strategy);
   // Invariance applies where the strategy allows it (an explicit true with
   // another strategy is refused by the config parser); nothing to tune then.
-  const bool invariant = mc.batch_invariant.value_or(config.server.batch_invariant) &&
-                         (strategy == Strategy::kAuto || strategy == Strategy::kFused);
+  const bool int8 = mc.quantization == Quantization::kInt8;
+  if (int8 && mc.moe) {
+    return WithModel(mc, absl::InvalidArgumentError(
+                             "quantization int8 is for dense models; this one is a mixture of experts"));
+  }
+  // int8 answers are batch-invariant whatever the settings (exact integer
+  // sums at every M).
+  const bool invariant = int8 || (mc.batch_invariant.value_or(config.server.batch_invariant) &&
+                                  (strategy == Strategy::kAuto || strategy == Strategy::kFused));
   DataType matrix_type = DataType::kF32;
   if (mc.huggingface) {
     auto checkpoint = HuggingFaceCheckpoint::Open(mc.huggingface->path);
@@ -315,7 +333,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     block = FfnBlock::CreateMoe(std::move(layer.weights));
   } else if (mc.huggingface) {
     ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
-    block = FfnBlock::Create(std::move(layer.weights));
+    block = FfnBlock::Create(std::move(layer.weights), {}, mc.quantization);
   } else if (mc.moe) {
     MoeWeights moe = RandomMoeWeights(
         {mc.d_model, mc.d_ff, mc.moe->experts, mc.moe->top_k, mc.moe->shared_d_ff}, mc.seed);
@@ -325,14 +343,16 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     block = FfnBlock::CreateMoe(std::move(moe));
   } else {
     ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
-    block = FfnBlock::Create(std::move(weights));
+    block = FfnBlock::Create(std::move(weights), {}, mc.quantization);
   }
   if (!block.ok()) return WithModel(mc, block.status());
   const BatchingSettings batching = mc.batching.Over(config.server.batching);
   // auto: time the strategies with the thread count each executor runs
   // batches with, up to the largest batch this model sees.
   std::string tuning;
-  if (invariant) {
+  if (int8) {
+    tuning = "int8: one integer path at every batch size, batch-invariant, not tuned";
+  } else if (invariant) {
     tuning = "batch-invariant: fused small-M kernels at every batch size, not tuned";
   } else if ((*block)->moe() != nullptr) {
     (*block)->SetStrategy(strategy);

@@ -219,7 +219,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                  m->tuning.empty() ? std::string() : absl::StrCat(": ", m->tuning),
                  matmuls.ok() ? *matmuls : matmuls.status().ToString(),
                  static_cast<double>(m->block->WeightBytes()) / (1 << 20),
-                 DataTypeName(m->block->MatrixType()));
+                 m->info.matrix_dtype());
   }
   warmup.Shutdown();
 

@@ -286,6 +286,14 @@ models:
     weights:
       safetensors: weights/model.safetensors
       tensors: {wg: mlp.gate_proj.weight, wu: mlp.up_proj.weight, w2: mlp.down_proj.weight}
+  - name: st-llama-int8
+    d_model: 48
+    d_ff: 96
+    activation: swiglu
+    quantization: int8
+    weights:
+      safetensors: weights/model.safetensors
+      tensors: {wg: mlp.gate_proj.weight, wu: mlp.up_proj.weight, w2: mlp.down_proj.weight}
 )";
   ServerProcess server({"--config", dir.File("config.yaml")});
   ASSERT_TRUE(server.WaitReady()) << server.Log();
@@ -299,6 +307,15 @@ models:
                                  "--activation", activation, "--tokens", "4", "--check"});
     EXPECT_EQ(r.exit_code, 0) << activation << ":\n" << r.output;
   }
+  // The int8 layer of the same weights: checked at the int8 bound.
+  for (const char* compute : {"f32", "bf16"}) {
+    CommandResult r = RunClient({"infer", "--target", server.target(), "--model", "st-llama-int8",
+                                 "--compute-dtype", compute, "--tokens", "9", "--check"});
+    EXPECT_EQ(r.exit_code, 0) << compute << ":\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, "int8 tolerance")) << r.output;
+  }
+  CommandResult models = RunClient({"models", "--target", server.target(), "--json"});
+  EXPECT_TRUE(Contains(models.output, "\"quantization\": \"int8\"")) << models.output;
   EXPECT_EQ(server.Stop(SIGINT), 0) << server.Log();
 }
 

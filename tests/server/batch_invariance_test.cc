@@ -1,7 +1,8 @@
 // Batch invariance through the server (on by default): a request's answer
 // has the same bits alone, inside a larger request, and batched by the
-// scheduler with other clients' requests; dense models and a mixture of
-// experts (whose experts then see other tokens too).
+// scheduler with other clients' requests; dense models, a mixture of
+// experts (whose experts then see other tokens too) and int8 models (whose
+// answers are also checked against the fp64 reference at their tolerance).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/reference.h"
 #include "ffn/server/config.h"
 #include "ffn/server/server.h"
 #include "ffn/v1/ffn.grpc.pb.h"
@@ -20,6 +22,7 @@ namespace {
 
 constexpr int64_t kDModel = 72;  // not a multiple of 16: ragged groups too
 constexpr int64_t kTokenCounts[] = {2, 3, 8, 31, 64, 200, 512};
+constexpr const char* kModels[] = {"plain", "gated", "moe", "plain-int8", "gated-int8"};
 
 class BatchInvarianceTest : public ::testing::Test {
  protected:
@@ -32,6 +35,10 @@ models:
   - {name: gated, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}}}
   - {name: moe, d_model: )", kDModel, R"(, d_ff: 200, activation: swiglu, weights: {random: {seed: 5}},
      moe: {experts: 6, top_k: 2, shared: 96}}
+  - {name: plain-int8, d_model: )", kDModel, R"(, d_ff: 600, activation: gelu, weights: {random: {seed: 3}},
+     quantization: int8}
+  - {name: gated-int8, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}},
+     quantization: int8}
 )"),
                               "");
     ASSERT_TRUE(config.ok()) << config.status();
@@ -88,12 +95,56 @@ TEST_F(BatchInvarianceTest, ModelsSayTheyAreBatchInvariant) {
   grpc::ClientContext context;
   v1::ListModelsResponse models;
   ASSERT_TRUE(stub->ListModels(&context, {}, &models).ok());
-  for (const v1::ModelInfo& m : models.models()) EXPECT_TRUE(m.batch_invariant()) << m.name();
+  for (const v1::ModelInfo& m : models.models()) {
+    EXPECT_TRUE(m.batch_invariant()) << m.name();
+    const bool int8 = m.name().ends_with("-int8");
+    EXPECT_EQ(m.quantization(), int8 ? "int8" : "none") << m.name();
+    if (int8) {
+      EXPECT_EQ(m.matrix_dtype(), "int8");
+      EXPECT_EQ(m.strategy(), "int8");
+    }
+  }
+}
+
+// The answers of int8 models through gRPC, against the fp64 reference on
+// the original weights, at the bound ffn-client --check applies.
+TEST_F(BatchInvarianceTest, Int8AnswersStayWithinTheirBoundOfFp64) {
+  auto stub = Stub();
+  const struct {
+    const char* model;
+    FfnKind kind;
+    int64_t d_ff;
+    uint64_t seed;
+    Activation activation;
+  } cases[] = {{"plain-int8", FfnKind::kPlain, 600, 3, Activation::kGelu},
+               {"gated-int8", FfnKind::kGated, 520, 4, Activation::kSwiglu}};
+  for (const auto& c : cases) {
+    const FfnWeights weights = RandomFfnWeights(c.kind, kDModel, c.d_ff, c.seed);
+    for (int64_t m : {1, 31, 200}) {
+      std::vector<uint64_t> seeds(static_cast<size_t>(m));
+      for (int64_t r = 0; r < m; ++r) seeds[static_cast<size_t>(r)] = 300 + static_cast<uint64_t>(r);
+      for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
+        const v1::InferRequest request = Request(c.model, compute, seeds);
+        const v1::InferResponse response = Call(*stub, request);
+        ASSERT_EQ(response.output().data().size(), static_cast<size_t>(m * kDModel) * sizeof(float));
+        std::vector<float> x(static_cast<size_t>(m * kDModel)), y(x.size());
+        std::memcpy(x.data(), request.input().data().data(), x.size() * sizeof(float));
+        std::memcpy(y.data(), response.output().data().data(), y.size() * sizeof(float));
+        const ReferenceComparison cmp =
+            CompareToReference(y.data(), ReferenceFfn(weights, c.activation, {}, x.data(), m));
+        EXPECT_TRUE(kInt8Check.Passes(cmp))
+            << c.model << " m=" << m << ": scaled " << cmp.max_scaled_error << ", Frobenius "
+            << cmp.relative_frobenius;
+        // Quantized, not exact: a check that could not fail would prove nothing.
+        EXPECT_GT(cmp.relative_frobenius, 1e-4) << c.model;
+      }
+    }
+  }
 }
 
 TEST_F(BatchInvarianceTest, TokenAloneEqualsTokenInsideAnyRequest) {
   auto stub = Stub();
-  for (const char* model : {"plain", "gated", "moe"}) {
+  for (const char* model : kModels) {
     for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
       const std::string alone = Row(Call(*stub, Request(model, compute, {7})), 0);
       ASSERT_EQ(alone.size(), kDModel * sizeof(float));
@@ -115,7 +166,7 @@ TEST_F(BatchInvarianceTest, ConcurrentRequestsBatchedTogetherEqualEachAlone) {
   // Requests of 1 to 64 tokens, first each alone, then all at once from
   // their own clients so the scheduler stacks them into shared batches.
   constexpr int kClients = 8;
-  for (const char* model : {"plain", "gated", "moe"}) {
+  for (const char* model : kModels) {
     for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
       std::vector<v1::InferRequest> requests;
       std::vector<std::string> alone;

@@ -358,6 +358,26 @@ TEST(ConfigTest, BatchInvariantNeedsAnOrderFixedStrategy) {
   EXPECT_TRUE(ServerSettings().batch_invariant);  // on by default
 }
 
+TEST(ConfigTest, QuantizationIsInt8OrNoneForDenseModelsOnly) {
+  auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                                     "quantization: int8, weights: {random: {}}}"),
+                            "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->models[0].quantization, Quantization::kInt8);
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                         "quantization: int4, weights: {random: {}}}"),
+                {"model 'm'.quantization", "'int4' is not one of none, int8"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, quantization: int8, "
+                         "weights: {random: {}}, moe: {experts: 2, top_k: 1}}"),
+                {"model 'm'.quantization", "dense models"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, strategy: postops, "
+                         "quantization: int8, weights: {random: {}}}"),
+                {"model 'm'.quantization", "strategy postops"});
+  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, batch_invariant: false, "
+                         "quantization: int8, weights: {random: {}}}"),
+                {"model 'm'.quantization", "always batch-invariant"});
+}
+
 TEST(ConfigTest, PlanCheckSecondsIsBounded) {
   const std::string model = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
                                      "weights: {random: {}}}");

@@ -48,6 +48,10 @@ absl::StatusOr<FfnWeights> WeightsForModel(const v1::ModelInfo& info,
 // outlive the result.
 ActivationParams ParamsForModel(const v1::ModelInfo& info, const FfnWeights& weights);
 
+// The check a served answer must pass: int8 for a quantized model, else the
+// tolerance of the compute dtype that ran.
+CheckBound CheckBoundFor(const v1::ModelInfo& info, v1::DType compute);
+
 // Compares `response`'s output with ReferenceFfn(weights, activation, input)
 // in fp64. `activation` is the one that ran (response.variant().activation()).
 // INVALID_ARGUMENT if the activation is unknown, or the output is not

@@ -31,8 +31,8 @@ std::string StatsJson(const v1::GetStatsResponse& stats);
 
 // What ran, output shape, first values, mean/min/max of the output, server
 // queue/compute/total and client round-trip times; with the check's figures
-// and verdict against `tolerance` if the outcome has a comparison.
-std::string InferSummary(const InferOutcome& outcome, double tolerance);
+// and verdict against `bound` if the outcome has a comparison.
+std::string InferSummary(const InferOutcome& outcome, const CheckBound& bound);
 
 }  // namespace ffn::client
 

@@ -7,6 +7,8 @@
 #define FFN_KERNELS_REFERENCE_H_
 
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "ffn/kernels/activation.h"
@@ -56,6 +58,22 @@ inline constexpr double kBf16CheckTolerance = 5e-2;
 // errors up to 0.15 (docs/ACCURACY.md); the check allows 0.25 and 4e-2.
 inline constexpr double kInt8CheckTolerance = 0.25;
 inline constexpr double kInt8FrobeniusTolerance = 4e-2;
+
+// The check an answer of one compute path must pass: the scaled error
+// (ReferenceComparison::within) and, for int8, the relative Frobenius error.
+struct CheckBound {
+  const char* name;  // "fp32", "bf16", "int8"
+  double scaled;
+  double frobenius = std::numeric_limits<double>::infinity();
+  bool Passes(const ReferenceComparison& c) const {
+    return c.within(scaled) && c.relative_frobenius <= frobenius;
+  }
+  // "0.25 scaled, 0.04 relative Frobenius".
+  std::string ToString() const;
+};
+inline constexpr CheckBound kFp32Check{"fp32", kFp32CheckTolerance};
+inline constexpr CheckBound kBf16Check{"bf16", kBf16CheckTolerance};
+inline constexpr CheckBound kInt8Check{"int8", kInt8CheckTolerance, kInt8FrobeniusTolerance};
 
 ReferenceComparison CompareToReference(const float* y, const std::vector<double>& reference);
 
