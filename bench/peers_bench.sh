@@ -3,8 +3,8 @@
 # one machine, 2 threads each: PyTorch (f32, bf16), ONNX Runtime (f32, dynamic
 # int8) and OpenVINO (f32, bf16), on ffn-768 gelu (768x3072) and LLaMA-7B's
 # SwiGLU (4096x11008) at 1, 32 and 512 tokens (bench/peers_bench.py), next to
-# bench/ffn_block_bench's served path (batch-invariant, the default) and its
-# fastest strategy. ROUNDS rounds (default 2), each running every framework
+# bench/ffn_block_bench's served path (batch-invariant, the default), its
+# fastest strategy and its int8 path (quantization: int8). ROUNDS rounds (default 2), each running every framework
 # once in turn; a point's figure is the lower of its rounds' medians. Prints
 # a Markdown table.
 #
@@ -34,7 +34,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 filter_shapes=$(echo "$shapes" | sed 's/ffn-768/ffn-768\/gelu/; s/llama-7b/llama-7b\/swiglu/; s/,/|/g')
-filter="^(${filter_shapes})/(f32|bf16)/(invariant|fused|unfused)/($(echo "$tokens" | tr , '|'))/real_time\$"
+filter="^(${filter_shapes})/((f32|bf16)/(invariant|fused|unfused)|int8/served)/($(echo "$tokens" | tr , '|'))/real_time\$"
 export OMP_NUM_THREADS=2 FFN_PEER_THREADS=2
 for round in $(seq 1 "$rounds"); do
   echo "round $round: ffnserve" >&2
@@ -65,7 +65,7 @@ for path in glob.glob(os.path.join(work, "ours-*.json")):
         shape, _, precision, strategy, m = b["name"].split("/")[:5]
         scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
         ms = b["real_time"] * scale
-        keep((f"ffnserve {precision} served", shape, int(m)) if strategy == "invariant"
+        keep((f"ffnserve {precision} served", shape, int(m)) if strategy in ("invariant", "served")
              else (f"ffnserve {precision} fastest", shape, int(m)), ms)
         if strategy == "invariant":
             keep((f"ffnserve {precision} fastest", shape, int(m)), ms)
@@ -74,22 +74,25 @@ for line in open(os.path.join(work, "peers.jsonl")):
     name = {"torch": "PyTorch", "ort": "ONNX Runtime", "openvino": "OpenVINO"}[r["framework"]]
     keep((f"{name} {r['precision']}", r["shape"], r["m"]), r["ms"])
 columns = ["ffnserve f32 served", "ffnserve f32 fastest", "ffnserve bf16 served",
-           "ffnserve bf16 fastest", "PyTorch f32", "PyTorch bf16", "ONNX Runtime f32",
+           "ffnserve bf16 fastest", "ffnserve int8 served", "PyTorch f32", "PyTorch bf16", "ONNX Runtime f32",
            "ONNX Runtime int8", "OpenVINO f32", "OpenVINO bf16"]
 columns = [c for c in columns if any(k[0] == c for k in best)]
-print("| shape | tokens | " + " | ".join(columns) + " | fastest peer / ffnserve bf16 served |")
-print("|---|---|" + "---|" * (len(columns) + 1))
+print("| shape | tokens | " + " | ".join(columns) +
+      " | fastest f32/bf16 peer / ffnserve bf16 served | ONNX Runtime int8 / ffnserve int8 |")
+print("|---|---|" + "---|" * (len(columns) + 2))
 for shape in shapes:
     for m in tokens:
         cells = [f"{best[(c, shape, m)]:.3g}" if (c, shape, m) in best else "-" for c in columns]
         peers = [(best[(c, shape, m)], c) for c in columns
-                 if not c.startswith("ffnserve") and (c, shape, m) in best]
+                 if not c.startswith("ffnserve") and not c.endswith("int8") and (c, shape, m) in best]
         ours = best.get(("ffnserve bf16 served", shape, m))
         ratio = ""
         if peers and ours:
             fastest, who = min(peers)
             ratio = f"{fastest / ours:.2f} ({who})"
-        print(f"| {shape} | {m} | " + " | ".join(cells) + f" | {ratio} |")
+        ort8, ours8 = best.get(("ONNX Runtime int8", shape, m)), best.get(("ffnserve int8 served", shape, m))
+        ratio8 = f"{ort8 / ours8:.2f}" if ort8 and ours8 else ""
+        print(f"| {shape} | {m} | " + " | ".join(cells) + f" | {ratio} | {ratio8} |")
 print("\nms per call, the lower of the rounds' medians; 'served': the batch-invariant path "
       "ffn-server runs by default; 'fastest': the fastest of unfused, fused and served. "
       "A ratio above 1: ffnserve is faster.")

@@ -89,6 +89,7 @@ const KernelTable& ActiveKernelTable() {
       }
       if (__builtin_cpu_supports("avx512vnni")) {
         t.small_m.int8 = SmallMPackedInt8;
+        t.small_m.quantize_int8 = QuantizeInt8Rows;
         t.small_m_native_int8 = true;
       }
     }

@@ -27,16 +27,22 @@ using SmallMF32Bf16WeightsKernel = void (*)(const float* x, int64_t x_stride, in
                                             const uint16_t* packed, int64_t k, int64_t group0,
                                             int64_t n, float* y, int64_t y_stride);
 
-// u8 tokens on s8 weights, exact int32 sums (int8 models).
-using SmallMInt8Kernel = void (*)(const uint8_t* x, int64_t x_stride, int64_t m,
-                                  const int8_t* packed, int64_t k, int64_t group0, int64_t n,
-                                  int32_t* y, int64_t y_stride);
+// s8 tokens in scaled groups on u8-stored weights (int8 models, SmallMPackedInt8).
+using SmallMInt8Kernel = void (*)(const int8_t* x, int64_t x_stride, const float* scale,
+                                  int64_t scale_stride, const float* correction, int64_t m,
+                                  const uint8_t* packed, int64_t k, int64_t group0, int64_t n,
+                                  float* y, int64_t y_stride);
+
+using QuantizeInt8Kernel = void (*)(const float* x, int64_t x_stride, int64_t rows, int64_t k,
+                                    int8_t* q, int64_t q_stride, float* scale,
+                                    int64_t scale_stride, float* correction);
 
 struct SmallMKernels {
   SmallMF32Kernel f32 = nullptr;
   SmallMBf16Kernel bf16 = nullptr;
   SmallMF32Bf16WeightsKernel f32_bf16_weights = nullptr;
   SmallMInt8Kernel int8 = nullptr;
+  QuantizeInt8Kernel quantize_int8 = nullptr;
 };
 SmallMKernels Avx2SmallMKernels();    // the portable loops, AVX2 + FMA
 SmallMKernels ScalarSmallMKernels();  // the portable loops, any x86-64
@@ -51,8 +57,7 @@ struct KernelTable {
   // oneDNN for few tokens, so only they run fused's small-M path outside
   // batch-invariant calls.
   bool small_m_native_f32 = false, small_m_native_bf16 = false;
-  // Whether small_m.int8 is the AVX512-VNNI kernel (the integers are the
-  // same either way; only the speed differs).
+  // Whether small_m.int8 is the AVX512-VNNI kernel.
   bool small_m_native_int8 = false;
 
   bool HasNativeSmallM(DataType compute) const {

@@ -93,11 +93,6 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
                                                            Quantization quantization) {
   RETURN_IF_ERROR(weights.Validate());
   const bool int8 = quantization == Quantization::kInt8;
-  if (int8 && std::max(weights.d_model, weights.d_ff) > kInt8MaxDepth) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "int8 takes d_model and d_ff up to ", kInt8MaxDepth, " (its int32 sums would overflow); got ",
-        weights.d_model, " and ", weights.d_ff));
-  }
   try {
     return std::unique_ptr<FfnBlock>(
         new FfnBlock(std::make_unique<Impl>(std::move(weights), params, int8)));
@@ -284,8 +279,8 @@ absl::StatusOr<std::string> FfnBlock::ImplementationFor(int64_t m, DataType comp
   if (impl_->int8()) {
     return absl::StrCat("int8: ffnserve ",
                         ActiveKernelTable().small_m_native_int8 ? "avx512-vnni" : "portable",
-                        " u8 x s8 -> int32 dot products, per-token and per-channel scales, in "
-                        "chunks of up to ",
+                        " int8 dot products (tokens in scaled groups of 32, weights per output "
+                        "channel), in chunks of up to ",
                         kInvariantChunkTokens, " tokens");
   }
   if (batch_invariant) {

@@ -59,22 +59,19 @@ template <typename T, typename RowAt>
 PreparedWeights::Int8Matrix QuantizeRows(RowAt row_at, int64_t n, int64_t k) {
   PreparedWeights::Int8Matrix out;
   out.scale.resize(static_cast<size_t>(n));
-  out.row_sum.resize(static_cast<size_t>(n));
-  std::vector<int8_t> rows(static_cast<size_t>(n * k));
+  std::vector<uint8_t> rows(static_cast<size_t>(n * k));
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
     const T* w = row_at(r);
     double largest = 0;
     for (int64_t i = 0; i < k; ++i) largest = std::max(largest, std::fabs(double{Widen(w[i])}));
-    int8_t* q = rows.data() + r * k;
-    int32_t sum = 0;
+    uint8_t* q = rows.data() + r * k;
     for (int64_t i = 0; i < k; ++i) {
       const double v = largest > 0 ? std::nearbyint(double{Widen(w[i])} * 127.0 / largest) : 0.0;
-      q[i] = static_cast<int8_t>(std::clamp(v, -127.0, 127.0));
-      sum += q[i];
+      q[i] = static_cast<uint8_t>(static_cast<int32_t>(std::clamp(v, -127.0, 127.0)) +
+                                  kInt8WeightOffset);
     }
     out.scale[static_cast<size_t>(r)] = static_cast<float>(largest / 127.0);
-    out.row_sum[static_cast<size_t>(r)] = sum;
   }
   out.packed = PackRows(rows.data(), n, k);
   return out;
@@ -97,19 +94,19 @@ void QuantizeMatrices(const PreparedWeights& geometry, std::vector<T>& w1, std::
 
 // An int8 matrix back in f32: q · scale, row by row.
 std::vector<float> Dequantize(const PreparedWeights::Int8Matrix& m, int64_t n, int64_t k) {
-  const std::vector<int8_t> q = UnpackRows<int8_t, int8_t>(m.packed.data(), n, k);
+  const std::vector<uint8_t> q = UnpackRows<uint8_t, uint8_t>(m.packed.data(), n, k);
   std::vector<float> out(q.size());
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t i = 0; i < k; ++i) {
       const size_t at = static_cast<size_t>(r * k + i);
-      out[at] = static_cast<float>(q[at]) * m.scale[static_cast<size_t>(r)];
+      out[at] = static_cast<float>(int32_t{q[at]} - kInt8WeightOffset) * m.scale[static_cast<size_t>(r)];
     }
   }
   return out;
 }
 
 size_t Int8Bytes(const PreparedWeights::Int8Matrix& m) {
-  return m.packed.size() + m.scale.size() * sizeof(float) + m.row_sum.size() * sizeof(int32_t);
+  return m.packed.size() + m.scale.size() * sizeof(float);
 }
 
 }  // namespace

@@ -78,12 +78,11 @@ class PreparedWeights {
 
   // One matrix of an int8 model: each row quantized symmetrically,
   // q = round(w / scale) in [-127, 127] with scale = max|w| / 127 (0 for a
-  // row of zeros), packed in k quads for SmallMPackedInt8; row_sum[r] =
-  // Σ_k q[r, k], which corrects the sums for the tokens' u8 offset.
+  // row of zeros), stored as u8 = q + kInt8WeightOffset and packed in k
+  // quads for SmallMPackedInt8.
   struct Int8Matrix {
-    std::vector<int8_t> packed;
+    std::vector<uint8_t> packed;
     std::vector<float> scale;
-    std::vector<int32_t> row_sum;
   };
   // The first matmul's [up_cols, d_model] (gated: interleaved as above) and
   // the second's [d_model, d_ff]; int8() models only.

@@ -38,13 +38,34 @@ void SmallMPackedBf16(const uint16_t* x, int64_t x_stride, int64_t m, const uint
 void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
                                 const uint16_t* packed, int64_t k, int64_t group0, int64_t n,
                                 float* y, int64_t y_stride);
-// Integer sums for int8 weights (AVX512-VNNI, VPDPBUSD): y[r, j] =
-// Σ_k x[r, k] · w[16·group0 + j, k] with u8 tokens and s8 weights packed as
-// 16 rows × a k quad per vector, summed exactly in int32 (|sum| < 2^31 for
-// k < 66,000), so every path and every token count gives the same integers.
-// x rows are read up to k rounded up to 4 (the padding meets zero weights).
-void SmallMPackedInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed,
-                      int64_t k, int64_t group0, int64_t n, int32_t* y, int64_t y_stride);
+// int8 models: s8 tokens quantized in groups of kInt8Group consecutive
+// values, each group with its own scale (llama.cpp's Q8_0 block size), on
+// weights stored as u8 = q + 128 and packed by PackRows (16 rows × a k quad
+// per vector):
+//   y[r, j] = Σ_g scale[r, g] · (Σ_{k in g} x[r, k] · w[16·group0 + j, k]) − correction[r]
+// over the groups in order, one multiply-add each, where correction[r] =
+// Σ_g scale[r, g] · 128 · Σ_{k in g} x[r, k] takes the weights' u8 offset
+// out (the caller computes it with the tokens). A group's sum is exact in
+// int32 (VPDPBUSD on AVX512-VNNI) and below 2^24 in magnitude, so exact in
+// f32 too; the order of the float sums is fixed by k alone, so a token's
+// answer does not depend on m. scale rows are scale_stride apart; x rows
+// are read up to PaddedK<int8_t>(k) (pad them with 0).
+inline constexpr int64_t kInt8Group = 32;
+inline constexpr int64_t Int8KGroups(int64_t k) { return (k + kInt8Group - 1) / kInt8Group; }
+// The weights' stored offset: u8 = q + kInt8WeightOffset.
+inline constexpr int32_t kInt8WeightOffset = 128;
+void SmallMPackedInt8(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+                      const float* correction, int64_t m, const uint8_t* packed, int64_t k,
+                      int64_t group0, int64_t n, float* y, int64_t y_stride);
+// The tokens for SmallMPackedInt8: `rows` rows of k f32 values (x_stride
+// apart) to s8 rows q_stride (>= PaddedK<int8_t>(k)) apart, zero-padded, in
+// groups of kInt8Group values: scale = max|v| / 127 and q = round(v / scale)
+// to nearest even (scale_stride apart per row), and per row correction =
+// Σ_g scale · 128 · Σ q, one multiply-add per group in order. A row holding
+// a NaN or an infinity gets NaN scales and correction (its outputs become
+// NaN). Every ISA computes the same bits.
+void QuantizeInt8Rows(const float* x, int64_t x_stride, int64_t rows, int64_t k, int8_t* q,
+                      int64_t q_stride, float* scale, int64_t scale_stride, float* correction);
 
 // Values of one row per k step of a packed group (one 32-bit lane): f32 1,
 // bf16 a pair, int8 a quad.

@@ -2,6 +2,7 @@
 // 16-lane multiply-adds the compiler turns into two 8-lane FMAs.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "dispatch.h"
 #include "small_m.h"
@@ -13,6 +14,7 @@ namespace {
 #undef MULTIPLY_ADD
 }  // namespace
 
-SmallMKernels Avx2SmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8}; }
+SmallMKernels Avx2SmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8,
+          PortableQuantizeInt8}; }
 
 }  // namespace ffn

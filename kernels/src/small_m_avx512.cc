@@ -4,7 +4,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "small_m.h"
 
@@ -90,32 +92,6 @@ struct PackedF32Bf16Weights {
   }
   static __m512 Madd(__m512 acc, W w, X x) {
     return _mm512_fmadd_ps(x.odd, w.odd, _mm512_fmadd_ps(x.even, w.even, acc));
-  }
-};
-
-// u8 tokens, s8 weights: VPDPBUSD sums a k quad of 16 rows into 16 int32
-// lanes, exactly. The accumulators are int32 lanes carried in __m512 (the
-// tile below is written for floats; the casts cost nothing) and stored as
-// int32 bits. Tokens are read in whole quads (x padded to PaddedK), so there
-// is no partial last step.
-struct PackedInt8 {
-  using T = int8_t;
-  using XT = uint8_t;
-  using W = __m512;
-  using X = __m512;
-  static constexpr int64_t kStepElems = 64;
-  static int64_t Steps(int64_t k) { return (k + 3) / 4; }
-  static int64_t FullSteps(int64_t k) { return Steps(k); }
-  static __m512 LoadW(const int8_t* w) { return _mm512_castsi512_ps(_mm512_loadu_si512(w)); }
-  static __m512 Broadcast(const uint8_t* x, int64_t step) {
-    int32_t quad;
-    std::memcpy(&quad, x + 4 * step, sizeof(quad));
-    return _mm512_castsi512_ps(_mm512_set1_epi32(quad));
-  }
-  static __m512 BroadcastLast(const uint8_t* x, int64_t step, int64_t) { return Broadcast(x, step); }
-  static __m512 Madd(__m512 acc, __m512 w, __m512 x) {
-    return _mm512_castsi512_ps(_mm512_dpbusd_epi32(_mm512_castps_si512(acc), _mm512_castps_si512(x),
-                                                   _mm512_castps_si512(w)));
   }
 };
 
@@ -217,7 +193,166 @@ void PackedDot(const typename Op::XT* x, int64_t x_stride, int64_t m, const type
   }
 }
 
+// int8 (SmallMPackedInt8): MB tokens × NV groups of 16 rows. Per k group,
+// int32 sums by VPDPBUSD (u8 weights × s8 tokens, 16 rows × a k quad), then
+// one FMA by the token's group scale into f32 sums; the token's correction
+// comes off as they are stored.
+template <int MB, int NV>
+void Int8Tile(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+              const float* correction, const uint8_t* w, int64_t k, float* y, int64_t y_stride,
+              int64_t rows) {
+  const int64_t steps = (k + 3) / 4, group_bytes = steps * 64, kgroups = Int8KGroups(k);
+  constexpr int64_t kStepsPerGroup = kInt8Group / 4;
+  __m512 sum[MB][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MB; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) sum[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < kgroups; ++g) {
+    __m512i acc[MB][NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    }
+    const int64_t s1 = std::min(steps, (g + 1) * kStepsPerGroup);
+    for (int64_t s = g * kStepsPerGroup; s < s1; ++s) {
+      __m512i wv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_si512(w + v * group_bytes + s * 64);
+#pragma GCC unroll 8
+      for (int r = 0; r < MB; ++r) {
+        int32_t quad;
+        std::memcpy(&quad, x + r * x_stride + 4 * s, sizeof(quad));
+        const __m512i xv = _mm512_set1_epi32(quad);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], xv);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) {
+      const __m512 group_scale = _mm512_set1_ps(scale[r * scale_stride + g]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        sum[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), group_scale, sum[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = rows - v * kPackRows;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) {
+      const __m512 out = _mm512_sub_ps(sum[r][v], _mm512_set1_ps(correction[r]));
+      _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, out);
+    }
+  }
+}
+
+// Groups of 16 rows per int8 tile for MB tokens (up to 4): 2·MB·NV
+// accumulators, NV weight vectors and the broadcasts within 32 registers.
+constexpr int kInt8GroupsPerTile[] = {0, 6, 4, 3, 3};
+constexpr int64_t kInt8Tokens = 4;
+
+template <int MB>
+void Int8Group(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+               const float* correction, const uint8_t* w, int64_t k, float* y, int64_t y_stride,
+               int64_t rows, int groups) {
+  constexpr int NV = kInt8GroupsPerTile[MB];
+  if (groups == NV) {
+    Int8Tile<MB, NV>(x, x_stride, scale, scale_stride, correction, w, k, y, y_stride, rows);
+  } else {
+    Int8Tile<MB, 1>(x, x_stride, scale, scale_stride, correction, w, k, y, y_stride, rows);
+  }
+}
+
+void Int8Dot(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+             const float* correction, int64_t m, const uint8_t* packed, int64_t k, int64_t group0,
+             int64_t n, float* y, int64_t y_stride) {
+  const int64_t group_bytes = (k + 3) / 4 * 64;
+  const int64_t groups = (n + kPackRows - 1) / kPackRows;
+  const int wide = kInt8GroupsPerTile[std::min<int64_t>(m, kInt8Tokens)];
+  for (int64_t g = 0; g < groups;) {
+    const int64_t tile_groups = groups - g >= wide ? wide : 1;
+    const uint8_t* w = packed + (group0 + g) * group_bytes;
+    const int64_t rows = std::min<int64_t>(n - g * kPackRows, tile_groups * kPackRows);
+    for (int64_t r = 0; r < m; r += kInt8Tokens) {
+      const int64_t mb = std::min<int64_t>(kInt8Tokens, m - r);
+      const int8_t* xr = x + r * x_stride;
+      const float* sr = scale + r * scale_stride;
+      const float* cr = correction + r;
+      float* yr = y + r * y_stride + g * kPackRows;
+      const int nv = kInt8GroupsPerTile[mb];
+      const int use = tile_groups == nv ? nv : 1;
+      for (int64_t sub = 0; sub < tile_groups; sub += use) {
+        const int64_t sub_rows = std::min<int64_t>(rows - sub * kPackRows, use * kPackRows);
+        const uint8_t* ws = w + sub * group_bytes;
+        float* ys = yr + sub * kPackRows;
+        switch (mb) {
+          case 1: Int8Group<1>(xr, x_stride, sr, scale_stride, cr, ws, k, ys, y_stride, sub_rows, use); break;
+          case 2: Int8Group<2>(xr, x_stride, sr, scale_stride, cr, ws, k, ys, y_stride, sub_rows, use); break;
+          case 3: Int8Group<3>(xr, x_stride, sr, scale_stride, cr, ws, k, ys, y_stride, sub_rows, use); break;
+          default: Int8Group<4>(xr, x_stride, sr, scale_stride, cr, ws, k, ys, y_stride, sub_rows, use); break;
+        }
+      }
+    }
+    g += tile_groups;
+  }
+}
+
 }  // namespace
+
+void QuantizeInt8Rows(const float* x, int64_t x_stride, int64_t rows, int64_t k, int8_t* q,
+                      int64_t q_stride, float* scale, int64_t scale_stride, float* correction) {
+  const int64_t kgroups = Int8KGroups(k);
+  const __m512 infinity = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * x_stride;
+    int8_t* out = q + r * q_stride;
+    float* s = scale + r * scale_stride;
+    std::memset(out + k, 0, static_cast<size_t>(q_stride - k));
+    // Every value finite: |v| < inf (false for NaN).
+    __mmask16 finite = 0xffff;
+    for (int64_t i = 0; i < k; i += 16) {
+      const __mmask16 lanes = k - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
+      const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes, v + i));
+      finite &= static_cast<__mmask16>(_mm512_cmp_ps_mask(a, infinity, _CMP_LT_OQ) | ~lanes);
+    }
+    if (finite != 0xffff) {
+      std::memset(out, 0, static_cast<size_t>(k));
+      std::fill(s, s + kgroups, std::numeric_limits<float>::quiet_NaN());
+      correction[r] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    float total = 0;
+    for (int64_t g = 0; g < kgroups; ++g) {
+      const int64_t i0 = g * kInt8Group, n = std::min(kInt8Group, k - i0);
+      const __mmask16 lo = n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 hi = n >= 32 ? __mmask16(0xffff)
+                                   : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : __mmask16(0);
+      const __m512 a = _mm512_maskz_loadu_ps(lo, v + i0);
+      const __m512 b = _mm512_maskz_loadu_ps(hi, v + i0 + 16);
+      const float largest = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+      s[g] = largest / 127.0f;
+      const __m512 inverse = _mm512_set1_ps(largest > 0 ? 127.0f / largest : 0.0f);
+      const __m512 low = _mm512_set1_ps(-127.0f), high = _mm512_set1_ps(127.0f);
+      auto quantize = [&](__m512 values) {
+        const __m512 rounded = _mm512_roundscale_ps(_mm512_mul_ps(values, inverse),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(rounded, low), high));
+      };
+      const __m512i qa = quantize(a), qb = quantize(b);
+      _mm512_mask_cvtepi32_storeu_epi8(out + i0, lo, qa);
+      _mm512_mask_cvtepi32_storeu_epi8(out + i0 + 16, hi, qb);
+      const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+      total = std::fma(static_cast<float>(kInt8WeightOffset * sum), s[g], total);
+    }
+    correction[r] = total;
+  }
+}
 
 void SmallMPackedF32(const float* x, int64_t x_stride, int64_t m, const float* packed, int64_t k,
                      int64_t group0, int64_t n, float* y, int64_t y_stride) {
@@ -235,11 +370,10 @@ void SmallMPackedF32Bf16Weights(const float* x, int64_t x_stride, int64_t m,
   PackedDot<PackedF32Bf16Weights>(x, x_stride, m, packed, k, group0, n, y, y_stride);
 }
 
-void SmallMPackedInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed,
-                      int64_t k, int64_t group0, int64_t n, int32_t* y, int64_t y_stride) {
-  // The int32 sums travel as float bits through the tile's stores.
-  PackedDot<PackedInt8>(x, x_stride, m, packed, k, group0, n, reinterpret_cast<float*>(y),
-                        y_stride);
+void SmallMPackedInt8(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+                      const float* correction, int64_t m, const uint8_t* packed, int64_t k,
+                      int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  Int8Dot(x, x_stride, scale, scale_stride, correction, m, packed, k, group0, n, y, y_stride);
 }
 
 }  // namespace ffn

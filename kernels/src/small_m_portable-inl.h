@@ -70,27 +70,71 @@ void PortableF32Bf16Weights(const float* x, int64_t x_stride, int64_t m, const u
   PortablePackedDot(x, x_stride, m, packed, k, group0, n, y, y_stride, WidenF32, WidenBf16);
 }
 
-// u8 tokens on s8 weights packed in k quads: exact int32 sums, the same
-// integers as the AVX512-VNNI kernel (x rows read up to k rounded up to 4).
-void PortableInt8(const uint8_t* x, int64_t x_stride, int64_t m, const int8_t* packed, int64_t k,
-                  int64_t group0, int64_t n, int32_t* y, int64_t y_stride) {
-  const int64_t kk = (k + 3) / 4 * 4;
+// int8 models (SmallMPackedInt8): the same int32 group sums, one
+// multiply-add per group in the same order, and the correction.
+void PortableInt8(const int8_t* x, int64_t x_stride, const float* scale, int64_t scale_stride,
+                  const float* correction, int64_t m, const uint8_t* packed, int64_t k,
+                  int64_t group0, int64_t n, float* y, int64_t y_stride) {
+  const int64_t kk = (k + 3) / 4 * 4, kgroups = Int8KGroups(k);
   const int64_t group_size = kk * kPackRows;
   const int64_t groups = (n + kPackRows - 1) / kPackRows;
   for (int64_t g = 0; g < groups; ++g) {
-    const int8_t* w = packed + (group0 + g) * group_size;
+    const uint8_t* w = packed + (group0 + g) * group_size;
     const int64_t rows = std::min<int64_t>(kPackRows, n - g * kPackRows);
     for (int64_t r = 0; r < m; ++r) {
-      const uint8_t* xr = x + r * x_stride;
-      int32_t acc[kPackRows] = {};
-      for (int64_t s = 0; s < kk; s += 4) {
-        const int8_t* ws = w + s * kPackRows;
+      const int8_t* xr = x + r * x_stride;
+      float sum[kPackRows] = {};
+      for (int64_t q = 0; q < kgroups; ++q) {
+        int32_t acc[kPackRows] = {};
+        for (int64_t s = q * kInt8Group; s < std::min(kk, (q + 1) * kInt8Group); s += 4) {
+          const uint8_t* ws = w + s * kPackRows;
+          for (int64_t l = 0; l < kPackRows; ++l) {
+            for (int64_t b = 0; b < 4; ++b) acc[l] += int32_t{xr[s + b]} * int32_t{ws[4 * l + b]};
+          }
+        }
+        const float group_scale = scale[r * scale_stride + q];
         for (int64_t l = 0; l < kPackRows; ++l) {
-          for (int64_t q = 0; q < 4; ++q) acc[l] += int32_t{xr[s + q]} * int32_t{ws[4 * l + q]};
+          sum[l] = MULTIPLY_ADD(static_cast<float>(acc[l]), group_scale, sum[l]);
         }
       }
-      int32_t* yr = y + r * y_stride + g * kPackRows;
-      for (int64_t l = 0; l < rows; ++l) yr[l] = acc[l];
+      float* yr = y + r * y_stride + g * kPackRows;
+      for (int64_t l = 0; l < rows; ++l) yr[l] = sum[l] - correction[r];
     }
+  }
+}
+
+// QuantizeInt8Rows (small_m.h) in plain C++: the same bits as the AVX-512
+// form (exact max, one rounding per product, round to nearest even).
+void PortableQuantizeInt8(const float* x, int64_t x_stride, int64_t rows, int64_t k, int8_t* q,
+                          int64_t q_stride, float* scale, int64_t scale_stride, float* correction) {
+  const int64_t kgroups = Int8KGroups(k);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * x_stride;
+    int8_t* out = q + r * q_stride;
+    float* s = scale + r * scale_stride;
+    std::fill(out, out + q_stride, int8_t{0});
+    bool finite = true;
+    for (int64_t i = 0; i < k; ++i) finite &= std::fabs(v[i]) < std::numeric_limits<float>::infinity();
+    if (!finite) {
+      std::fill(s, s + kgroups, std::numeric_limits<float>::quiet_NaN());
+      correction[r] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    float total = 0;
+    for (int64_t g = 0; g < kgroups; ++g) {
+      const int64_t i0 = g * kInt8Group, i1 = std::min(k, i0 + kInt8Group);
+      float largest = 0;
+      for (int64_t i = i0; i < i1; ++i) largest = std::max(largest, std::fabs(v[i]));
+      s[g] = largest / 127.0f;
+      const float inverse = largest > 0 ? 127.0f / largest : 0.0f;
+      int32_t sum = 0;
+      for (int64_t i = i0; i < i1; ++i) {
+        const float rounded = std::min(std::max(std::nearbyint(v[i] * inverse), -127.0f), 127.0f);
+        out[i] = static_cast<int8_t>(rounded);
+        sum += static_cast<int32_t>(rounded);
+      }
+      total = std::fma(static_cast<float>(kInt8WeightOffset * sum), s[g], total);
+    }
+    correction[r] = total;
   }
 }

@@ -1,6 +1,8 @@
 // The small-M dot products for any x86-64 CPU: the portable loops with a
 // separate multiply and add (no FMA unit assumed).
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "dispatch.h"
 #include "small_m.h"
@@ -12,6 +14,7 @@ namespace {
 #undef MULTIPLY_ADD
 }  // namespace
 
-SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8}; }
+SmallMKernels ScalarSmallMKernels() { return {PortableF32, PortableBf16, PortableF32Bf16Weights, PortableInt8,
+          PortableQuantizeInt8}; }
 
 }  // namespace ffn

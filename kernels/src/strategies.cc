@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "small_m.h"
 
@@ -289,50 +288,10 @@ void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream) {
 
 namespace {
 
-// The u8 offset of quantized tokens: q + 128 for q in [-127, 127].
-constexpr int32_t kTokenOffset = 128;
-
-// Quantizes `rows` rows of k f32 values (rows x_stride apart) to u8 rows
-// q_stride apart (padded to PaddedK with the offset, i.e. zero): per row
-// scale = max|v| / 127 and u8 = round(v / scale) + 128. A row holding a
-// NaN or an infinity gets scale NaN (its outputs become NaN).
-void QuantizeTokens(const float* x, int64_t x_stride, int64_t rows, int64_t k, uint8_t* q,
-                    int64_t q_stride, float* scale) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* v = x + r * x_stride;
-    uint8_t* out = q + r * q_stride;
-    float largest = 0;
-    bool finite = true;
-    for (int64_t i = 0; i < k; ++i) {
-      finite &= std::isfinite(v[i]);
-      largest = std::max(largest, std::fabs(v[i]));
-    }
-    std::fill(out + k, out + q_stride, static_cast<uint8_t>(kTokenOffset));
-    if (!finite) {
-      scale[r] = std::numeric_limits<float>::quiet_NaN();
-      std::fill(out, out + k, static_cast<uint8_t>(kTokenOffset));
-      continue;
-    }
-    scale[r] = largest / 127.0f;
-    const float inverse = largest > 0 ? 127.0f / largest : 0.0f;
-    for (int64_t i = 0; i < k; ++i) {
-      const float rounded = std::clamp(std::nearbyint(v[i] * inverse), -127.0f, 127.0f);
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rounded) + kTokenOffset);
-    }
-  }
-}
-
-// f32 value of an int32 sum over u8 tokens: the offset's share taken out
-// (exactly, in integers), then the weight row's and the token's scales.
-inline float Dequantize(int32_t sum, int32_t row_sum, float weight_scale, float token_scale) {
-  const int64_t exact = int64_t{sum} - int64_t{kTokenOffset} * row_sum;
-  return static_cast<float>(exact) * weight_scale * token_scale;
-}
-
-// One chunk of an int8 call (m <= kInvariantChunkTokens): each thread owns a
-// share of d_ff's column blocks (sums, dequantized, epilogue into the f32
-// activated block), the activated rows are quantized, then each thread owns
-// a share of d_model's output columns.
+// One chunk of an int8 call (m <= kInvariantChunkTokens): the tokens are
+// quantized, each thread owns a share of d_ff's column blocks (sums,
+// scaled, epilogue into the f32 activated block), the activated rows are
+// quantized, then each thread owns a share of d_model's output columns.
 void RunInt8Chunk(const CoreCall& c, Scratch& scratch) {
   const PreparedWeights& w = c.weights;
   const PreparedWeights::Int8Matrix& up = w.Int8Up();
@@ -340,57 +299,57 @@ void RunInt8Chunk(const CoreCall& c, Scratch& scratch) {
   const SmallMInt8Kernel dot = c.kernels.small_m.int8;
   const int64_t m = c.m, d_ff = w.d_ff(), d_model = w.d_model();
   const int64_t x_stride = PaddedK<int8_t>(d_model), h_stride = PaddedK<int8_t>(d_ff);
-  uint8_t* xq = Scratch::Get(scratch.tokens_u8, m * (x_stride + h_stride));
-  uint8_t* hq = xq + m * x_stride;
-  float* x_scale = Scratch::Get(scratch.token_scale, 2 * m);
-  float* h_scale = x_scale + m;
+  const int64_t x_groups = Int8KGroups(d_model), h_groups = Int8KGroups(d_ff);
+  int8_t* xq = Scratch::Get(scratch.tokens_s8, m * (x_stride + h_stride));
+  int8_t* hq = xq + m * x_stride;
+  float* x_scale = Scratch::Get(scratch.token_scale, m * (x_groups + h_groups));
+  float* h_scale = x_scale + m * x_groups;
+  float* x_correction = Scratch::Get(scratch.token_correction, 2 * m);
+  float* h_correction = x_correction + m;
   float* activated = Scratch::Get(scratch.product, m * d_ff);
   const int64_t tile_elems = m * 2 * kColumnBlock;
-  const int threads = omp_get_max_threads();
-  float* tiles = Scratch::Get(scratch.tiles, threads * tile_elems);
-  int32_t* sums = Scratch::Get(scratch.sums, threads * tile_elems + m * d_model);
-  int32_t* y_sums = sums + threads * tile_elems;
+  float* tiles = Scratch::Get(scratch.tiles, omp_get_max_threads() * tile_elems);
   const float* bias2 = w.b2();
-  QuantizeTokens(static_cast<const float*>(c.x), d_model, m, d_model, xq, x_stride, x_scale);
+  const QuantizeInt8Kernel quantize = c.kernels.small_m.quantize_int8;
+  const float* x = static_cast<const float*>(c.x);
 #pragma omp parallel
   {
     const int team = omp_get_num_threads(), t = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      quantize(x + r * d_model, d_model, 1, d_model, xq + r * x_stride, x_stride,
+               x_scale + r * x_groups, x_groups, x_correction + r);
+    }
     float* tile = tiles + t * tile_elems;
-    int32_t* tile_sums = sums + t * tile_elems;
     const int64_t nblocks = w.blocks();
     const int64_t b0 = nblocks * t / team, b1 = nblocks * (t + 1) / team;
     for (int64_t j = b0; j < b1; ++j) {
       const int64_t rows = w.gated() ? 2 * w.block_cols(j) : w.block_cols(j);
       const int64_t row0 = w.block_row(j);
-      dot(xq, x_stride, m, up.packed.data(), d_model, row0 / kPackRows, rows, tile_sums, rows);
+      dot(xq, x_stride, x_scale, x_groups, x_correction, m, up.packed.data(), d_model,
+          row0 / kPackRows, rows, tile, rows);
       for (int64_t r = 0; r < m; ++r) {
-        for (int64_t i = 0; i < rows; ++i) {
-          const size_t n = static_cast<size_t>(row0 + i);
-          tile[r * rows + i] =
-              Dequantize(tile_sums[r * rows + i], up.row_sum[n], up.scale[n], x_scale[r]);
-        }
+        for (int64_t i = 0; i < rows; ++i) tile[r * rows + i] *= up.scale[static_cast<size_t>(row0 + i)];
       }
       if (!c.skip_epilogue) BlockEpilogue(c, tile, j, activated);
     }
 #pragma omp barrier
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
-      QuantizeTokens(activated + r * d_ff, d_ff, 1, d_ff, hq + r * h_stride, h_stride,
-                     h_scale + r);
+      quantize(activated + r * d_ff, d_ff, 1, d_ff, hq + r * h_stride, h_stride,
+               h_scale + r * h_groups, h_groups, h_correction + r);
     }
     const int64_t groups = (d_model + kPackRows - 1) / kPackRows;
     const int64_t r0 = groups * t / team * kPackRows;
     const int64_t r1 = std::min(d_model, groups * (t + 1) / team * kPackRows);
     if (r1 > r0) {
-      dot(hq, h_stride, m, down.packed.data(), d_ff, r0 / kPackRows, r1 - r0, y_sums + r0,
-          d_model);
+      dot(hq, h_stride, h_scale, h_groups, h_correction, m, down.packed.data(), d_ff,
+          r0 / kPackRows, r1 - r0, c.y + r0, d_model);
       for (int64_t r = 0; r < m; ++r) {
         for (int64_t n = r0; n < r1; ++n) {
-          const size_t at = static_cast<size_t>(n);
-          float v = Dequantize(y_sums[r * d_model + n], down.row_sum[at], down.scale[at],
-                               h_scale[r]);
-          if (bias2 != nullptr) v += bias2[at];
-          c.y[r * d_model + n] = v;
+          float& v = c.y[r * d_model + n];
+          v *= down.scale[static_cast<size_t>(n)];
+          if (bias2 != nullptr) v += bias2[n];
         }
       }
     }

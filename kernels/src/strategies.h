@@ -27,9 +27,8 @@ inline constexpr int64_t kInvariantChunkTokens = 128;
 struct Scratch {
   std::vector<float> hidden, product, x_f32, y_f32, x_in_f32, x_normed, gate_up, tiles;
   std::vector<uint16_t> x_bf16, act_bf16;
-  std::vector<uint8_t> tokens_u8;
-  std::vector<int32_t> sums;
-  std::vector<float> token_scale;
+  std::vector<int8_t> tokens_s8;
+  std::vector<float> token_scale, token_correction;
   std::vector<Activation> row_activation;
 
   template <typename T>
@@ -71,13 +70,14 @@ void RunPostops(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 // kInvariantChunkTokens tokens, at every m), otherwise column blocks through oneDNN.
 void RunFused(const CoreCall& c, Scratch& scratch, dnnl::stream& stream);
 bool FusedRunsSmallM(const KernelTable& kernels, int64_t m, DataType compute);
-// int8 models (compute f32, x f32): each token quantized per row to u8 with
-// its own scale, exact int32 sums on the int8 weights (SmallMPackedInt8),
-// dequantized in the epilogue before bias and activation; the activated row
-// quantized again for the second matmul. Every value of a token depends
-// only on that token, so the answers are batch-invariant at every m. A
-// token holding a NaN or an infinity (or whose intermediate overflows)
-// comes back as NaN.
+// int8 models (compute f32, x f32): each token quantized to s8 in groups of
+// kInt8Group values with a scale each, multiplied by the int8 weights
+// (SmallMPackedInt8: exact int32 per group, one f32 multiply-add per group),
+// scaled by each weight row's scale in the epilogue before bias and
+// activation; the activated row quantized the same way for the second
+// matmul. Every value of a token depends only on that token, so the answers
+// are batch-invariant at every m. A token holding a NaN or an infinity (or
+// whose intermediate overflows) comes back as NaN.
 void RunInt8(const CoreCall& c, Scratch& scratch);
 
 }  // namespace ffn

@@ -100,8 +100,9 @@ absl::StatusOr<FfnWeights> ReadSafetensorsWeights(const ModelConfig& config) {
 
 // What an int8 model promises, for ListModels (figures: docs/ACCURACY.md).
 constexpr char kInt8Accuracy[] =
-    "int8 weights (per output channel) and tokens (per row): within 0.25 scaled error and 4e-2 "
-    "relative Frobenius of the fp64 reference on the tested models; batch-invariant";
+    "int8 weights (per output channel) and tokens (per group of 32 values): within 0.15 scaled "
+    "error and 2.5e-2 relative Frobenius of the fp64 reference on the tested models; "
+    "batch-invariant";
 
 v1::ModelInfo DescribeModel(const Model& model, const v1::HuggingFaceWeights* huggingface) {
   const ModelConfig& c = model.config;

@@ -80,17 +80,16 @@ const char* StrategyAccuracy(Strategy strategy);
 // How a block keeps its matrices. kInt8: each weight row quantized
 // symmetrically to int8 with its own scale (per output channel), made at
 // Create from the f32/bf16 matrices, which are then dropped; every call
-// quantizes each token to 8 bits with its own scale, multiplies in exact
-// int32 (AVX512-VNNI where the CPU has it), and dequantizes in the fused
-// epilogue; the activated row is quantized again for the second matmul.
-// Half the bytes of bf16, a quarter of f32; the answers are
-// batch-invariant, and their error is an int8 one (docs/ACCURACY.md).
+// quantizes each token to int8 in groups of 32 values with a scale each (as
+// llama.cpp's Q8_0 does), sums each group exactly in int32 (AVX512-VNNI
+// where the CPU has it) and scales it into f32, applies the weight row's
+// scale in the fused epilogue before bias and activation, and quantizes the
+// activated row the same way for the second matmul. Half the bytes of
+// bf16, a quarter of f32; the answers are batch-invariant, and their error
+// is an int8 one (docs/ACCURACY.md).
 enum class Quantization { kNone, kInt8 };
 const char* QuantizationName(Quantization quantization);  // "none", "int8"
 std::optional<Quantization> ParseQuantization(std::string_view name);
-// The largest d_model or d_ff an int8 block takes: its int32 sums of u8·s8
-// products cannot overflow below it.
-inline constexpr int64_t kInt8MaxDepth = 66'000;
 
 // Gated weights are interleaved by blocks of this many columns of d_ff; the
 // fused strategy's large-M path cuts d_ff into blocks of the same size.
@@ -176,7 +175,6 @@ class FfnBlock {
  public:
   // Validates the weights and packs them (Prepare builds the rest).
   // INVALID_ARGUMENT for inconsistent weights.
-  // INVALID_ARGUMENT for int8 past kInt8MaxDepth.
   static absl::StatusOr<std::unique_ptr<FfnBlock>> Create(
       FfnWeights weights, ActivationParams params = {},
       Quantization quantization = Quantization::kNone);
