@@ -38,6 +38,27 @@ def weights(d_model, d_ff, gated):
             "b2": np.zeros(d_model, np.float32)}
 
 
+def reference(w, x, gated):
+    """The block in float64 (exact gelu), for the error of a peer's answer."""
+    x = x.astype(np.float64)
+    if gated:
+        g, u = x @ w["wg"].T.astype(np.float64), x @ w["wu"].T.astype(np.float64)
+        return (g / (1 + np.exp(-g)) * u) @ w["w2"].T.astype(np.float64)
+    a = x @ w["w1"].T.astype(np.float64) + w["b1"]
+    erf = np.vectorize(math.erf)
+    return (0.5 * a * (1 + erf(a / math.sqrt(2)))) @ w["w2"].T.astype(np.float64) + w["b2"]
+
+
+def accuracy(run, w, x, gated):
+    """Relative Frobenius error of run(x) against the float64 block, and
+    whether row 0 has the same bits when run alone (batch invariance)."""
+    y = run(x).astype(np.float64)
+    ref = reference(w, x, gated)
+    error = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
+    alone = run(x[:1])
+    return error, bool(np.array_equal(alone[0], run(x)[0]))
+
+
 def median_ms(fn, repeats, min_seconds):
     for _ in range(3):
         fn()
@@ -114,7 +135,7 @@ def run_torch(shape, tokens, precisions, repeats, min_seconds):
         for m in tokens:
             x = (torch.rand(m, d_model) * 2 - 1).to(dtype)
             with torch.inference_mode():
-                yield precision, m, median_ms(lambda: block(x), repeats, min_seconds)
+                yield precision, m, median_ms(lambda: block(x), repeats, min_seconds), {}
 
 
 def run_ort(shape, tokens, precisions, repeats, min_seconds):
@@ -122,9 +143,10 @@ def run_ort(shape, tokens, precisions, repeats, min_seconds):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     d_model, d_ff, gated = SHAPES[shape]
+    w = weights(d_model, d_ff, gated)
     with tempfile.TemporaryDirectory() as folder:
         f32 = os.path.join(folder, "ffn.onnx")
-        onnx_model(f32, d_model, d_ff, gated, weights(d_model, d_ff, gated))
+        onnx_model(f32, d_model, d_ff, gated, w)
         paths = {"f32": f32}
         if "int8" in precisions:
             paths["int8"] = os.path.join(folder, "ffn-int8.onnx")
@@ -136,7 +158,12 @@ def run_ort(shape, tokens, precisions, repeats, min_seconds):
             session = ort.InferenceSession(paths[precision], options, providers=["CPUExecutionProvider"])
             for m in tokens:
                 x = (np.random.default_rng(2).random((m, d_model), dtype=np.float32) * 2 - 1)
-                yield precision, m, median_ms(lambda: session.run(["y"], {"x": x}), repeats, min_seconds)
+                ms = median_ms(lambda: session.run(["y"], {"x": x}), repeats, min_seconds)
+                extra = {}
+                if ACCURACY:
+                    error, invariant = accuracy(lambda v: session.run(["y"], {"x": v})[0], w, x, gated)
+                    extra = {"rel_error": error, "batch_invariant": invariant}
+                yield precision, m, ms, extra
 
 
 def run_openvino(shape, tokens, precisions, repeats, min_seconds):
@@ -155,10 +182,11 @@ def run_openvino(shape, tokens, precisions, repeats, min_seconds):
             request = compiled.create_infer_request()
             for m in tokens:
                 x = (np.random.default_rng(2).random((m, d_model), dtype=np.float32) * 2 - 1)
-                yield precision, m, median_ms(lambda: request.infer({0: x}), repeats, min_seconds)
+                yield precision, m, median_ms(lambda: request.infer({0: x}), repeats, min_seconds), {}
 
 
 RUNNERS = {"torch": run_torch, "ort": run_ort, "openvino": run_openvino}
+ACCURACY = False
 
 
 def main():
@@ -170,13 +198,18 @@ def main():
                         help="torch: f32,bf16; ort: f32,int8; openvino: f32,bf16")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="ort: also the answers' error against float64 and whether row 0 "
+                             "keeps its bits when run alone")
     args = parser.parse_args()
+    global ACCURACY
+    ACCURACY = args.accuracy
     tokens = [int(t) for t in args.tokens.split(",")]
     for shape in args.shapes.split(","):
-        for precision, m, ms in RUNNERS[args.framework](shape, tokens, args.precisions.split(","),
-                                                        args.repeats, args.min_seconds):
+        for precision, m, ms, extra in RUNNERS[args.framework](
+                shape, tokens, args.precisions.split(","), args.repeats, args.min_seconds):
             print(json.dumps({"framework": args.framework, "precision": precision, "shape": shape,
-                              "m": m, "ms": ms}), flush=True)
+                              "m": m, "ms": ms, **extra}), flush=True)
 
 
 if __name__ == "__main__":

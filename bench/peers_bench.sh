@@ -46,8 +46,10 @@ for round in $(seq 1 "$rounds"); do
       --precisions f32,bf16 >> "$work/peers.jsonl"
   fi
   echo "round $round: onnxruntime" >&2
+  accuracy=()
+  [[ $round == 1 ]] && accuracy=(--accuracy)
   "$venv/bin/python" bench/peers_bench.py --framework ort --shapes "$shapes" --tokens "$tokens" \
-    --precisions f32,int8 >> "$work/peers.jsonl"
+    --precisions f32,int8 "${accuracy[@]}" >> "$work/peers.jsonl"
   echo "round $round: openvino" >&2
   "$venv/bin/python" bench/peers_bench.py --framework openvino --shapes "$shapes" \
     --tokens "$tokens" --precisions f32,bf16 >> "$work/peers.jsonl"
@@ -69,10 +71,13 @@ for path in glob.glob(os.path.join(work, "ours-*.json")):
              else (f"ffnserve {precision} fastest", shape, int(m)), ms)
         if strategy == "invariant":
             keep((f"ffnserve {precision} fastest", shape, int(m)), ms)
+accuracy = {}  # (column, shape, m) -> (relative error, row 0 alone has the same bits)
 for line in open(os.path.join(work, "peers.jsonl")):
     r = json.loads(line)
     name = {"torch": "PyTorch", "ort": "ONNX Runtime", "openvino": "OpenVINO"}[r["framework"]]
     keep((f"{name} {r['precision']}", r["shape"], r["m"]), r["ms"])
+    if "rel_error" in r:
+        accuracy[(f"{name} {r['precision']}", r["shape"], r["m"])] = (r["rel_error"], r["batch_invariant"])
 columns = ["ffnserve f32 served", "ffnserve f32 fastest", "ffnserve bf16 served",
            "ffnserve bf16 fastest", "ffnserve int8 served", "PyTorch f32", "PyTorch bf16", "ONNX Runtime f32",
            "ONNX Runtime int8", "OpenVINO f32", "OpenVINO bf16"]
@@ -96,4 +101,9 @@ for shape in shapes:
 print("\nms per call, the lower of the rounds' medians; 'served': the batch-invariant path "
       "ffn-server runs by default; 'fastest': the fastest of unfused, fused and served. "
       "A ratio above 1: ffnserve is faster.")
+if accuracy:
+    print("\n| peer | shape | tokens | relative Frobenius error vs float64 | row 0 alone = row 0 in the batch |")
+    print("|---|---|---|---|---|")
+    for (column, shape, m), (error, invariant) in sorted(accuracy.items()):
+        print(f"| {column} | {shape} | {m} | {error:.3g} | {'yes' if invariant else 'no'} |")
 PY

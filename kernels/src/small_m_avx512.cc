@@ -254,7 +254,7 @@ void Int8Tile(const int8_t* x, int64_t x_stride, const float* scale, int64_t sca
 
 // Groups of 16 rows per int8 tile for MB tokens (up to 4): 2·MB·NV
 // accumulators, NV weight vectors and the broadcasts within 32 registers.
-constexpr int kInt8GroupsPerTile[] = {0, 6, 4, 3, 3};
+constexpr int kInt8GroupsPerTile[] = {0, 4, 4, 3, 3};
 constexpr int64_t kInt8Tokens = 4;
 
 template <int MB>

@@ -113,6 +113,25 @@ Pair Models(FfnKind kind, int64_t dm, int64_t dff, uint64_t seed) {
   return p;
 }
 
+// int8 from a bf16 checkpoint: quantized from the bf16 values, the same
+// block as from their widened f32 copy.
+TEST(Bf16WeightsBlockTest, Int8FromBf16IsInt8FromTheWidenedF32) {
+  for (const FfnKind kind : {FfnKind::kPlain, FfnKind::kGated}) {
+    const Pair p = Models(kind, 72, 600, 6);
+    auto kept = FfnBlock::Create(p.bf16, {}, Quantization::kInt8);
+    auto widened = FfnBlock::Create(p.f32, {}, Quantization::kInt8);
+    ASSERT_TRUE(kept.ok() && widened.ok()) << kept.status() << widened.status();
+    const Activation a = kind == FfnKind::kGated ? Activation::kSwiglu : Activation::kGelu;
+    std::vector<float> x(static_cast<size_t>(9 * 72));
+    FillUniform(4, RandomStream::kInput, kRandomInputScale, x);
+    std::vector<float> from_bf16(x.size()), from_f32(x.size());
+    ASSERT_TRUE((*kept)->Run(a, x.data(), 9, from_bf16.data()).ok());
+    ASSERT_TRUE((*widened)->Run(a, x.data(), 9, from_f32.data()).ok());
+    EXPECT_TRUE(SameBits(from_bf16, from_f32));
+    EXPECT_EQ((*kept)->WeightBytes(), (*widened)->WeightBytes());
+  }
+}
+
 TEST(Bf16WeightsBlockTest, AnswersAreTheWidenedF32BlocksBitForBit) {
   for (const FfnKind kind : {FfnKind::kPlain, FfnKind::kGated}) {
     // Not multiples of the vector widths, kPackRows or kColumnBlock.
