@@ -8,10 +8,13 @@
 #
 #   bash bench/served_vs_engine.sh            # after scripts/build.sh
 #   TOKENS="1 32" DURATION=3 bash bench/served_vs_engine.sh
+#   THREADS=1 bash bench/served_vs_engine.sh     # one thread per engine call, both sides
+#   SERVER_ENV="OMP_WAIT_POLICY=active" bash bench/served_vs_engine.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tokens="${TOKENS:-1 32 512}"
 duration="${DURATION:-4}"
+threads="${THREADS:-2}"
 client=build/client/ffn-client
 work="$(mktemp -d)"
 server_pid=""
@@ -23,15 +26,15 @@ cleanup() {
 trap cleanup EXIT
 
 # The shapes and seeds of ffn_block_bench, so the weights are the same.
-cat > "$work/config.yaml" <<'YAML'
-server: {threads: 2, max_batch_tokens: 512}
+cat > "$work/config.yaml" <<YAML
+server: {threads: $threads, max_batch_tokens: 512}
 models:
   - {name: ffn-768, d_model: 768, d_ff: 3072, activation: gelu, weights: {random: {seed: 1}}}
   - {name: glu-768, d_model: 768, d_ff: 2048, activation: swiglu, weights: {random: {seed: 2}}}
   - {name: ffn-768-int8, d_model: 768, d_ff: 3072, activation: gelu, weights: {random: {seed: 1}},
      quantization: int8}
 YAML
-OMP_NUM_THREADS=2 build/server/ffn-server --config "$work/config.yaml" --address 127.0.0.1:0 \
+env OMP_NUM_THREADS=$threads ${SERVER_ENV:-} build/server/ffn-server --config "$work/config.yaml" --address 127.0.0.1:0 \
   --port-file "$work/port" --log-level warn &
 server_pid=$!
 for _ in $(seq 1 300); do [[ -s "$work/port" ]] && break; sleep 0.1; done
@@ -54,7 +57,7 @@ server_pid=""
 
 echo "engine: ffn_block_bench" >&2
 m_filter=$(echo $tokens | tr ' ' '|')
-OMP_NUM_THREADS=2 build/bench/ffn_block_bench \
+OMP_NUM_THREADS=$threads build/bench/ffn_block_bench \
   --benchmark_filter="^(ffn-768/gelu|glu-768/swiglu)/((f32|bf16)/invariant|int8/served)/(${m_filter})/real_time\$" \
   --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json \
   > "$work/engine.json" 2> /dev/null
