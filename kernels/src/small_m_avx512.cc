@@ -95,6 +95,25 @@ struct PackedF32Bf16Weights {
   }
 };
 
+// Stores a tile's MB × NV vectors of 16 outputs: the first `rows` (<= 16·NV)
+// of each token's row, less subtract[r] for token r if given.
+template <int MB, int NV>
+void StoreTile(const __m512 (&acc)[MB][NV], const float* subtract, float* y, int64_t y_stride,
+               int64_t rows) {
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = rows - v * kPackRows;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MB; ++r) {
+      const __m512 out =
+          subtract != nullptr ? _mm512_sub_ps(acc[r][v], _mm512_set1_ps(subtract[r])) : acc[r][v];
+      _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, out);
+    }
+  }
+}
+
 // MB tokens × NV groups of 16 rows, over all of k; the first `rows`
 // (<= 16·NV) outputs of each token are stored.
 template <typename Op, int MB, int NV>
@@ -120,14 +139,7 @@ void PackedTile(const typename Op::XT* x, int64_t x_stride, const typename Op::T
       for (int v = 0; v < NV; ++v) acc[r][v] = Op::Madd(acc[r][v], wv[v], xv);
     }
   }
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const int64_t left = rows - v * kPackRows;
-    if (left <= 0) break;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-#pragma GCC unroll 8
-    for (int r = 0; r < MB; ++r) _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, acc[r][v]);
-  }
+  StoreTile<MB, NV>(acc, nullptr, y, y_stride, rows);
 }
 
 // Groups of 16 rows per tile for MB tokens: MB·NV accumulators, the NV
@@ -239,17 +251,7 @@ void Int8Tile(const int8_t* x, int64_t x_stride, const float* scale, int64_t sca
       }
     }
   }
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const int64_t left = rows - v * kPackRows;
-    if (left <= 0) break;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-#pragma GCC unroll 8
-    for (int r = 0; r < MB; ++r) {
-      const __m512 out = _mm512_sub_ps(sum[r][v], _mm512_set1_ps(correction[r]));
-      _mm512_mask_storeu_ps(y + r * y_stride + v * kPackRows, mask, out);
-    }
-  }
+  StoreTile<MB, NV>(sum, correction, y, y_stride, rows);
 }
 
 // Groups of 16 rows per int8 tile for MB tokens (up to 4): 2·MB·NV
