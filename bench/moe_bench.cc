@@ -5,7 +5,8 @@
 // the machine's read bandwidth, measured in the same run (2 GiB read by
 // every thread with AVX-512 loads, best of 5; needs AVX-512F).
 //
-//   build/bench/moe_bench [shape ...]     shapes: qwen3-30b-a3b, mixtral (default both)
+//   build/bench/moe_bench [int8] [shape ...]   shapes: qwen3-30b-a3b, mixtral (default both)
+//   int8: the experts with quantization: int8 (bytes at M = 1: one per weight)
 //
 // qwen3-30b-a3b: d_model 2048, expert d_ff 768, 128 experts, top 8.
 // mixtral:       d_model 4096, expert d_ff 14336, 8 experts, top 2.
@@ -122,7 +123,9 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   std::vector<Shape> shapes;
+  ffn::Quantization quantization = ffn::Quantization::kNone;
   for (int i = 1; i < argc; ++i) {
+    if (argv[i] == std::string("int8")) quantization = ffn::Quantization::kInt8;
     for (const Shape& s : kShapes) {
       if (argv[i] == std::string(s.name)) shapes.push_back(s);
     }
@@ -132,12 +135,13 @@ int main(int argc, char** argv) {
   // Bandwidth is measured next to every M = 1 call (the machine is shared:
   // it moves), on 1 GiB.
   const std::vector<uint64_t> stream(size_t{1} << 27, 1);
-  std::printf("%s; %d threads\n\n", ffn::OneDnnDescription().c_str(), omp_get_max_threads());
+  std::printf("%s; %d threads; experts %s\n\n", ffn::OneDnnDescription().c_str(),
+              omp_get_max_threads(), ffn::QuantizationName(quantization));
   std::printf("| shape | M | ms per call (median) | tokens/s | M=1: expert bytes | GB/s | read bandwidth then (GB/s) | share (median of pairs) |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
     const auto load = std::chrono::steady_clock::now();
-    auto block = ffn::FfnBlock::CreateMoe(Weights(s));
+    auto block = ffn::FfnBlock::CreateMoe(Weights(s), {}, quantization);
     if (!block.ok()) {
       std::fprintf(stderr, "%s: %s\n", s.name, block.status().ToString().c_str());
       return 1;
@@ -148,7 +152,8 @@ int main(int argc, char** argv) {
       const int reps = m == 512 ? 5 : 21;
       std::vector<double> ms, bandwidths, shares;
       const double bytes = static_cast<double>(s.top_k) * 3.0 * static_cast<double>(s.d_model) *
-                           static_cast<double>(s.d_ff) * 2.0;
+                           static_cast<double>(s.d_ff) *
+                           (quantization == ffn::Quantization::kInt8 ? 1.0 : 2.0);
       for (int r = 0; r < reps + 1; ++r) {
         // New tokens each call: other experts, as in decoding.
         ffn::FillUniform(static_cast<uint64_t>(r), ffn::RandomStream::kInput, ffn::kRandomInputScale, x);

@@ -102,11 +102,13 @@ absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::Create(FfnWeights weights,
 }
 
 absl::StatusOr<std::unique_ptr<FfnBlock>> FfnBlock::CreateMoe(MoeWeights weights,
-                                                              ActivationParams params) {
+                                                              ActivationParams params,
+                                                              Quantization quantization) {
   RETURN_IF_ERROR(weights.Validate());
   FfnWeights outer = weights.outer;
   try {
-    ASSIGN_OR_RETURN(std::unique_ptr<MoeLayer> layer, MoeLayer::Create(std::move(weights), params));
+    ASSIGN_OR_RETURN(std::unique_ptr<MoeLayer> layer,
+                     MoeLayer::Create(std::move(weights), params, quantization));
     return std::unique_ptr<FfnBlock>(
         new FfnBlock(std::make_unique<Impl>(std::move(outer), params, std::move(layer))));
   } catch (const std::bad_alloc&) {
@@ -122,6 +124,7 @@ DataType FfnBlock::MatrixType() const {
   return impl_->dense ? impl_->dense->stored() : impl_->moe->expert(0).MatrixType();
 }
 Quantization FfnBlock::quantization() const {
+  if (impl_->moe) return expert(0).quantization();
   return impl_->int8() ? Quantization::kInt8 : Quantization::kNone;
 }
 const ActivationParams& FfnBlock::params() const {

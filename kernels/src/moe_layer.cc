@@ -12,15 +12,16 @@
 namespace ffn {
 
 absl::StatusOr<std::unique_ptr<MoeLayer>> MoeLayer::Create(MoeWeights weights,
-                                                           const ActivationParams& params) {
+                                                           const ActivationParams& params,
+                                                           Quantization quantization) {
   auto layer = std::make_unique<MoeLayer>();
   for (FfnWeights& expert : weights.experts) {
-    ASSIGN_OR_RETURN(std::unique_ptr<FfnBlock> block, FfnBlock::Create(std::move(expert), params));
+    ASSIGN_OR_RETURN(std::unique_ptr<FfnBlock> block, FfnBlock::Create(std::move(expert), params, quantization));
     layer->experts_.push_back(std::move(block));
   }
   weights.experts.clear();
   if (weights.shared) {
-    ASSIGN_OR_RETURN(layer->shared_, FfnBlock::Create(std::move(*weights.shared), params));
+    ASSIGN_OR_RETURN(layer->shared_, FfnBlock::Create(std::move(*weights.shared), params, quantization));
     weights.shared.reset();
   }
   layer->meta_ = std::move(weights);

@@ -19,9 +19,11 @@ namespace ffn {
 
 class MoeLayer {
  public:
-  // `weights` must have passed Validate(); its experts move into blocks.
+  // `weights` must have passed Validate(); its experts move into blocks,
+  // kept as `quantization` says.
   static absl::StatusOr<std::unique_ptr<MoeLayer>> Create(MoeWeights weights,
-                                                          const ActivationParams& params);
+                                                          const ActivationParams& params,
+                                                          Quantization quantization);
 
   // y [m, d_model] = MoE(x [m, d_model]) in f32, row r's experts running
   // row_activation[r]; run gives compute, strategy, invariance, routing and

@@ -449,7 +449,6 @@ absl::StatusOr<ModelConfig> ParseModel(const YAML::Node& node, const std::string
     const std::optional<Quantization> q = ParseQuantization(*text);
     if (!q) return Invalid(at + ".quantization", "'" + *text + "' is not one of none, int8");
     if (*q == Quantization::kInt8) {
-      if (model.moe) return Invalid(at + ".quantization", "int8 is for dense models, not experts");
       if (model.strategy && *model.strategy != Strategy::kAuto && *model.strategy != Strategy::kFused) {
         return Invalid(at + ".quantization",
                        absl::StrCat("an int8 model runs its int8 path; strategy ",

@@ -309,10 +309,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   // Invariance applies where the strategy allows it (an explicit true with
   // another strategy is refused by the config parser); nothing to tune then.
   const bool int8 = mc.quantization == Quantization::kInt8;
-  if (int8 && mc.moe) {
-    return WithModel(mc, absl::InvalidArgumentError(
-                             "quantization int8 is for dense models; this one is a mixture of experts"));
-  }
   // int8 answers are batch-invariant whatever the settings (exact integer
   // sums at every M).
   const bool invariant = int8 || (mc.batch_invariant.value_or(config.server.batch_invariant) &&
@@ -331,7 +327,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
   absl::StatusOr<std::unique_ptr<FfnBlock>> block;
   if (mc.huggingface && mc.moe) {
     ASSIGN_OR_RETURN(HuggingFaceMoeLayerWeights layer, LoadHuggingFaceMoeLayer(mc, &*huggingface));
-    block = FfnBlock::CreateMoe(std::move(layer.weights));
+    block = FfnBlock::CreateMoe(std::move(layer.weights), {}, mc.quantization);
   } else if (mc.huggingface) {
     ASSIGN_OR_RETURN(HuggingFaceLayerWeights layer, LoadHuggingFaceLayer(mc, &*huggingface));
     block = FfnBlock::Create(std::move(layer.weights), {}, mc.quantization);
@@ -341,7 +337,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelConfig& mc, const Se
     AddRandomNorm(moe.outer, mc.norm, mc.seed);
     moe.outer.norm_eps = mc.norm_eps;
     moe.outer.residual = mc.residual;
-    block = FfnBlock::CreateMoe(std::move(moe));
+    block = FfnBlock::CreateMoe(std::move(moe), {}, mc.quantization);
   } else {
     ASSIGN_OR_RETURN(FfnWeights weights, LoadWeights(mc));
     block = FfnBlock::Create(std::move(weights), {}, mc.quantization);

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 #include "ffn/kernels/reference.h"
 #include "gtest/gtest.h"
 #include "small_m.h"
@@ -278,6 +279,33 @@ TEST(Int8BlockTest, HoldsHalfTheBytesOfBf16) {
   }
   EXPECT_GT(worst, 0);                               // quantized
   EXPECT_LE(worst, largest / 127.0 * 0.5 * 1.0001);  // half a step of the largest row scale
+}
+
+// A mixture of experts with int8 experts (and shared expert): within the
+// int8 bound of the fp64 reference along the routing it used, and the same
+// bits for a token alone and inside a larger call.
+TEST(Int8BlockTest, MixtureOfExpertsWithInt8Experts) {
+  const MoeWeights kept = RandomMoeWeights({96, 160, 6, 2, 64}, 8);
+  auto block = FfnBlock::CreateMoe(kept, {}, Quantization::kInt8);
+  ASSERT_TRUE(block.ok()) << block.status();
+  EXPECT_EQ((*block)->quantization(), Quantization::kInt8);
+  for (int64_t m : {1, 9, 70}) {
+    const std::vector<float> x = Tokens(m, 96, static_cast<uint32_t>(m));
+    std::vector<float> y(x.size());
+    MoeRouting used;
+    FfnRun run{Activation::kSwiglu, DataType::kF32, x.data(), DataType::kF32, m, y.data(),
+               DataType::kF32};
+    run.routing_out = &used;
+    ASSERT_TRUE((*block)->Run(run).ok());
+    const ReferenceComparison c = CompareToReference(
+        y.data(), ReferenceMoe(kept, Activation::kSwiglu, (*block)->params(), x.data(), m, used));
+    EXPECT_TRUE(kInt8Check.Passes(c)) << "m=" << m << " scaled " << c.max_scaled_error
+                                      << ", Frobenius " << c.relative_frobenius;
+    EXPECT_GT(c.relative_frobenius, 1e-4);  // quantized, so not f32-exact
+    std::vector<float> alone(96);
+    ASSERT_TRUE((*block)->Run(Activation::kSwiglu, x.data() + (m - 1) * 96, 1, alone.data()).ok());
+    EXPECT_EQ(std::memcmp(alone.data(), y.data() + (m - 1) * 96, 96 * sizeof(float)), 0) << m;
+  }
 }
 
 TEST(Int8BlockTest, RefusesStrategiesItDoesNotRun) {

@@ -22,7 +22,7 @@ namespace {
 
 constexpr int64_t kDModel = 72;  // not a multiple of 16: ragged groups too
 constexpr int64_t kTokenCounts[] = {2, 3, 8, 31, 64, 200, 512};
-constexpr const char* kModels[] = {"plain", "gated", "moe", "plain-int8", "gated-int8"};
+constexpr const char* kModels[] = {"plain", "gated", "moe", "plain-int8", "gated-int8", "moe-int8"};
 
 class BatchInvarianceTest : public ::testing::Test {
  protected:
@@ -39,6 +39,8 @@ models:
      quantization: int8}
   - {name: gated-int8, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}},
      quantization: int8}
+  - {name: moe-int8, d_model: )", kDModel, R"(, d_ff: 200, activation: swiglu, weights: {random: {seed: 5}},
+     moe: {experts: 6, top_k: 2, shared: 96}, quantization: int8}
 )"),
                               "");
     ASSERT_TRUE(config.ok()) << config.status();

@@ -358,7 +358,7 @@ TEST(ConfigTest, BatchInvariantNeedsAnOrderFixedStrategy) {
   EXPECT_TRUE(ServerSettings().batch_invariant);  // on by default
 }
 
-TEST(ConfigTest, QuantizationIsInt8OrNoneForDenseModelsOnly) {
+TEST(ConfigTest, QuantizationIsInt8OrNone) {
   auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
                                      "quantization: int8, weights: {random: {}}}"),
                             "");
@@ -367,9 +367,12 @@ TEST(ConfigTest, QuantizationIsInt8OrNoneForDenseModelsOnly) {
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
                          "quantization: int4, weights: {random: {}}}"),
                 {"model 'm'.quantization", "'int4' is not one of none, int8"});
-  ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, quantization: int8, "
-                         "weights: {random: {}}, moe: {experts: 2, top_k: 1}}"),
-                {"model 'm'.quantization", "dense models"});
+  auto moe = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: swiglu, "
+                                  "quantization: int8, weights: {random: {}}, "
+                                  "moe: {experts: 2, top_k: 1}}"),
+                         "");
+  ASSERT_TRUE(moe.ok()) << moe.status();
+  EXPECT_EQ(moe->models[0].quantization, Quantization::kInt8);
   ExpectInvalid(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, strategy: postops, "
                          "quantization: int8, weights: {random: {}}}"),
                 {"model 'm'.quantization", "strategy postops"});

@@ -183,8 +183,10 @@ class FfnBlock {
   // weights. Its weights() describe one expert's shape and the norms and
   // residual around the layer; Tune() has nothing to tune (experts run
   // batch-invariant, or the untuned rule).
-  static absl::StatusOr<std::unique_ptr<FfnBlock>> CreateMoe(MoeWeights weights,
-                                                             ActivationParams params = {});
+  // kInt8: every expert (and the shared one) int8; the router stays f32.
+  static absl::StatusOr<std::unique_ptr<FfnBlock>> CreateMoe(
+      MoeWeights weights, ActivationParams params = {},
+      Quantization quantization = Quantization::kNone);
   ~FfnBlock();
 
   // Mixture of experts: the router and settings (experts' matrices moved

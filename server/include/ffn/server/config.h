@@ -102,8 +102,8 @@ struct ModelConfig {
   // Batch-invariant answers (unset: the server's setting); true needs the
   // strategy auto or fused.
   std::optional<bool> batch_invariant;
-  // kInt8: the matrices quantized to int8 at load (FfnBlock's
-  // Quantization); dense models only, strategy auto or fused.
+  // kInt8: the matrices (a mixture's experts) quantized to int8 at load
+  // (FfnBlock's Quantization); strategy auto or fused.
   Quantization quantization = Quantization::kNone;
   // Optional pre-norm and residual add: y = x + FFN(norm(x)).
   NormKind norm = NormKind::kNone;
