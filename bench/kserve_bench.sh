@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 duration="${DURATION:-5}"
 client=build/client/ffn-client
 venv=build/venv-mlserver
-requirements=("mlserver==1.7.1" "numpy==2.2.6")
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -28,13 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ ! -x $venv/bin/mlserver || "$(cat "$venv/.requirements" 2>/dev/null)" != "${requirements[*]}" ]]; then
-  echo "installing ${requirements[*]} into $venv" >&2
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
-  echo "${requirements[*]}" > "$venv/.requirements"
-fi
+source scripts/venv.sh
+ensure_venv "$venv" bin/mlserver "mlserver==1.7.1" "numpy==2.2.6"
 
 # The weights, drawn once, served by both.
 "$venv/bin/python" - "$work/ffn.safetensors" <<'PY'

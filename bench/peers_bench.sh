@@ -22,14 +22,8 @@ shapes="${SHAPES:-ffn-768,llama-7b}"
 tokens="${TOKENS:-1,32,512}"
 venv=build/venv-peers
 torch_python="${TORCH_PYTHON:-build/venv-hf/bin/python}"
-requirements=("onnx==1.23.2" "onnxruntime==1.32.0" "openvino==2026.4.1" "numpy==2.4.6")
-if [[ ! -x $venv/bin/python || "$(cat "$venv/.requirements" 2>/dev/null)" != "${requirements[*]}" ]]; then
-  echo "installing ${requirements[*]} into $venv" >&2
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
-  echo "${requirements[*]}" > "$venv/.requirements"
-fi
+source scripts/venv.sh
+ensure_venv "$venv" bin/python "onnx==1.23.2" "onnxruntime==1.32.0" "openvino==2026.4.1" "numpy==2.4.6"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
