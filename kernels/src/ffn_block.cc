@@ -159,8 +159,11 @@ absl::Status FfnBlock::Prepare(int64_t max_m, bool batch_invariant) const {
   // One call per token count and dtype with the planned strategy builds and
   // caches its primitives and weight forms.
   std::vector<float> x(static_cast<size_t>(max_m * d_model()), 0.5f), y(x.size());
+  // An int8 block runs one path whatever the compute dtype: one warm-up each.
+  const std::vector<DataType> dtypes =
+      impl_->int8() ? std::vector{DataType::kF32} : std::vector{DataType::kF32, DataType::kBf16};
   for (int64_t m = 1; m <= max_m; ++m) {
-    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+    for (DataType compute : dtypes) {
       FfnRun run{impl_->representative(), compute, x.data(), DataType::kF32, m, y.data(),
                  DataType::kF32};
       run.batch_invariant = batch_invariant;

@@ -21,6 +21,7 @@
 #include "ffn/server/server.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "kserve_infer.h"
+#include "slow_server.h"
 
 namespace ffn {
 namespace {
@@ -505,18 +506,10 @@ TEST_F(KServeServiceTest, StreamAnswersEveryRequestByIdErrorsInBand) {
 // The request parameter "timeout" (microseconds, tritonclient's
 // infer(timeout=)) drops a request that cannot start in time.
 TEST(KServeTimeoutTest, ARequestThatCannotStartInItsTimeoutIsDeadlineExceeded) {
-  auto config = ParseConfig(R"(
-server: {address: "127.0.0.1:0", threads: 2}
-models:
-  - {name: slow, d_model: 8, d_ff: 16, activation: relu, debug_delay_us: 300000,
-     batching: {max_batch_tokens: 1}, weights: {random: {seed: 13}}}
-)",
-                            "");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto server = FfnServer::Start(*config);
-  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<FfnServer> server = StartSlowServer("threads: 2");
+  ASSERT_NE(server, nullptr);
   auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+      "127.0.0.1:" + std::to_string(server->port()), grpc::InsecureChannelCredentials()));
   std::vector<float> x = RandomInput(1, 8, 1);
   const inference::ModelInferRequest request = RawRequest("slow", x, 1, 8, kserve::WireType::kFp32);
   // The first request holds the one executor for 300 ms.
@@ -548,7 +541,7 @@ models:
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "parameter 'timeout' must be a count of microseconds >= 0 (int64_param)");
-  (*server)->Shutdown(std::chrono::seconds(1));
+  server->Shutdown(std::chrono::seconds(1));
 }
 
 TEST(KServeAuthTest, TokenGuardsEverythingButLivenessAndReadiness) {

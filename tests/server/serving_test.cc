@@ -27,6 +27,7 @@
 #include "ffn/server/server.h"
 #include "ffn/v1/ffn.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "slow_server.h"
 
 namespace ffn {
 namespace {
@@ -260,17 +261,8 @@ TEST(MetricsTest, ExpiryInTheQueueIsCountedAsDeadlineExceeded) {
   // "slow" here computes one token per 300 ms batch: the second request
   // arrives well within its 100 ms deadline (even under a sanitizer on a
   // busy machine) and expires in the queue behind the first.
-  auto config = ParseConfig(R"(
-server: {address: "127.0.0.1:0", metrics_address: "127.0.0.1:0"}
-models:
-  - {name: slow, d_model: 8, d_ff: 16, activation: relu, debug_delay_us: 300000,
-     batching: {max_batch_tokens: 1}, weights: {random: {seed: 13}}}
-)",
-                            "");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto started = FfnServer::Start(*config);
-  ASSERT_TRUE(started.ok()) << started.status();
-  std::unique_ptr<FfnServer> server = std::move(*started);
+std::unique_ptr<FfnServer> server = StartSlowServer("metrics_address: \"127.0.0.1:0\"");
+  ASSERT_NE(server, nullptr);
   auto stub = v1::FfnService::NewStub(Channel(server->port()));
   std::thread busy([&] {
     grpc::ClientContext context;
