@@ -6,7 +6,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -139,6 +141,32 @@ TEST_F(BatchInvarianceTest, Int8AnswersStayWithinTheirBoundOfFp64) {
             << cmp.relative_frobenius;
         // Quantized, not exact: a check that could not fail would prove nothing.
         EXPECT_GT(cmp.relative_frobenius, 1e-4) << c.model;
+      }
+    }
+  }
+}
+
+// int8 models through gRPC: a token holding a NaN or an infinity comes back
+// all NaN, and the tokens beside it get the bits they get alone.
+TEST_F(BatchInvarianceTest, Int8NonFiniteTokenIsNaNAndLeavesTheOthers) {
+  auto stub = Stub();
+  for (const char* model : {"plain-int8", "gated-int8", "moe-int8"}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      const std::string first = Row(Call(*stub, Request(model, v1::FLOAT32, {21})), 0);
+      const std::string last = Row(Call(*stub, Request(model, v1::FLOAT32, {23})), 0);
+      v1::InferRequest request = Request(model, v1::FLOAT32, {21, 22, 23});
+      std::string data = request.input().data();
+      std::memcpy(data.data() + (kDModel + 3) * sizeof(float), &bad, sizeof(float));
+      request.mutable_input()->set_data(data);
+      const v1::InferResponse response = Call(*stub, request);
+      ASSERT_EQ(response.output().data().size(), 3 * kDModel * sizeof(float)) << model;
+      EXPECT_EQ(Row(response, 0), first) << model;
+      EXPECT_EQ(Row(response, 2), last) << model;
+      const std::string poisoned = Row(response, 1);
+      for (int64_t i = 0; i < kDModel; ++i) {
+        float v;
+        std::memcpy(&v, poisoned.data() + i * sizeof(float), sizeof(float));
+        EXPECT_TRUE(std::isnan(v)) << model << " column " << i << ": " << v;
       }
     }
   }
