@@ -7,6 +7,8 @@
 // Tolerances (CompareToReference's scaled error): f32 kFp32CheckTolerance
 // (1e-4; oneDNN's post-op approximations included), bf16 kBf16CheckTolerance
 // (5e-2: inputs, weights and the activated block rounded to 8 bits).
+#include <omp.h>
+
 #include <atomic>
 #include <cstring>
 #include <ostream>
@@ -18,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "ffn/kernels/ffn_block.h"
 #include "ffn/kernels/ffn_weights.h"
+#include "ffn/kernels/moe.h"
 #include "ffn/kernels/reference.h"
 #include "plan.h"
 #include "gmock/gmock.h"
@@ -356,6 +359,50 @@ TEST(BatchInvariantTest, MatchesTheReferenceAndRefusesOrderDependentStrategies) 
   auto impl = Block(FfnKind::kGated).ImplementationFor(100, DataType::kF32, true);
   ASSERT_TRUE(impl.ok());
   EXPECT_THAT(*impl, HasSubstr("batch-invariant"));
+}
+
+// The server may run a call on fewer OpenMP threads than its executor has
+// (ServerSettings::call_threads): a batch-invariant answer's bits must not
+// depend on the thread count either. Each output element is summed whole by
+// one thread; threads only share out column blocks and output columns.
+// Dense f32/bf16 and int8 blocks, plain and gated, and mixtures of experts
+// (f32 and int8 experts), each at 1, 2 and 3 threads against 1.
+TEST(BatchInvariantTest, SameBitsOnAnyThreadCount) {
+  auto int8_plain = FfnBlock::Create(Weights(FfnKind::kPlain), {}, Quantization::kInt8);
+  auto int8_gated = FfnBlock::Create(Weights(FfnKind::kGated), {}, Quantization::kInt8);
+  auto moe = FfnBlock::CreateMoe(RandomMoeWeights({kDModel, kDff, 8, 2, 64}, 44));
+  auto int8_moe =
+      FfnBlock::CreateMoe(RandomMoeWeights({kDModel, kDff, 8, 2, 64}, 44), {}, Quantization::kInt8);
+  ASSERT_TRUE(int8_plain.ok() && int8_gated.ok() && moe.ok() && int8_moe.ok());
+  const std::pair<const FfnBlock*, Activation> models[] = {
+      {&Block(FfnKind::kPlain), Activation::kGelu},  {&Block(FfnKind::kGated), Activation::kSwiglu},
+      {int8_plain->get(), Activation::kGelu},        {int8_gated->get(), Activation::kSwiglu},
+      {moe->get(), Activation::kSwiglu},             {int8_moe->get(), Activation::kSwiglu}};
+  const int saved = omp_get_max_threads();
+  for (const auto& [block, activation] : models) {
+    for (DataType compute : {DataType::kF32, DataType::kBf16}) {
+      for (int64_t m : {1, 3, 31, 200, 512}) {
+        std::vector<float> x(static_cast<size_t>(m * kDModel));
+        FillUniform(static_cast<uint64_t>(m) + 3, RandomStream::kInput, kRandomInputScale, x);
+        std::vector<float> one(x.size());
+        for (int threads : {1, 2, 3}) {
+          std::vector<float> y(x.size());
+          FfnRun run{activation, compute, x.data(), DataType::kF32, m,
+                     (threads == 1 ? one : y).data(), DataType::kF32};
+          run.batch_invariant = true;
+          omp_set_num_threads(threads);
+          const absl::Status status = block->Run(run);
+          omp_set_num_threads(saved);
+          ASSERT_TRUE(status.ok()) << status;
+          if (threads > 1) {
+            EXPECT_EQ(std::memcmp(y.data(), one.data(), y.size() * sizeof(float)), 0)
+                << ActivationName(activation) << " " << DataTypeName(compute) << " m=" << m << ": "
+                << threads << " threads differ from one";
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
