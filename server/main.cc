@@ -26,6 +26,7 @@ struct Overrides {
       plan_cache;
   std::optional<ffn::Strategy> strategy;
   std::optional<bool> batch_invariant;
+  std::string call_threads;
   int threads = -1, executors = 0, threads_per_executor = 0;
   int64_t max_tokens = 0, max_batch_tokens = 0, max_queue_delay_us = -1, max_queue_tokens = 0,
           max_inflight_bytes = 0;
@@ -34,6 +35,7 @@ struct Overrides {
     if (!address.empty()) s.address = address;
     if (strategy) s.strategy = *strategy;
     if (batch_invariant) s.batch_invariant = *batch_invariant;
+    if (!call_threads.empty()) s.adaptive_call_threads = call_threads == "adaptive";
     if (!metrics_address.empty()) s.metrics_address = metrics_address;
     if (!http_address.empty()) s.http_address = http_address;
     if (!tls_cert.empty()) s.tls_cert = tls_cert;
@@ -151,6 +153,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads-per-executor", o.threads_per_executor,
                  "OpenMP threads of each executor (default: threads / executors)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--call-threads", o.call_threads,
+                 "adaptive (default): each engine call of a batch-invariant model runs on the "
+                 "thread count its size has been served fastest on (1, 2, 4, ... up to "
+                 "threads per executor); all: every call on every thread of its executor")
+      ->check(CLI::IsMember({"adaptive", "all"}));
   app.add_option("--max-tokens", o.max_tokens, "largest tokens per request (8192)")
       ->check(CLI::Range(int64_t{1}, ffn::kMaxTokensLimit));
   app.add_option("--max-batch-tokens", o.max_batch_tokens, "most tokens in one batch (512)")

@@ -139,7 +139,7 @@ std::string MoeStatsTable(const v1::GetStatsResponse& stats) {
 // Engine calls by size per variant, next to the start-up plan's time where
 // the model was tuned: served/plan well above 1 is drift.
 std::string BatchSizeTable(const v1::GetStatsResponse& stats) {
-  TextTable table({"variant", "batch tokens", "batches", "mean tokens", "compute us",
+  TextTable table({"variant", "batch tokens", "batches", "mean tokens", "threads", "compute us",
                    "planned us", "served/plan"});
   for (const v1::VariantStats& v : stats.variants()) {
     for (const v1::BatchSizeStats& b : v.batch_sizes()) {
@@ -149,12 +149,13 @@ std::string BatchSizeTable(const v1::GetStatsResponse& stats) {
                         ? absl::StrCat(b.tokens_from())
                         : absl::StrCat(b.tokens_from(), "-", b.tokens_to()),
                     absl::StrCat(b.batches()), Fixed(b.mean_tokens(), 1),
+                    b.mean_threads() > 0 ? Fixed(b.mean_threads(), 2) : "-",
                     Fixed(b.compute_mean_us(), 1), planned ? Fixed(b.planned_us(), 1) : "-",
                     planned ? Fixed(b.compute_mean_us() / b.planned_us(), 2) : "-"});
     }
   }
-  return absl::StrCat("\nengine calls by size (planned: the start-up tuner's time; '-': the "
-                      "model was not tuned)\n",
+  return absl::StrCat("\nengine calls by size (threads: OpenMP threads per call, averaged; "
+                      "planned: the start-up tuner's time; '-': the model was not tuned)\n",
                       table.Render());
 }
 

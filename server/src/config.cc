@@ -178,7 +178,7 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
                           "max_queue_delay_us", "max_queue_tokens", "max_stream_inflight", "max_inflight_bytes",
                           "stats_window_seconds", "metrics_address", "http_address", "tls_cert", "tls_key",
                           "tls_client_ca", "auth_token_file", "strategy", "batch_invariant", "plan_cache",
-                          "plan_check_seconds"},
+                          "plan_check_seconds", "call_threads"},
                          "server");
       !s.ok()) {
     return s;
@@ -192,6 +192,14 @@ absl::Status ParseServer(const YAML::Node& server, ServerSettings& st) {
     auto v = Scalar<bool>(server["batch_invariant"], "server.batch_invariant");
     if (!v.ok()) return v.status();
     st.batch_invariant = *v;
+  }
+  if (server["call_threads"]) {
+    auto v = Scalar<std::string>(server["call_threads"], "server.call_threads");
+    if (!v.ok()) return v.status();
+    if (*v != "adaptive" && *v != "all") {
+      return Invalid("server.call_threads", "'" + *v + "' is not one of adaptive, all");
+    }
+    st.adaptive_call_threads = *v == "adaptive";
   }
   int64_t threads = st.threads, executors = st.executors, per_executor = st.threads_per_executor;
   absl::Status s = ReadString(server, "address", "server", st.address);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "call_threads.h"
 #include "ffn/kernels/dtype.h"
 
 namespace ffn {
@@ -24,11 +25,12 @@ VariantKey VariantFor(const Model& model, Activation activation, DataType comput
   return {model.config.name, ActivationName(activation), compute};
 }
 
-Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats) : stats_(stats) {
-  for (int i = 0; i < std::max(1, options.executors); ++i) {
-    executors_.emplace_back([this, threads = std::max(1, options.threads_per_executor)] {
-      ExecutorLoop(threads);
-    });
+Scheduler::Scheduler(const SchedulerOptions& options, ServerStats& stats)
+    : options_{std::max(1, options.executors), std::max(1, options.threads_per_executor),
+               options.adaptive_call_threads},
+      stats_(stats) {
+  for (int i = 0; i < options_.executors; ++i) {
+    executors_.emplace_back([this] { ExecutorLoop(); });
   }
 }
 
@@ -42,6 +44,9 @@ absl::Status Scheduler::Submit(InferTask task) {
   if (slot == nullptr) {
     slot = std::make_unique<Queue>();
     slot->batching = task.model->batching;
+    slot->threads = std::make_unique<CallThreads>(
+        options_.threads_per_executor,
+        options_.adaptive_call_threads && task.model->batch_invariant);
     order_.push_back(slot.get());
   }
   Queue& queue = *slot;
@@ -90,7 +95,7 @@ void Scheduler::AddDepth(Queue& queue, const VariantKey& variant, int64_t tokens
   stats_.SetQueueDepth(variant, depth.requests, depth.tokens);
 }
 
-bool Scheduler::NextBatch(Batch& batch) {
+bool Scheduler::NextBatch(Batch& batch, CallThreads*& threads) {
   absl::MutexLock lock(&mu_);
   for (;;) {
     const auto now = Clock::now();
@@ -122,6 +127,7 @@ bool Scheduler::NextBatch(Batch& batch) {
       }
       chosen->tokens -= tokens;
       queued_tokens_ -= tokens;
+      threads = chosen->threads.get();
       return true;
     }
     if (stopping_) return false;  // nothing queued anywhere
@@ -133,11 +139,12 @@ bool Scheduler::NextBatch(Batch& batch) {
   }
 }
 
-void Scheduler::ExecutorLoop(int omp_threads) {
-  omp_set_num_threads(omp_threads);
+void Scheduler::ExecutorLoop() {
+  omp_set_num_threads(options_.threads_per_executor);
   Batch batch;
-  while (NextBatch(batch)) {
-    RunBatch(batch);
+  CallThreads* threads = nullptr;
+  while (NextBatch(batch, threads)) {
+    RunBatch(batch, *threads);
     batch.clear();
   }
 }
@@ -147,7 +154,7 @@ void Scheduler::Finish(InferTask& task, const absl::Status& status, const Reques
   task.done = nullptr;  // releases what the callback holds
 }
 
-void Scheduler::RunBatch(Batch& batch) {
+void Scheduler::RunBatch(Batch& batch, CallThreads& threads) {
   const auto start = Clock::now();
   // Drop the requests nobody waits for any more, before any compute.
   const auto wall_now = std::chrono::system_clock::now();
@@ -227,6 +234,20 @@ void Scheduler::RunBatch(Batch& batch) {
     run.counters = &counters;
   };
 
+  // The engine call, on the thread count chosen for its size, timed for
+  // that choice (the engine alone: no copying, no debug delay).
+  int call_threads = options_.threads_per_executor;
+  const auto run_engine = [&](const FfnRun& run) {
+    call_threads = threads.Choose(tokens);
+    omp_set_num_threads(call_threads);
+    const auto engine_start = Clock::now();
+    absl::Status s = model.block->Run(run);
+    const int64_t engine_ns = Nanos(Clock::now() - engine_start);
+    omp_set_num_threads(options_.threads_per_executor);
+    if (s.ok()) threads.Record(tokens, call_threads, engine_ns);
+    return s;
+  };
+
   absl::Status status;
   if (live.size() == 1) {
     // One request: the engine reads its bytes and writes its answer in place.
@@ -234,7 +255,7 @@ void Scheduler::RunBatch(Batch& batch) {
     FfnRun run{activation, compute, task.input, task.input_type, tokens, task.output, task.output_type};
     run.batch_invariant = model.batch_invariant;
     with_moe(run);
-    status = model.block->Run(run);
+    status = run_engine(run);
   } else {
     // Rows of every request stacked in fp32 (bf16 inputs widen exactly); the
     // engine converts to the compute dtype once for the whole batch.
@@ -255,7 +276,7 @@ void Scheduler::RunBatch(Batch& batch) {
     run.batch_invariant = model.batch_invariant;
     if (segments.size() > 1) run.segments = segments;
     with_moe(run);
-    status = model.block->Run(run);
+    status = run_engine(run);
     if (status.ok()) {
       offset = 0;
       for (InferTask* task : live) {
@@ -275,7 +296,7 @@ void Scheduler::RunBatch(Batch& batch) {
     const int64_t compute_ns = Nanos(end - start);
     for (const auto& [variant_activation, n] : variant_tokens) {
       stats_.RecordBatch(VariantFor(model, variant_activation, compute), tokens,
-                         model.block->Flops(n), compute_ns * n / tokens, compute_ns);
+                         model.block->Flops(n), compute_ns * n / tokens, compute_ns, call_threads);
     }
     if (moe != nullptr) {
       stats_.RecordExperts(model.config.name, counters);

@@ -188,6 +188,7 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
   SchedulerOptions scheduler_options;
   scheduler_options.executors = settings.executors;
   scheduler_options.threads_per_executor = settings.ThreadsPerExecutor(DefaultThreadCount());
+  scheduler_options.adaptive_call_threads = settings.adaptive_call_threads;
   ASSIGN_OR_RETURN(impl->registry,
                    ModelRegistry::Load(config, scheduler_options.threads_per_executor));
   if (!settings.metrics_address.empty()) {
@@ -285,12 +286,16 @@ absl::StatusOr<std::unique_ptr<FfnServer>> FfnServer::Start(const ServerConfig& 
                                                           true);
   impl->server->GetHealthCheckService()->SetServingStatus(
       inference::GRPCInferenceService::service_full_name(), true);
-  spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s); "
+  spdlog::info("serving {} model(s) on port {}{}{} with {} executor(s) x {} thread(s){}; "
                "kernels {}; {}; requests in flight up to {:.0f} MiB{}",
                impl->registry->models().size(), impl->port,
                settings.tls_cert.empty() ? "" : (settings.tls_client_ca.empty() ? " (TLS)" : " (mutual TLS)"),
                service_options.auth_token.empty() ? "" : " (bearer token)", scheduler_options.executors,
-               scheduler_options.threads_per_executor, IsaName(ActiveIsa()), OneDnnDescription(),
+               scheduler_options.threads_per_executor,
+               scheduler_options.adaptive_call_threads && scheduler_options.threads_per_executor > 1
+                   ? " (adaptive per call)"
+                   : "",
+               IsaName(ActiveIsa()), OneDnnDescription(),
                static_cast<double>(impl->budget->capacity_bytes()) / (1 << 20),
                absl::StrCat(impl->metrics ? absl::StrCat("; metrics on port ", impl->metrics->port()) : "",
                             impl->http ? absl::StrCat("; KServe v2 REST on port ", impl->http->port()) : ""));

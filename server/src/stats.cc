@@ -69,7 +69,7 @@ void ServerStats::RecordRejected(absl::StatusCode code) {
 }
 
 void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double flops,
-                              int64_t compute_ns, int64_t batch_compute_ns) {
+                              int64_t compute_ns, int64_t batch_compute_ns, int threads) {
   if (metrics_ != nullptr) metrics_->OnBatch(variant, tokens);
   absl::MutexLock lock(&mu_);
   Variant& v = Get(variant);
@@ -80,6 +80,7 @@ void ServerStats::RecordBatch(const VariantKey& variant, int64_t tokens, double 
   Variant::BatchSize& size = v.by_size[tokens];
   ++size.batches;
   size.compute_ns += batch_compute_ns >= 0 ? batch_compute_ns : compute_ns;
+  size.threads += threads;
 }
 
 void ServerStats::SetQueueDepth(const VariantKey& variant, int64_t requests, int64_t tokens) {
@@ -201,12 +202,13 @@ v1::GetStatsResponse ServerStats::Snapshot(bool exact_batch_sizes) const {
     s->set_last_success_unix_ms(v.last_success_unix_ms);
     // by_size is ordered by token count, so each bucket's sizes are adjacent.
     v1::BatchSizeStats* bucket = nullptr;
-    double tokens_sum = 0, ns_sum = 0;
+    double tokens_sum = 0, ns_sum = 0, threads_sum = 0;
     auto finish_bucket = [&] {
       if (bucket == nullptr) return;
       const double n = static_cast<double>(bucket->batches());
       bucket->set_mean_tokens(tokens_sum / n);
       bucket->set_compute_mean_us(ns_sum / n / 1e3);
+      bucket->set_mean_threads(threads_sum / n);
     };
     for (const auto& [tokens, size] : v.by_size) {
       const int64_t from = exact_batch_sizes ? tokens : BucketStart(tokens);
@@ -215,11 +217,12 @@ v1::GetStatsResponse ServerStats::Snapshot(bool exact_batch_sizes) const {
         bucket = s->add_batch_sizes();
         bucket->set_tokens_from(from);
         bucket->set_tokens_to(exact_batch_sizes ? tokens : 2 * from - 1);
-        tokens_sum = ns_sum = 0;
+        tokens_sum = ns_sum = threads_sum = 0;
       }
       bucket->set_batches(bucket->batches() + size.batches);
       tokens_sum += static_cast<double>(tokens) * static_cast<double>(size.batches);
       ns_sum += static_cast<double>(size.compute_ns);
+      threads_sum += static_cast<double>(size.threads);
     }
     finish_bucket();
   }

@@ -26,12 +26,9 @@ constexpr int64_t kDModel = 72;  // not a multiple of 16: ragged groups too
 constexpr int64_t kTokenCounts[] = {2, 3, 8, 31, 64, 200, 512};
 constexpr const char* kModels[] = {"plain", "gated", "moe", "plain-int8", "gated-int8", "moe-int8"};
 
-class BatchInvarianceTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    // A queue delay long enough for concurrent requests to share batches.
-    auto config = ParseConfig(absl::StrCat(R"(
-server: {address: "127.0.0.1:0", max_queue_delay_us: 20000, max_batch_tokens: 1024}
+// The models of kModels, after a `server:` line.
+std::string ModelsYaml() {
+  return absl::StrCat(R"(
 models:
   - {name: plain, d_model: )", kDModel, R"(, d_ff: 600, activation: gelu, weights: {random: {seed: 3}}}
   - {name: gated, d_model: )", kDModel, R"(, d_ff: 520, activation: swiglu, weights: {random: {seed: 4}}}
@@ -43,19 +40,35 @@ models:
      quantization: int8}
   - {name: moe-int8, d_model: )", kDModel, R"(, d_ff: 200, activation: swiglu, weights: {random: {seed: 5}},
      moe: {experts: 6, top_k: 2, shared: 96}, quantization: int8}
-)"),
-                              "");
-    ASSERT_TRUE(config.ok()) << config.status();
-    auto server = FfnServer::Start(*config);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
+)");
+}
+
+std::unique_ptr<FfnServer> StartServer(const std::string& server_line) {
+  auto config = ParseConfig(server_line + ModelsYaml(), "");
+  EXPECT_TRUE(config.ok()) << config.status();
+  if (!config.ok()) return nullptr;
+  auto server = FfnServer::Start(*config);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? std::move(*server) : nullptr;
+}
+
+std::unique_ptr<v1::FfnService::Stub> StubOf(const FfnServer& server) {
+  return v1::FfnService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.port()),
+                                                     grpc::InsecureChannelCredentials()));
+}
+
+class BatchInvarianceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // A queue delay long enough for concurrent requests to share batches.
+    server_ = StartServer(
+                  R"(server: {address: "127.0.0.1:0", max_queue_delay_us: 20000, max_batch_tokens: 1024})")
+                  .release();
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() { delete server_; }
 
-  static std::unique_ptr<v1::FfnService::Stub> Stub() {
-    return v1::FfnService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
-  }
+  static std::unique_ptr<v1::FfnService::Stub> Stub() { return StubOf(*server_); }
 
   // `rows` seeded rows; row r of seed s is the same in every request.
   static v1::InferRequest Request(const std::string& model, v1::DType compute,
@@ -226,6 +239,68 @@ TEST_F(BatchInvarianceTest, ConcurrentRequestsBatchedTogetherEqualEachAlone) {
       }
       // The 20 ms queue delay lets most requests share a batch.
       EXPECT_GT(batched, kClients / 2) << model << " " << v1::DType_Name(compute);
+    }
+  }
+}
+
+// A call may run on fewer threads than its executor has (server.call_threads
+// adaptive, the default, tries 1 and 2 threads on a 2-thread executor for
+// each size's first calls): the answers' bits do not depend on it. Every
+// model and compute dtype at M = 1, 31 and 200, from an adaptive server, a
+// one-thread server and servers running every call on 2 and on 3 threads.
+TEST_F(BatchInvarianceTest, AnswersAreTheSameOnEveryThreadCount) {
+  auto adaptive = StartServer(R"(server: {address: "127.0.0.1:0", threads: 2})");
+  auto one = StartServer(R"(server: {address: "127.0.0.1:0", threads: 1})");
+  auto two = StartServer(R"(server: {address: "127.0.0.1:0", threads: 2, call_threads: all})");
+  auto three = StartServer(R"(server: {address: "127.0.0.1:0", threads: 3, call_threads: all})");
+  ASSERT_TRUE(adaptive && one && two && three);
+  auto adaptive_stub = StubOf(*adaptive);
+
+  // Its first six one-token calls of a variant alternate one and two threads
+  // (CallThreads times each count three times first), and say so.
+  const v1::InferRequest token = Request("plain", v1::FLOAT32, {77});
+  const v1::InferResponse first = Call(*adaptive_stub, token);
+  for (int i = 1; i < 6; ++i) {
+    EXPECT_EQ(Call(*adaptive_stub, token).output().data(), first.output().data()) << "call " << i;
+  }
+  const auto mean_threads = [](v1::FfnService::Stub& stub) {
+    grpc::ClientContext context;
+    v1::GetStatsResponse stats;
+    EXPECT_TRUE(stub.GetStats(&context, {}, &stats).ok());
+    for (const v1::VariantStats& v : stats.variants()) {
+      if (v.variant().model() != "plain" || v.variant().dtype() != v1::FLOAT32) continue;
+      for (const v1::BatchSizeStats& b : v.batch_sizes()) {
+        if (b.tokens_from() == 1) return b.mean_threads();
+      }
+    }
+    return 0.0;
+  };
+  EXPECT_DOUBLE_EQ(mean_threads(*adaptive_stub), 1.5);
+  auto two_stub = StubOf(*two);
+  EXPECT_EQ(Call(*two_stub, token).output().data(), first.output().data());
+  EXPECT_DOUBLE_EQ(mean_threads(*two_stub), 2.0);
+
+  std::vector<std::unique_ptr<v1::FfnService::Stub>> others;
+  for (const FfnServer* server : {one.get(), two.get(), three.get()}) others.push_back(StubOf(*server));
+  for (const char* model : kModels) {
+    for (v1::DType compute : {v1::FLOAT32, v1::BFLOAT16}) {
+      for (int64_t m : {1, 31, 200}) {
+        std::vector<uint64_t> seeds(static_cast<size_t>(m));
+        for (int64_t r = 0; r < m; ++r) seeds[static_cast<size_t>(r)] = 500 + static_cast<uint64_t>(r);
+        const v1::InferRequest request = Request(model, compute, seeds);
+        // Six calls: both thread counts of the adaptive server's bucket.
+        const std::string want = Call(*adaptive_stub, request).output().data();
+        ASSERT_EQ(want.size(), static_cast<size_t>(m * kDModel) * sizeof(float));
+        for (int i = 1; i < 6; ++i) {
+          EXPECT_EQ(Call(*adaptive_stub, request).output().data(), want)
+              << model << " " << v1::DType_Name(compute) << " m=" << m << ": adaptive call " << i;
+        }
+        for (size_t k = 0; k < others.size(); ++k) {
+          EXPECT_EQ(Call(*others[k], request).output().data(), want)
+              << model << " " << v1::DType_Name(compute) << " m=" << m << ": the server with "
+              << (k + 1) << " thread(s) per call differs";
+        }
+      }
     }
   }
 }

@@ -358,6 +358,20 @@ TEST(ConfigTest, BatchInvariantNeedsAnOrderFixedStrategy) {
   EXPECT_TRUE(ServerSettings().batch_invariant);  // on by default
 }
 
+TEST(ConfigTest, CallThreadsIsAdaptiveOrAll) {
+  EXPECT_TRUE(ServerSettings().adaptive_call_threads);  // adaptive by default
+  const std::string model = OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
+                                     "weights: {random: {}}}");
+  auto all = ParseConfig("server: {call_threads: all}\n" + model, "");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_FALSE(all->server.adaptive_call_threads);
+  auto adaptive = ParseConfig("server: {call_threads: adaptive}\n" + model, "");
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status();
+  EXPECT_TRUE(adaptive->server.adaptive_call_threads);
+  ExpectInvalid("server: {call_threads: 1}\n" + model,
+                {"server.call_threads", "'1' is not one of adaptive, all"});
+}
+
 TEST(ConfigTest, QuantizationIsInt8OrNone) {
   auto config = ParseConfig(OneModel("{name: m, d_model: 4, d_ff: 8, activation: relu, "
                                      "quantization: int8, weights: {random: {}}}"),

@@ -62,9 +62,9 @@ TEST(ServerStatsTest, BatchSizesComeInPowerOfTwoBucketsOrExactly) {
   ServerStats stats(10);
   const VariantKey v{"m", "gelu", DataType::kF32};
   stats.RecordBatch(v, 1, 1, 1000);
-  stats.RecordBatch(v, 5, 1, 3000);
-  stats.RecordBatch(v, 7, 1, 5000);
-  stats.RecordBatch(v, 7, 1, 2000, 7000);  // a share of 2 of a 7000 ns call
+  stats.RecordBatch(v, 5, 1, 3000, -1, /*threads=*/1);
+  stats.RecordBatch(v, 7, 1, 5000, -1, /*threads=*/2);
+  stats.RecordBatch(v, 7, 1, 2000, 7000, /*threads=*/2);  // a share of 2 of a 7000 ns call
   stats.RecordBatch(v, 512, 1, 90000);
   const v1::VariantStats buckets = stats.Snapshot().variants(0);
   ASSERT_EQ(buckets.batch_sizes_size(), 3);
@@ -75,6 +75,8 @@ TEST(ServerStatsTest, BatchSizesComeInPowerOfTwoBucketsOrExactly) {
   EXPECT_EQ(buckets.batch_sizes(1).batches(), 3u);
   EXPECT_DOUBLE_EQ(buckets.batch_sizes(1).mean_tokens(), 19.0 / 3);
   EXPECT_DOUBLE_EQ(buckets.batch_sizes(1).compute_mean_us(), 5.0);
+  EXPECT_DOUBLE_EQ(buckets.batch_sizes(1).mean_threads(), 5.0 / 3);
+  EXPECT_EQ(buckets.batch_sizes(0).mean_threads(), 0);  // not said
   EXPECT_EQ(buckets.batch_sizes(2).tokens_from(), 512);
   EXPECT_EQ(buckets.batch_sizes(2).tokens_to(), 1023);
   EXPECT_EQ(buckets.batch_sizes(2).planned_us(), 0);  // stats know no plan

@@ -8,7 +8,9 @@
 // from it oldest first until their tokens would exceed max_batch_tokens,
 // concatenates their rows along M (an FFN is position-wise: no padding),
 // runs one engine call and slices the answer back into each request's
-// output. A queue is ready when it holds max_batch_tokens tokens, when its
+// output; the call runs on the thread count its queue's CallThreads picks
+// for its size (batch-invariant models; others on all of the executor's).
+// A queue is ready when it holds max_batch_tokens tokens, when its
 // oldest request has waited max_queue_delay_us, or at once when that delay
 // is 0.
 //
@@ -38,6 +40,8 @@
 #include "ffn/server/variant_key.h"
 
 namespace ffn {
+
+class CallThreads;
 
 // One request waiting for compute. `input` and `output` ([tokens, d_model]
 // of their types) belong to the caller and must stay valid until `done` runs.
@@ -71,6 +75,9 @@ VariantKey VariantFor(const Model& model, Activation activation, DataType comput
 struct SchedulerOptions {
   int executors = 1;
   int threads_per_executor = 1;  // OpenMP threads of each executor
+  // Batch-invariant models' calls run on the thread count CallThreads
+  // learns is fastest for their size; false: always threads_per_executor.
+  bool adaptive_call_threads = true;
 };
 
 class Scheduler {
@@ -101,6 +108,7 @@ class Scheduler {
   };
   struct Queue {
     BatchingSettings batching;
+    std::unique_ptr<CallThreads> threads;
     std::deque<InferTask> tasks;
     int64_t tokens = 0;
     std::map<VariantKey, Depth> depth;
@@ -108,18 +116,20 @@ class Scheduler {
   using QueueKey = std::pair<std::string, DataType>;  // (model, compute dtype)
   using Batch = std::vector<InferTask>;
 
-  void ExecutorLoop(int omp_threads);
-  // The next batch to run, or false when shut down and drained.
-  bool NextBatch(Batch& batch) ABSL_LOCKS_EXCLUDED(mu_);
+  void ExecutorLoop();
+  // The next batch to run and its queue's thread chooser, or false when
+  // shut down and drained.
+  bool NextBatch(Batch& batch, CallThreads*& threads) ABSL_LOCKS_EXCLUDED(mu_);
   bool Ready(const Queue& queue, std::chrono::steady_clock::time_point now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RunBatch(Batch& batch);
+  void RunBatch(Batch& batch, CallThreads& threads);
   void Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings);
   // Counts `tokens` of one request of `variant` into (or, negative, out of)
   // the queue's depth, and publishes it.
   void AddDepth(Queue& queue, const VariantKey& variant, int64_t tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const SchedulerOptions options_;
   ServerStats& stats_;
   mutable absl::Mutex mu_;
   absl::CondVar work_;

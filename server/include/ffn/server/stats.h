@@ -40,9 +40,10 @@ class ServerStats {
   // One engine call of `tokens` tokens in which `variant` had rows: its
   // share of the flops and of the compute time (a batch of several variants
   // is recorded once for each, each with the batch's size), and the whole
-  // call's time (batch_compute_ns; -1: the share is the whole).
+  // call's time (batch_compute_ns; -1: the share is the whole), and the
+  // OpenMP threads it ran on (0: not said).
   void RecordBatch(const VariantKey& variant, int64_t tokens, double flops, int64_t compute_ns,
-                   int64_t batch_compute_ns = -1) ABSL_LOCKS_EXCLUDED(mu_);
+                   int64_t batch_compute_ns = -1, int threads = 0) ABSL_LOCKS_EXCLUDED(mu_);
   // One engine call of mixture-of-experts model `model`: each expert's
   // tokens and seconds.
   void RecordExperts(const std::string& model, const MoeCounters& counters)
@@ -86,6 +87,7 @@ class ServerStats {
     struct BatchSize {
       uint64_t batches = 0;
       int64_t compute_ns = 0;
+      int64_t threads = 0;  // summed over the batches
     };
     std::map<int64_t, BatchSize> by_size;  // engine calls by token count
     int64_t last_success_unix_ms = 0;

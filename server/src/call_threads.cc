@@ -1,0 +1,103 @@
+#include "call_threads.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace ffn {
+
+double CallThreads::Arm::Median() const {
+  const int n = static_cast<int>(std::min<int64_t>(samples, kWindow));
+  // Insertion sort of at most kWindow values.
+  std::array<int64_t, kWindow> sorted = ns;
+  for (int i = 1; i < n; ++i) {
+    for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; --j) std::swap(sorted[j - 1], sorted[j]);
+  }
+  return n % 2 == 1 ? static_cast<double>(sorted[n / 2])
+                    : 0.5 * static_cast<double>(sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+CallThreads::CallThreads(int max_threads, bool adaptive) {
+  max_threads = std::max(1, max_threads);
+  if (adaptive) {
+    for (int n = 1; n < max_threads; n *= 2) candidates_.push_back(n);
+  }
+  candidates_.push_back(max_threads);
+  for (Bucket& bucket : buckets_) bucket.arms.resize(candidates_.size());
+}
+
+int CallThreads::BucketOf(int64_t tokens) {
+  int bucket = 0;
+  while (bucket + 1 < kBuckets && tokens >= (int64_t{2} << bucket)) ++bucket;
+  return bucket;  // [2^bucket, 2^(bucket+1))
+}
+
+CallThreads::Bucket& CallThreads::Get(int64_t tokens) { return buckets_[BucketOf(tokens)]; }
+
+int CallThreads::BestLocked(const Bucket& bucket) const {
+  const size_t n = candidates_.size();
+  for (const Arm& arm : bucket.arms) {
+    if (arm.samples < kMinSamples) return static_cast<int>(n - 1);
+  }
+  size_t best = n - 1;
+  double best_ns = bucket.arms[best].Median();
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const double ns = bucket.arms[i].Median();
+    if (ns < best_ns) {
+      best = i;
+      best_ns = ns;
+    }
+  }
+  return static_cast<int>(best);
+}
+
+int CallThreads::Choose(int64_t tokens) {
+  const size_t n = candidates_.size();
+  if (n == 1) return candidates_[0];
+  absl::MutexLock lock(&mu_);
+  Bucket& bucket = Get(tokens);
+  // Timing every candidate first: the one with the fewest calls.
+  size_t fewest = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (bucket.arms[i].samples < bucket.arms[fewest].samples) fewest = i;
+  }
+  if (bucket.arms[fewest].samples < kMinSamples) return candidates_[fewest];
+
+  const size_t best = static_cast<size_t>(BestLocked(bucket));
+  ++bucket.calls;
+  if (bucket.retry >= 0) {
+    const size_t retry = static_cast<size_t>(bucket.retry);
+    bucket.retry = -1;
+    if (retry != best) return candidates_[retry];
+  }
+  if (bucket.calls % kExplorePeriod == 0) {
+    size_t other = bucket.next_explored % n;
+    if (other == best) other = (other + 1) % n;
+    bucket.next_explored = other + 1;
+    const bool close = bucket.arms[other].Median() <= kFarRatio * bucket.arms[best].Median();
+    if (close || bucket.calls % kFarExplorePeriod == 0) return candidates_[other];
+  }
+  return candidates_[best];
+}
+
+void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
+  if (candidates_.size() == 1) return;
+  const auto it = std::find(candidates_.begin(), candidates_.end(), threads);
+  if (it == candidates_.end()) return;
+  const size_t index = static_cast<size_t>(it - candidates_.begin());
+  absl::MutexLock lock(&mu_);
+  Bucket& bucket = Get(tokens);
+  Arm& arm = bucket.arms[index];
+  arm.ns[static_cast<size_t>(arm.samples % kWindow)] = compute_ns;
+  ++arm.samples;
+  const size_t best = static_cast<size_t>(BestLocked(bucket));
+  if (index != best && static_cast<double>(compute_ns) < bucket.arms[best].Median()) {
+    bucket.retry = static_cast<int>(index);
+  }
+}
+
+int CallThreads::Best(int64_t tokens) const {
+  absl::MutexLock lock(&mu_);
+  return candidates_[static_cast<size_t>(BestLocked(buckets_[BucketOf(tokens)]))];
+}
+
+}  // namespace ffn
