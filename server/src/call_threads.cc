@@ -50,33 +50,40 @@ int CallThreads::BestLocked(const Bucket& bucket) const {
   return static_cast<int>(best);
 }
 
-int CallThreads::Choose(int64_t tokens) {
+CallThreads::Choice CallThreads::Choose(int64_t tokens, int previous_threads) {
   const size_t n = candidates_.size();
-  if (n == 1) return candidates_[0];
+  if (n == 1) return {candidates_[0], false};
   absl::MutexLock lock(&mu_);
   Bucket& bucket = Get(tokens);
-  // Timing every candidate first: the one with the fewest calls.
+  const auto choice = [&](size_t arm) {
+    return Choice{candidates_[arm], candidates_[arm] <= previous_threads};
+  };
+  // Timing every candidate first: the one with the fewest timed calls (an
+  // untimed call leaves it the fewest, so the next call repeats it).
   size_t fewest = 0;
   for (size_t i = 1; i < n; ++i) {
     if (bucket.arms[i].samples < bucket.arms[fewest].samples) fewest = i;
   }
-  if (bucket.arms[fewest].samples < kMinSamples) return candidates_[fewest];
+  if (bucket.arms[fewest].samples < kMinSamples) return choice(fewest);
 
   const size_t best = static_cast<size_t>(BestLocked(bucket));
   ++bucket.calls;
   if (bucket.retry >= 0) {
     const size_t retry = static_cast<size_t>(bucket.retry);
     bucket.retry = -1;
-    if (retry != best) return candidates_[retry];
+    if (retry != best) return choice(retry);
   }
   if (bucket.calls % kExplorePeriod == 0) {
     size_t other = bucket.next_explored % n;
     if (other == best) other = (other + 1) % n;
     bucket.next_explored = other + 1;
     const bool close = bucket.arms[other].Median() <= kFarRatio * bucket.arms[best].Median();
-    if (close || bucket.calls % kFarExplorePeriod == 0) return candidates_[other];
+    if (close || bucket.calls % kFarExplorePeriod == 0) {
+      bucket.retry = static_cast<int>(other);  // the second call of the pair
+      return choice(other);
+    }
   }
-  return candidates_[best];
+  return choice(best);
 }
 
 void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {

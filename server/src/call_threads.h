@@ -9,15 +9,22 @@
 // never sees that cost, so no start-up timing can decide it; the served calls
 // do. Per token-count bucket (1, 2-3, 4-7, ..., as GetStats'), each candidate
 // count (1, 2, 4, ..., and max_threads) keeps the times of its last kWindow
-// calls, and a call runs on the count with the lowest median. The choice
-// follows the load: every kExplorePeriod-th call of a bucket runs on another
-// candidate in turn (kFarExplorePeriod-th once that candidate's median is
-// over kFarRatio times the best's). An exploring call faster than the best's
-// median is followed by another on the same count, until its median says
-// whether it is now the best, so a change of regime is followed within a
-// period and a window. Exploring costs at most
-// (kFarRatio - 1) / kExplorePeriod = 1.6 % of a bucket's compute at close
-// ratios and (ratio - 1) / kFarExplorePeriod beyond (0.8 % at 2x).
+// timed calls, and a call runs on the count with the lowest median.
+//
+// A call on more threads than its executor's previous call pays for waking
+// threads that a steady run on its count would have kept awake (or, at low
+// load, would have had to wake as well: then the next call shows it), so it
+// is not timed; counts are tried in pairs of calls, the second timed.
+// Timing such calls would bias every comparison towards fewer threads.
+//
+// The choice follows the load: every kExplorePeriod-th call of a bucket
+// starts a pair on another candidate in turn (every kFarExplorePeriod-th
+// once that candidate's median is over kFarRatio times the best's), and a
+// timed call faster than the best's median is followed by another on the
+// same count until its median says whether it is now the best. Exploring
+// costs at most 2 (kFarRatio - 1) / kExplorePeriod = 1.6 % of a bucket's
+// compute at close ratios, and 2 (ratio - 1) / kFarExplorePeriod beyond
+// (0.8 % at 2x).
 //
 // Only batch-invariant models use it (the server's default): their answers
 // have the same bits on any thread count (BatchInvariantTest.
@@ -26,9 +33,9 @@
 //
 // Example:
 //   ffn::CallThreads threads(/*max_threads=*/2, /*adaptive=*/true);
-//   const int n = threads.Choose(/*tokens=*/1);
-//   // ... omp_set_num_threads(n), run the call, time it ...
-//   threads.Record(/*tokens=*/1, n, /*compute_ns=*/90'000);
+//   const ffn::CallThreads::Choice next = threads.Choose(/*tokens=*/1, /*previous_threads=*/2);
+//   // ... omp_set_num_threads(next.threads), run the call, time it ...
+//   if (next.timed) threads.Record(/*tokens=*/1, next.threads, /*compute_ns=*/90'000);
 #ifndef FFN_SERVER_SRC_CALL_THREADS_H_
 #define FFN_SERVER_SRC_CALL_THREADS_H_
 
@@ -44,8 +51,8 @@ namespace ffn {
 class CallThreads {
  public:
   static constexpr int kWindow = 8;              // calls per candidate's median
-  static constexpr int kExplorePeriod = 16;      // calls between explorations
-  static constexpr int kFarExplorePeriod = 128;  // ... of a candidate far behind
+  static constexpr int kExplorePeriod = 32;      // calls between explorations
+  static constexpr int kFarExplorePeriod = 256;  // ... of a candidate far behind
   static constexpr double kFarRatio = 1.25;      // median over the best's: far behind
   static constexpr int kBuckets = 31;            // token counts up to 2^31 - 1
 
@@ -53,13 +60,20 @@ class CallThreads {
   // every call runs on max_threads.
   CallThreads(int max_threads, bool adaptive);
 
-  // The thread count to run the next call of `tokens` tokens on: until each
-  // candidate has been timed kMinSamples times, the candidates in turn; then
-  // a candidate whose last call beat the best's median, or on an exploring
-  // turn the next other candidate, or else the best.
-  int Choose(int64_t tokens) ABSL_LOCKS_EXCLUDED(mu_);
+  struct Choice {
+    int threads;
+    bool timed;  // Record() its time: it runs on no more threads than the previous call
+  };
+  // The thread count to run the next call of `tokens` tokens on, after the
+  // executor's previous call ran on `previous_threads`: until each candidate
+  // has been timed kMinSamples times, the candidates in turn; then a
+  // candidate whose last call beat the best's median, or the second call of
+  // an exploring pair, or on an exploring turn the next other candidate, or
+  // else the best.
+  Choice Choose(int64_t tokens, int previous_threads) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The engine time of a call Choose() sized; failed calls are not recorded.
+  // The engine time of a call Choose() sized and said to time; failed calls
+  // are not recorded.
   void Record(int64_t tokens, int threads, int64_t compute_ns) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The count with the lowest median for calls of `tokens` tokens
@@ -79,7 +93,7 @@ class CallThreads {
     std::vector<Arm> arms;  // one per candidate
     uint64_t calls = 0;
     size_t next_explored = 0;  // the candidate the next exploring turn tries
-    int retry = -1;            // a candidate whose last call beat the best: try it again
+    int retry = -1;  // the candidate of the next call: an exploring pair's, or one that beat the best
   };
   static int BucketOf(int64_t tokens);
   int BestLocked(const Bucket& bucket) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

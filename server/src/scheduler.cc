@@ -143,8 +143,9 @@ void Scheduler::ExecutorLoop() {
   omp_set_num_threads(options_.threads_per_executor);
   Batch batch;
   CallThreads* threads = nullptr;
+  int previous_threads = options_.threads_per_executor;  // of this executor's last engine call
   while (NextBatch(batch, threads)) {
-    RunBatch(batch, *threads);
+    RunBatch(batch, *threads, previous_threads);
     batch.clear();
   }
 }
@@ -154,7 +155,7 @@ void Scheduler::Finish(InferTask& task, const absl::Status& status, const Reques
   task.done = nullptr;  // releases what the callback holds
 }
 
-void Scheduler::RunBatch(Batch& batch, CallThreads& threads) {
+void Scheduler::RunBatch(Batch& batch, CallThreads& threads, int& previous_threads) {
   const auto start = Clock::now();
   // Drop the requests nobody waits for any more, before any compute.
   const auto wall_now = std::chrono::system_clock::now();
@@ -238,13 +239,14 @@ void Scheduler::RunBatch(Batch& batch, CallThreads& threads) {
   // that choice (the engine alone: no copying, no debug delay).
   int call_threads = options_.threads_per_executor;
   const auto run_engine = [&](const FfnRun& run) {
-    call_threads = threads.Choose(tokens);
+    const CallThreads::Choice choice = threads.Choose(tokens, previous_threads);
+    call_threads = previous_threads = choice.threads;
     omp_set_num_threads(call_threads);
     const auto engine_start = Clock::now();
     absl::Status s = model.block->Run(run);
     const int64_t engine_ns = Nanos(Clock::now() - engine_start);
     omp_set_num_threads(options_.threads_per_executor);
-    if (s.ok()) threads.Record(tokens, call_threads, engine_ns);
+    if (s.ok() && choice.timed) threads.Record(tokens, call_threads, engine_ns);
     return s;
   };
 

@@ -244,7 +244,7 @@ TEST_F(BatchInvarianceTest, ConcurrentRequestsBatchedTogetherEqualEachAlone) {
 }
 
 // A call may run on fewer threads than its executor has (server.call_threads
-// adaptive, the default, tries 1 and 2 threads on a 2-thread executor for
+// adaptive, the default, tries 1 and 2 threads on a 2-thread executor in
 // each size's first calls): the answers' bits do not depend on it. Every
 // model and compute dtype at M = 1, 31 and 200, from an adaptive server, a
 // one-thread server and servers running every call on 2 and on 3 threads.
@@ -256,11 +256,12 @@ TEST_F(BatchInvarianceTest, AnswersAreTheSameOnEveryThreadCount) {
   ASSERT_TRUE(adaptive && one && two && three);
   auto adaptive_stub = StubOf(*adaptive);
 
-  // Its first six one-token calls of a variant alternate one and two threads
-  // (CallThreads times each count three times first), and say so.
+  // CallThreads times each count three times first: one thread, then two
+  // threads twice (the first of the pair wakes the second thread, untimed),
+  // three times over. Nine one-token calls, 15 threads, and GetStats says so.
   const v1::InferRequest token = Request("plain", v1::FLOAT32, {77});
   const v1::InferResponse first = Call(*adaptive_stub, token);
-  for (int i = 1; i < 6; ++i) {
+  for (int i = 1; i < 9; ++i) {
     EXPECT_EQ(Call(*adaptive_stub, token).output().data(), first.output().data()) << "call " << i;
   }
   const auto mean_threads = [](v1::FfnService::Stub& stub) {
@@ -275,7 +276,7 @@ TEST_F(BatchInvarianceTest, AnswersAreTheSameOnEveryThreadCount) {
     }
     return 0.0;
   };
-  EXPECT_DOUBLE_EQ(mean_threads(*adaptive_stub), 1.5);
+  EXPECT_DOUBLE_EQ(mean_threads(*adaptive_stub), 15.0 / 9);
   auto two_stub = StubOf(*two);
   EXPECT_EQ(Call(*two_stub, token).output().data(), first.output().data());
   EXPECT_DOUBLE_EQ(mean_threads(*two_stub), 2.0);
@@ -288,10 +289,10 @@ TEST_F(BatchInvarianceTest, AnswersAreTheSameOnEveryThreadCount) {
         std::vector<uint64_t> seeds(static_cast<size_t>(m));
         for (int64_t r = 0; r < m; ++r) seeds[static_cast<size_t>(r)] = 500 + static_cast<uint64_t>(r);
         const v1::InferRequest request = Request(model, compute, seeds);
-        // Six calls: both thread counts of the adaptive server's bucket.
+        // Nine calls: both thread counts of the adaptive server's bucket.
         const std::string want = Call(*adaptive_stub, request).output().data();
         ASSERT_EQ(want.size(), static_cast<size_t>(m * kDModel) * sizeof(float));
-        for (int i = 1; i < 6; ++i) {
+        for (int i = 1; i < 9; ++i) {
           EXPECT_EQ(Call(*adaptive_stub, request).output().data(), want)
               << model << " " << v1::DType_Name(compute) << " m=" << m << ": adaptive call " << i;
         }

@@ -14,17 +14,26 @@ namespace {
 
 using ::testing::ElementsAre;
 
-// Runs `calls` calls of `tokens` tokens, each taking cost(threads) ns;
-// returns how many ran on each thread count.
+// Runs `calls` calls of `tokens` tokens as one executor would, each taking
+// cost(threads, the previous call's threads) ns and recorded when the choice
+// says so; returns how many ran on each thread count.
 std::map<int, int> Serve(CallThreads& threads, int64_t tokens, int calls,
-                         const std::function<int64_t(int)>& cost) {
+                         const std::function<int64_t(int, int)>& cost, int* previous) {
   std::map<int, int> ran;
   for (int i = 0; i < calls; ++i) {
-    const int n = threads.Choose(tokens);
-    ++ran[n];
-    threads.Record(tokens, n, cost(n));
+    const CallThreads::Choice choice = threads.Choose(tokens, *previous);
+    ++ran[choice.threads];
+    if (choice.timed) threads.Record(tokens, choice.threads, cost(choice.threads, *previous));
+    *previous = choice.threads;
   }
   return ran;
+}
+
+// The same where a call's time depends on its thread count only.
+std::map<int, int> Serve(CallThreads& threads, int64_t tokens, int calls,
+                         const std::function<int64_t(int)>& cost) {
+  int previous = threads.candidates().back();
+  return Serve(threads, tokens, calls, [&](int n, int) { return cost(n); }, &previous);
 }
 
 TEST(CallThreadsTest, CandidatesArePowersOfTwoAndTheExecutorsCount) {
@@ -61,22 +70,41 @@ TEST(CallThreadsTest, EachSizeRunsOnItsFastestCount) {
   EXPECT_EQ(threads.Best(2), 2);
   EXPECT_EQ(threads.Best(300), 2);
   EXPECT_EQ(threads.Best(511), 2);
-  // The slower count ran for the first timings and then only on exploring
-  // turns, every kFarExplorePeriod-th call: it is more than kFarRatio behind
-  // at both sizes (160/90 and 4.0/2.1).
-  EXPECT_LE(small.at(2), 3 + 400 / CallThreads::kFarExplorePeriod + 1);
-  EXPECT_LE(large.at(1), 3 + 400 / CallThreads::kFarExplorePeriod + 1);
+  // The slower count ran for its first timings (three, and three untimed
+  // first calls of pairs at most) and then on exploring turns only, a pair
+  // every kFarExplorePeriod-th call: it is more than kFarRatio behind at both
+  // sizes (160/90 and 4.0/2.1).
+  EXPECT_LE(small.at(2), 6 + 2 * (400 / CallThreads::kFarExplorePeriod + 1));
+  EXPECT_LE(large.at(1), 6 + 2 * (400 / CallThreads::kFarExplorePeriod + 1));
 }
 
 // Counts within kFarRatio of each other are both kept timed: every
-// kExplorePeriod-th call tries the other.
+// kExplorePeriod-th call starts a pair on the other, its second call timed.
 TEST(CallThreadsTest, ExploresACloseCountEveryPeriod) {
   CallThreads threads(2, true);
-  const auto ran = Serve(threads, 8, 3 * 2 + 16 * 20,
+  // Warming up: 1 thread timed, then 2 threads untimed (more threads than
+  // the call before) and timed, three times: 9 calls.
+  constexpr int kWarmUp = 9, kPairs = 20;
+  const auto ran = Serve(threads, 8, kWarmUp + CallThreads::kExplorePeriod * kPairs + 1,
                          [](int n) { return n == 1 ? 100'000 : 110'000; });
   EXPECT_EQ(threads.Best(8), 1);
-  EXPECT_EQ(ran.at(2), 3 + 20);
-  EXPECT_EQ(ran.at(1), 3 + 16 * 20 - 20);
+  EXPECT_EQ(ran.at(2), 6 + 2 * kPairs);
+  EXPECT_EQ(ran.at(1), 3 + CallThreads::kExplorePeriod * kPairs + 1 - 2 * kPairs);
+}
+
+// Two threads are faster once awake, but a two-thread call right after a
+// one-thread call pays for waking the second: those calls are not timed,
+// so the comparison is between the counts' steady states.
+TEST(CallThreadsTest, WakingThreadsDoesNotCountAgainstThem) {
+  CallThreads threads(2, true);
+  int previous = 2;
+  const auto cost = [](int n, int before) -> int64_t {
+    if (n == 1) return 120'000;
+    return before == 1 ? 180'000 : 80'000;
+  };
+  const auto ran = Serve(threads, 4, 500, cost, &previous);
+  EXPECT_EQ(threads.Best(4), 2);
+  EXPECT_GT(ran.at(2), 450);
 }
 
 // The load changes which count is faster: the choice follows within an
@@ -89,7 +117,7 @@ TEST(CallThreadsTest, FollowsAChange) {
   EXPECT_EQ(threads.Best(1), 2);
   // One thread is now far behind on its record (200 against 100): it is
   // next tried on a far exploring turn, and then kept on while it wins.
-  Serve(threads, 1, CallThreads::kFarExplorePeriod + CallThreads::kWindow,
+  Serve(threads, 1, CallThreads::kFarExplorePeriod + 2 * CallThreads::kWindow,
         [](int n) { return n == 1 ? 50'000 : 100'000; });
   EXPECT_EQ(threads.Best(1), 1);
 }

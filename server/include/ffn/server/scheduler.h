@@ -122,7 +122,9 @@ class Scheduler {
   bool NextBatch(Batch& batch, CallThreads*& threads) ABSL_LOCKS_EXCLUDED(mu_);
   bool Ready(const Queue& queue, std::chrono::steady_clock::time_point now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RunBatch(Batch& batch, CallThreads& threads);
+  // Runs `batch` on the thread count `threads` chooses; `previous_threads`:
+  // this executor's last engine call's, updated.
+  void RunBatch(Batch& batch, CallThreads& threads, int& previous_threads);
   void Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings);
   // Counts `tokens` of one request of `variant` into (or, negative, out of)
   // the queue's depth, and publishes it.
