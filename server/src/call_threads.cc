@@ -25,13 +25,11 @@ CallThreads::CallThreads(int max_threads, bool adaptive) {
   for (Bucket& bucket : buckets_) bucket.arms.resize(candidates_.size());
 }
 
-int CallThreads::BucketOf(int64_t tokens) {
-  int bucket = 0;
-  while (bucket + 1 < kBuckets && tokens >= (int64_t{2} << bucket)) ++bucket;
-  return bucket;  // [2^bucket, 2^(bucket+1))
+size_t CallThreads::BucketOf(int64_t tokens, bool backlog) {
+  int size = 0;  // tokens in [2^size, 2^(size+1))
+  while (size + 1 < kSizes && tokens >= (int64_t{2} << size)) ++size;
+  return static_cast<size_t>(backlog ? kSizes + size : size);
 }
-
-CallThreads::Bucket& CallThreads::Get(int64_t tokens) { return buckets_[BucketOf(tokens)]; }
 
 int CallThreads::BestLocked(const Bucket& bucket) const {
   const size_t n = candidates_.size();
@@ -50,11 +48,11 @@ int CallThreads::BestLocked(const Bucket& bucket) const {
   return static_cast<int>(best);
 }
 
-CallThreads::Choice CallThreads::Choose(int64_t tokens, int previous_threads) {
+CallThreads::Choice CallThreads::Choose(int64_t tokens, bool backlog, int previous_threads) {
   const size_t n = candidates_.size();
   if (n == 1) return {candidates_[0], false};
   absl::MutexLock lock(&mu_);
-  Bucket& bucket = Get(tokens);
+  Bucket& bucket = buckets_[BucketOf(tokens, backlog)];
   const auto choice = [&](size_t arm) {
     return Choice{candidates_[arm], candidates_[arm] <= previous_threads};
   };
@@ -86,13 +84,13 @@ CallThreads::Choice CallThreads::Choose(int64_t tokens, int previous_threads) {
   return choice(best);
 }
 
-void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
+void CallThreads::Record(int64_t tokens, bool backlog, int threads, int64_t compute_ns) {
   if (candidates_.size() == 1) return;
   const auto it = std::find(candidates_.begin(), candidates_.end(), threads);
   if (it == candidates_.end()) return;
   const size_t index = static_cast<size_t>(it - candidates_.begin());
   absl::MutexLock lock(&mu_);
-  Bucket& bucket = Get(tokens);
+  Bucket& bucket = buckets_[BucketOf(tokens, backlog)];
   Arm& arm = bucket.arms[index];
   arm.ns[static_cast<size_t>(arm.samples % kWindow)] = compute_ns;
   ++arm.samples;
@@ -102,9 +100,9 @@ void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
   }
 }
 
-int CallThreads::Best(int64_t tokens) const {
+int CallThreads::Best(int64_t tokens, bool backlog) const {
   absl::MutexLock lock(&mu_);
-  return candidates_[static_cast<size_t>(BestLocked(buckets_[BucketOf(tokens)]))];
+  return candidates_[static_cast<size_t>(BestLocked(buckets_[BucketOf(tokens, backlog)]))];
 }
 
 }  // namespace ffn

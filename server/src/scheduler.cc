@@ -95,7 +95,7 @@ void Scheduler::AddDepth(Queue& queue, const VariantKey& variant, int64_t tokens
   stats_.SetQueueDepth(variant, depth.requests, depth.tokens);
 }
 
-bool Scheduler::NextBatch(Batch& batch, CallThreads*& threads) {
+bool Scheduler::NextBatch(Batch& batch, CallThreads*& threads, bool& backlog) {
   absl::MutexLock lock(&mu_);
   for (;;) {
     const auto now = Clock::now();
@@ -128,6 +128,7 @@ bool Scheduler::NextBatch(Batch& batch, CallThreads*& threads) {
       chosen->tokens -= tokens;
       queued_tokens_ -= tokens;
       threads = chosen->threads.get();
+      backlog = queued_tokens_ > 0;
       return true;
     }
     if (stopping_) return false;  // nothing queued anywhere
@@ -143,9 +144,10 @@ void Scheduler::ExecutorLoop() {
   omp_set_num_threads(options_.threads_per_executor);
   Batch batch;
   CallThreads* threads = nullptr;
+  bool backlog = false;
   int previous_threads = options_.threads_per_executor;  // of this executor's last engine call
-  while (NextBatch(batch, threads)) {
-    RunBatch(batch, *threads, previous_threads);
+  while (NextBatch(batch, threads, backlog)) {
+    RunBatch(batch, *threads, backlog, previous_threads);
     batch.clear();
   }
 }
@@ -155,7 +157,7 @@ void Scheduler::Finish(InferTask& task, const absl::Status& status, const Reques
   task.done = nullptr;  // releases what the callback holds
 }
 
-void Scheduler::RunBatch(Batch& batch, CallThreads& threads, int& previous_threads) {
+void Scheduler::RunBatch(Batch& batch, CallThreads& threads, bool backlog, int& previous_threads) {
   const auto start = Clock::now();
   // Drop the requests nobody waits for any more, before any compute.
   const auto wall_now = std::chrono::system_clock::now();
@@ -239,14 +241,14 @@ void Scheduler::RunBatch(Batch& batch, CallThreads& threads, int& previous_threa
   // that choice (the engine alone: no copying, no debug delay).
   int call_threads = options_.threads_per_executor;
   const auto run_engine = [&](const FfnRun& run) {
-    const CallThreads::Choice choice = threads.Choose(tokens, previous_threads);
+    const CallThreads::Choice choice = threads.Choose(tokens, backlog, previous_threads);
     call_threads = previous_threads = choice.threads;
     omp_set_num_threads(call_threads);
     const auto engine_start = Clock::now();
     absl::Status s = model.block->Run(run);
     const int64_t engine_ns = Nanos(Clock::now() - engine_start);
     omp_set_num_threads(options_.threads_per_executor);
-    if (s.ok() && choice.timed) threads.Record(tokens, call_threads, engine_ns);
+    if (s.ok() && choice.timed) threads.Record(tokens, backlog, call_threads, engine_ns);
     return s;
   };
 

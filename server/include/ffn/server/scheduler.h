@@ -9,7 +9,8 @@
 // concatenates their rows along M (an FFN is position-wise: no padding),
 // runs one engine call and slices the answer back into each request's
 // output; the call runs on the thread count its queue's CallThreads picks
-// for its size (batch-invariant models; others on all of the executor's).
+// for its size and the load (batch-invariant models; others on all of the
+// executor's).
 // A queue is ready when it holds max_batch_tokens tokens, when its
 // oldest request has waited max_queue_delay_us, or at once when that delay
 // is 0.
@@ -117,14 +118,14 @@ class Scheduler {
   using Batch = std::vector<InferTask>;
 
   void ExecutorLoop();
-  // The next batch to run and its queue's thread chooser, or false when
-  // shut down and drained.
-  bool NextBatch(Batch& batch, CallThreads*& threads) ABSL_LOCKS_EXCLUDED(mu_);
+  // The next batch to run, its queue's thread chooser and whether other
+  // requests are still waiting, or false when shut down and drained.
+  bool NextBatch(Batch& batch, CallThreads*& threads, bool& backlog) ABSL_LOCKS_EXCLUDED(mu_);
   bool Ready(const Queue& queue, std::chrono::steady_clock::time_point now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs `batch` on the thread count `threads` chooses; `previous_threads`:
-  // this executor's last engine call's, updated.
-  void RunBatch(Batch& batch, CallThreads& threads, int& previous_threads);
+  // Runs `batch` on the thread count `threads` chooses for its size and
+  // `backlog`; `previous_threads`: this executor's last engine call's, updated.
+  void RunBatch(Batch& batch, CallThreads& threads, bool backlog, int& previous_threads);
   void Finish(InferTask& task, const absl::Status& status, const RequestTimings& timings);
   // Counts `tokens` of one request of `variant` into (or, negative, out of)
   // the queue's depth, and publishes it.
