@@ -3,13 +3,15 @@
 # per engine call (GetStats' batch_sizes, one request at a time so a call is
 # one request of M tokens) next to bench/ffn_block_bench's time for the same
 # block, M and compute dtype (the served path: batch-invariant, or int8).
-# The server runs first, alone; the benchmark after it has stopped. Prints a
+# The server runs first, alone; the benchmark after it has stopped (on THREADS
+# threads: the served calls may run on fewer, call_threads adaptive). Prints a
 # Markdown table.
 #
 #   bash bench/served_vs_engine.sh            # after scripts/build.sh
 #   TOKENS="1 32" DURATION=3 bash bench/served_vs_engine.sh
 #   THREADS=1 bash bench/served_vs_engine.sh     # one thread per engine call, both sides
 #   SERVER_ENV="OMP_WAIT_POLICY=active" bash bench/served_vs_engine.sh
+#   CALL_THREADS=all bash bench/served_vs_engine.sh  # every call on every thread (default adaptive)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tokens="${TOKENS:-1 32 512}"
@@ -27,7 +29,7 @@ trap cleanup EXIT
 
 # The shapes and seeds of ffn_block_bench, so the weights are the same.
 cat > "$work/config.yaml" <<YAML
-server: {threads: $threads, max_batch_tokens: 512}
+server: {threads: $threads, max_batch_tokens: 512, call_threads: ${CALL_THREADS:-adaptive}}
 models:
   - {name: ffn-768, d_model: 768, d_ff: 3072, activation: gelu, weights: {random: {seed: 1}}}
   - {name: glu-768, d_model: 768, d_ff: 2048, activation: swiglu, weights: {random: {seed: 2}}}
@@ -73,7 +75,7 @@ for v in stats.get("variants", []):
         for m in tokens:
             if int(b["tokens_from"]) <= int(m) <= int(b["tokens_to"]):
                 served[(var["model"], var["activation"], dtype, int(m))] = (
-                    b["compute_mean_us"] / 1e3, int(b["batches"]))
+                    b["compute_mean_us"] / 1e3, int(b["batches"]), b.get("mean_threads", 0))
 bench = {}
 for b in engine["benchmarks"]:
     if b.get("aggregate_name") != "median":
@@ -84,13 +86,14 @@ for b in engine["benchmarks"]:
 rows = [("ffn-768", "gelu", "f32", "ffn-768"), ("ffn-768", "gelu", "bf16", "ffn-768"),
         ("glu-768", "swiglu", "f32", "glu-768"), ("glu-768", "swiglu", "bf16", "glu-768"),
         ("ffn-768-int8", "gelu", "f32", "ffn-768")]
-print("| model | compute | tokens | engine calls served | served compute ms | engine bench ms | served / bench |")
-print("|---|---|---|---|---|---|---|")
+print("| model | compute | tokens | engine calls served | served threads per call | served compute ms "
+      "| engine bench ms | served / bench |")
+print("|---|---|---|---|---|---|---|---|")
 for model, act, dtype, shape in rows:
     for m in map(int, tokens):
         precision = "int8" if model.endswith("int8") else dtype
         s, e = served.get((model, act, dtype, m)), bench.get((shape, act, precision, m))
         if s is None or e is None:
             continue
-        print(f"| {model} | {precision} | {m} | {s[1]} | {s[0]:.3g} | {e:.3g} | {s[0] / e:.2f} |")
+        print(f"| {model} | {precision} | {m} | {s[1]} | {s[2]:.2f} | {s[0]:.3g} | {e:.3g} | {s[0] / e:.2f} |")
 PY

@@ -25,10 +25,10 @@ CallThreads::CallThreads(int max_threads, bool adaptive) {
   for (Bucket& bucket : buckets_) bucket.arms.resize(candidates_.size());
 }
 
-size_t CallThreads::BucketOf(int64_t tokens, bool backlog) {
-  int size = 0;  // tokens in [2^size, 2^(size+1))
-  while (size + 1 < kSizes && tokens >= (int64_t{2} << size)) ++size;
-  return static_cast<size_t>(backlog ? kSizes + size : size);
+size_t CallThreads::BucketOf(int64_t tokens) {
+  size_t bucket = 0;  // tokens in [2^bucket, 2^(bucket+1))
+  while (bucket + 1 < kBuckets && tokens >= (int64_t{2} << bucket)) ++bucket;
+  return bucket;
 }
 
 int CallThreads::BestLocked(const Bucket& bucket) const {
@@ -50,9 +50,9 @@ int CallThreads::BestLocked(const Bucket& bucket) const {
 
 CallThreads::Choice CallThreads::Choose(int64_t tokens, bool backlog, int previous_threads) {
   const size_t n = candidates_.size();
-  if (n == 1) return {candidates_[0], false};
+  if (n == 1 || backlog) return {candidates_.back(), false};
   absl::MutexLock lock(&mu_);
-  Bucket& bucket = buckets_[BucketOf(tokens, backlog)];
+  Bucket& bucket = buckets_[BucketOf(tokens)];
   const auto choice = [&](size_t arm) {
     return Choice{candidates_[arm], candidates_[arm] <= previous_threads};
   };
@@ -84,13 +84,13 @@ CallThreads::Choice CallThreads::Choose(int64_t tokens, bool backlog, int previo
   return choice(best);
 }
 
-void CallThreads::Record(int64_t tokens, bool backlog, int threads, int64_t compute_ns) {
+void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
   if (candidates_.size() == 1) return;
   const auto it = std::find(candidates_.begin(), candidates_.end(), threads);
   if (it == candidates_.end()) return;
   const size_t index = static_cast<size_t>(it - candidates_.begin());
   absl::MutexLock lock(&mu_);
-  Bucket& bucket = buckets_[BucketOf(tokens, backlog)];
+  Bucket& bucket = buckets_[BucketOf(tokens)];
   Arm& arm = bucket.arms[index];
   arm.ns[static_cast<size_t>(arm.samples % kWindow)] = compute_ns;
   ++arm.samples;
@@ -100,9 +100,9 @@ void CallThreads::Record(int64_t tokens, bool backlog, int threads, int64_t comp
   }
 }
 
-int CallThreads::Best(int64_t tokens, bool backlog) const {
+int CallThreads::Best(int64_t tokens) const {
   absl::MutexLock lock(&mu_);
-  return candidates_[static_cast<size_t>(BestLocked(buckets_[BucketOf(tokens, backlog)]))];
+  return candidates_[static_cast<size_t>(BestLocked(buckets_[BucketOf(tokens)]))];
 }
 
 }  // namespace ffn

@@ -7,13 +7,16 @@
 // 100 us on a 2-vCPU host, more than a one-token int8 call's whole work
 // (docs/BENCHMARKS.md, "Threads per call"). A benchmark calling back to back
 // never sees that cost, so no start-up timing can decide it; the served calls
-// do. Per token-count bucket (1, 2-3, 4-7, ..., as GetStats') and load, each
-// candidate count (1, 2, 4, ..., and max_threads) keeps the times of its last
-// kWindow timed calls, and a call runs on the count with the lowest median.
-// The load is whether other requests were waiting when the call's batch was
-// taken: an idle server's call time is a request's latency, a backlogged
-// one's is the server's throughput, and the two can want different counts
-// (the clients and gRPC's threads compete for the cores differently).
+// do. Per token-count bucket (1, 2-3, 4-7, ..., as GetStats'), each candidate
+// count (1, 2, 4, ..., and max_threads) keeps the times of its last kWindow
+// timed calls, and a call runs on the count with the lowest median.
+//
+// Only while the server keeps up: a call whose batch was taken while other
+// requests waited (a backlog) runs on max_threads, untimed. Under a backlog
+// the team stays awake from call to call and holds its cores against gRPC's
+// threads, a steady state that no short trial of it reproduces: timing
+// trials there chose fewer threads and cost 4-8 % of the throughput
+// (docs/BENCHMARKS.md, "Threads per call").
 //
 // A call on more threads than its executor's previous call pays for waking
 // threads that a steady run on its count would have kept awake (or, at low
@@ -40,7 +43,7 @@
 //   const ffn::CallThreads::Choice next =
 //       threads.Choose(/*tokens=*/1, /*backlog=*/false, /*previous_threads=*/2);
 //   // ... omp_set_num_threads(next.threads), run the call, time it ...
-//   if (next.timed) threads.Record(/*tokens=*/1, /*backlog=*/false, next.threads, 90'000);
+//   if (next.timed) threads.Record(/*tokens=*/1, next.threads, /*compute_ns=*/90'000);
 #ifndef FFN_SERVER_SRC_CALL_THREADS_H_
 #define FFN_SERVER_SRC_CALL_THREADS_H_
 
@@ -59,7 +62,7 @@ class CallThreads {
   static constexpr int kExplorePeriod = 32;      // calls between explorations
   static constexpr int kFarExplorePeriod = 256;  // ... of a candidate far behind
   static constexpr double kFarRatio = 1.25;      // median over the best's: far behind
-  static constexpr int kSizes = 31;              // token counts up to 2^31 - 1
+  static constexpr int kBuckets = 31;            // token counts up to 2^31 - 1
 
   // max_threads: the executor's OpenMP threads (at least 1). adaptive false:
   // every call runs on max_threads.
@@ -75,17 +78,17 @@ class CallThreads {
   // candidate whose last call beat the best's median, or the second call of
   // an exploring pair, or on an exploring turn the next other candidate, or
   // else the best.
-  // `backlog`: other requests were waiting when its batch was taken.
+  // `backlog`: other requests were waiting when its batch was taken (then
+  // max_threads, untimed).
   Choice Choose(int64_t tokens, bool backlog, int previous_threads) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The engine time of a call Choose() sized and said to time; failed calls
   // are not recorded.
-  void Record(int64_t tokens, bool backlog, int threads, int64_t compute_ns)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Record(int64_t tokens, int threads, int64_t compute_ns) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The count with the lowest median for calls of `tokens` tokens at that
-  // load (max_threads until every candidate has been timed).
-  int Best(int64_t tokens, bool backlog) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The count with the lowest median for calls of `tokens` tokens taken
+  // without a backlog (max_threads until every candidate has been timed).
+  int Best(int64_t tokens) const ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::vector<int>& candidates() const { return candidates_; }
 
@@ -102,13 +105,12 @@ class CallThreads {
     size_t next_explored = 0;  // the candidate the next exploring turn tries
     int retry = -1;  // the candidate of the next call: an exploring pair's, or one that beat the best
   };
-  // Buckets: kSizes idle ones, then kSizes backlogged ones.
-  static size_t BucketOf(int64_t tokens, bool backlog);
+  static size_t BucketOf(int64_t tokens);
   int BestLocked(const Bucket& bucket) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   std::vector<int> candidates_;  // ascending; the last is max_threads
   mutable absl::Mutex mu_;
-  std::array<Bucket, 2 * kSizes> buckets_ ABSL_GUARDED_BY(mu_);
+  std::array<Bucket, kBuckets> buckets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ffn

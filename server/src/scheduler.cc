@@ -248,7 +248,7 @@ void Scheduler::RunBatch(Batch& batch, CallThreads& threads, bool backlog, int& 
     absl::Status s = model.block->Run(run);
     const int64_t engine_ns = Nanos(Clock::now() - engine_start);
     omp_set_num_threads(options_.threads_per_executor);
-    if (s.ok() && choice.timed) threads.Record(tokens, backlog, call_threads, engine_ns);
+    if (s.ok() && choice.timed) threads.Record(tokens, call_threads, engine_ns);
     return s;
   };
 

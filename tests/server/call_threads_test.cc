@@ -23,7 +23,7 @@ std::map<int, int> Serve(CallThreads& threads, int64_t tokens, int calls,
   for (int i = 0; i < calls; ++i) {
     const CallThreads::Choice choice = threads.Choose(tokens, /*backlog=*/false, *previous);
     ++ran[choice.threads];
-    if (choice.timed) threads.Record(tokens, false, choice.threads, cost(choice.threads, *previous));
+    if (choice.timed) threads.Record(tokens, choice.threads, cost(choice.threads, *previous));
     *previous = choice.threads;
   }
   return ran;
@@ -54,8 +54,8 @@ TEST(CallThreadsTest, NotAdaptiveAlwaysRunsEveryThread) {
 
 TEST(CallThreadsTest, UntimedSizesRunEveryThread) {
   CallThreads threads(2, true);
-  EXPECT_EQ(threads.Best(1, false), 2);
-  EXPECT_EQ(threads.Best(512, false), 2);
+  EXPECT_EQ(threads.Best(1), 2);
+  EXPECT_EQ(threads.Best(512), 2);
 }
 
 // A one-token call faster on one thread (the served cost of waking the
@@ -64,12 +64,12 @@ TEST(CallThreadsTest, EachSizeRunsOnItsFastestCount) {
   CallThreads threads(2, true);
   const auto small = Serve(threads, 1, 400, [](int n) { return n == 1 ? 90'000 : 160'000; });
   const auto large = Serve(threads, 256, 400, [](int n) { return n == 1 ? 4'000'000 : 2'100'000; });
-  EXPECT_EQ(threads.Best(1, false), 1);
-  EXPECT_EQ(threads.Best(256, false), 2);
+  EXPECT_EQ(threads.Best(1), 1);
+  EXPECT_EQ(threads.Best(256), 2);
   // Sizes in one bucket share it; the neighbouring buckets do not.
-  EXPECT_EQ(threads.Best(2, false), 2);
-  EXPECT_EQ(threads.Best(300, false), 2);
-  EXPECT_EQ(threads.Best(511, false), 2);
+  EXPECT_EQ(threads.Best(2), 2);
+  EXPECT_EQ(threads.Best(300), 2);
+  EXPECT_EQ(threads.Best(511), 2);
   // The slower count ran for its first timings (three, and three untimed
   // first calls of pairs at most) and then on exploring turns only, a pair
   // every kFarExplorePeriod-th call: it is more than kFarRatio behind at both
@@ -87,7 +87,7 @@ TEST(CallThreadsTest, ExploresACloseCountEveryPeriod) {
   constexpr int kWarmUp = 9, kPairs = 20;
   const auto ran = Serve(threads, 8, kWarmUp + CallThreads::kExplorePeriod * kPairs + 1,
                          [](int n) { return n == 1 ? 100'000 : 110'000; });
-  EXPECT_EQ(threads.Best(8, false), 1);
+  EXPECT_EQ(threads.Best(8), 1);
   EXPECT_EQ(ran.at(2), 6 + 2 * kPairs);
   EXPECT_EQ(ran.at(1), 3 + CallThreads::kExplorePeriod * kPairs + 1 - 2 * kPairs);
 }
@@ -103,7 +103,7 @@ TEST(CallThreadsTest, WakingThreadsDoesNotCountAgainstThem) {
     return before == 1 ? 180'000 : 80'000;
   };
   const auto ran = Serve(threads, 4, 500, cost, &previous);
-  EXPECT_EQ(threads.Best(4, false), 2);
+  EXPECT_EQ(threads.Best(4), 2);
   EXPECT_GT(ran.at(2), 450);
 }
 
@@ -112,23 +112,23 @@ TEST(CallThreadsTest, WakingThreadsDoesNotCountAgainstThem) {
 TEST(CallThreadsTest, FollowsAChange) {
   CallThreads threads(2, true);
   Serve(threads, 1, 200, [](int n) { return n == 1 ? 90'000 : 110'000; });
-  ASSERT_EQ(threads.Best(1, false), 1);
+  ASSERT_EQ(threads.Best(1), 1);
   Serve(threads, 1, CallThreads::kWindow, [](int n) { return n == 1 ? 200'000 : 100'000; });
-  EXPECT_EQ(threads.Best(1, false), 2);
+  EXPECT_EQ(threads.Best(1), 2);
   // One thread is now far behind on its record (200 against 100): it is
   // next tried on a far exploring turn, and then kept on while it wins.
   Serve(threads, 1, CallThreads::kFarExplorePeriod + 2 * CallThreads::kWindow,
         [](int n) { return n == 1 ? 50'000 : 100'000; });
-  EXPECT_EQ(threads.Best(1, false), 1);
+  EXPECT_EQ(threads.Best(1), 1);
 }
 
 // One slow outlier (a preempted call) does not move a median of kWindow.
 TEST(CallThreadsTest, OneOutlierDoesNotMoveTheChoice) {
   CallThreads threads(2, true);
   Serve(threads, 1, 100, [](int n) { return n == 1 ? 90'000 : 110'000; });
-  ASSERT_EQ(threads.Best(1, false), 1);
-  threads.Record(1, false, 1, 50'000'000);
-  EXPECT_EQ(threads.Best(1, false), 1);
+  ASSERT_EQ(threads.Best(1), 1);
+  threads.Record(1, 1, 50'000'000);
+  EXPECT_EQ(threads.Best(1), 1);
 }
 
 // A larger executor has more candidates: a middle count can win.
@@ -136,24 +136,21 @@ TEST(CallThreadsTest, FourCandidatesFindTheMiddleOne) {
   CallThreads threads(8, true);
   const std::map<int, int64_t> cost = {{1, 400}, {2, 250}, {4, 200}, {8, 260}};
   Serve(threads, 16, 1000, [&](int n) { return cost.at(n); });
-  EXPECT_EQ(threads.Best(16, false), 4);
+  EXPECT_EQ(threads.Best(16), 4);
 }
 
-// An idle server and a backlogged one keep separate timings: one thread may
-// win a one-token call's latency while two win under load.
-TEST(CallThreadsTest, IdleAndBackloggedCallsAreTimedApart) {
+// A call taken while others wait runs on every thread, untimed, whatever
+// the idle calls of its size found.
+TEST(CallThreadsTest, BackloggedCallsRunEveryThreadUntimed) {
   CallThreads threads(2, true);
-  for (const bool backlog : {false, true}) {
-    int previous = 2;
-    for (int i = 0; i < 300; ++i) {
-      const CallThreads::Choice choice = threads.Choose(1, backlog, previous);
-      const int64_t ns = (choice.threads == 1) == backlog ? 200'000 : 100'000;
-      if (choice.timed) threads.Record(1, backlog, choice.threads, ns);
-      previous = choice.threads;
-    }
+  Serve(threads, 1, 100, [](int n) { return n == 1 ? 90'000 : 160'000; });
+  ASSERT_EQ(threads.Best(1), 1);
+  for (int previous : {1, 2}) {
+    const CallThreads::Choice choice = threads.Choose(1, /*backlog=*/true, previous);
+    EXPECT_EQ(choice.threads, 2);
+    EXPECT_FALSE(choice.timed);
   }
-  EXPECT_EQ(threads.Best(1, false), 1);
-  EXPECT_EQ(threads.Best(1, true), 2);
+  EXPECT_EQ(threads.Choose(1, /*backlog=*/false, 2).threads, 1);
 }
 
 }  // namespace
