@@ -154,9 +154,10 @@ int main(int argc, char** argv) {
                  "OpenMP threads of each executor (default: threads / executors)")
       ->check(CLI::PositiveNumber);
   app.add_option("--call-threads", o.call_threads,
-                 "adaptive (default): each engine call of a batch-invariant model runs on the "
-                 "thread count its size has been served fastest on (1, 2, 4, ... up to "
-                 "threads per executor); all: every call on every thread of its executor")
+                 "adaptive (default): an engine call of a batch-invariant model taken with no "
+                 "other request waiting runs on the thread count (1, 2, 4, ... up to threads per "
+                 "executor) such calls of its size have been fastest on; under a backlog, and "
+                 "with all, every call on every thread of its executor")
       ->check(CLI::IsMember({"adaptive", "all"}));
   app.add_option("--max-tokens", o.max_tokens, "largest tokens per request (8192)")
       ->check(CLI::Range(int64_t{1}, ffn::kMaxTokensLimit));

@@ -36,8 +36,9 @@ int CallThreads::BestLocked(const Bucket& bucket) const {
   for (const Arm& arm : bucket.arms) {
     if (arm.samples < kMinSamples) return static_cast<int>(n - 1);
   }
+  // Fewer threads only by a margin over them all.
   size_t best = n - 1;
-  double best_ns = bucket.arms[best].Median();
+  double best_ns = bucket.arms[best].Median() / kFewerMargin;
   for (size_t i = 0; i + 1 < n; ++i) {
     const double ns = bucket.arms[i].Median();
     if (ns < best_ns) {
@@ -94,8 +95,14 @@ void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
   Arm& arm = bucket.arms[index];
   arm.ns[static_cast<size_t>(arm.samples % kWindow)] = compute_ns;
   ++arm.samples;
-  const size_t best = static_cast<size_t>(BestLocked(bucket));
-  if (index != best && static_cast<double>(compute_ns) < bucket.arms[best].Median()) {
+  // Timed again while its times would make it the best: below the best's
+  // median, and by kFewerMargin where that is every thread; every thread
+  // comes back within the margin of a count below it.
+  const size_t best = static_cast<size_t>(BestLocked(bucket)), all = candidates_.size() - 1;
+  double bar = bucket.arms[best].Median();
+  if (index != all && best == all) bar /= kFewerMargin;
+  if (index == all) bar *= kFewerMargin;
+  if (index != best && static_cast<double>(compute_ns) < bar) {
     bucket.retry = static_cast<int>(index);
   }
 }

@@ -86,10 +86,20 @@ TEST(CallThreadsTest, ExploresACloseCountEveryPeriod) {
   // the call before) and timed, three times: 9 calls.
   constexpr int kWarmUp = 9, kPairs = 20;
   const auto ran = Serve(threads, 8, kWarmUp + CallThreads::kExplorePeriod * kPairs + 1,
-                         [](int n) { return n == 1 ? 100'000 : 110'000; });
+                         [](int n) { return n == 1 ? 100'000 : 120'000; });
   EXPECT_EQ(threads.Best(8), 1);
   EXPECT_EQ(ran.at(2), 6 + 2 * kPairs);
   EXPECT_EQ(ran.at(1), 3 + CallThreads::kExplorePeriod * kPairs + 1 - 2 * kPairs);
+}
+
+// Fewer threads must win by kFewerMargin: 10 % is a tie, and ties go to
+// every thread.
+TEST(CallThreadsTest, FewerThreadsMustWinByTheMargin) {
+  CallThreads threads(2, true);
+  Serve(threads, 1, 200, [](int n) { return n == 1 ? 100'000 : 110'000; });
+  EXPECT_EQ(threads.Best(1), 2);
+  Serve(threads, 1, 200, [](int n) { return n == 1 ? 100'000 : 120'000; });
+  EXPECT_EQ(threads.Best(1), 1);
 }
 
 // Two threads are faster once awake, but a two-thread call right after a

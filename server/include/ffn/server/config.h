@@ -133,10 +133,11 @@ struct ServerSettings {
   // A request's answer has the same bits whatever it is batched with (models
   // running auto or fused; see FfnRun::batch_invariant). Models may override.
   bool batch_invariant = true;
-  // call_threads: adaptive (true, the default): each engine call of a
-  // batch-invariant model runs on the thread count (1, 2, 4, ...,
-  // threads_per_executor) its served calls of that size have been fastest
-  // on (CallThreads); all (false): every call on threads_per_executor.
+  // call_threads: adaptive (true, the default): an engine call of a
+  // batch-invariant model taken with no other request waiting runs on the
+  // thread count (1, 2, 4, ..., threads_per_executor) such calls of its size
+  // have been fastest on (CallThreads); under a backlog, and with all
+  // (false), every call on threads_per_executor.
   bool adaptive_call_threads = true;
   // JSON file of tuned plans (PlanCache): read at start, written after
   // tuning a model it lacked. Empty: tune at every start.

@@ -76,8 +76,9 @@ VariantKey VariantFor(const Model& model, Activation activation, DataType comput
 struct SchedulerOptions {
   int executors = 1;
   int threads_per_executor = 1;  // OpenMP threads of each executor
-  // Batch-invariant models' calls run on the thread count CallThreads
-  // learns is fastest for their size; false: always threads_per_executor.
+  // Batch-invariant models' calls taken with nothing else waiting run on
+  // the thread count CallThreads learns is fastest for their size; false:
+  // always threads_per_executor.
   bool adaptive_call_threads = true;
 };
 
