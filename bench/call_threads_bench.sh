@@ -17,16 +17,8 @@ concurrency="${CONCURRENCY:-1 4 16}"
 duration="${DURATION:-2}"
 threads="${THREADS:-2}"
 client=build/client/ffn-client
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/servers.sh
 
-declare -A target
 for mode in adaptive all; do
   cat > "$work/$mode.yaml" <<YAML
 server: {threads: $threads, call_threads: $mode}
@@ -35,11 +27,7 @@ models:
   - {name: ffn-768-int8, d_model: 768, d_ff: 3072, activation: gelu, weights: {random: {seed: 1}},
      quantization: int8}
 YAML
-  build/server/ffn-server --config "$work/$mode.yaml" --address 127.0.0.1:0 \
-    --port-file "$work/$mode.port" --log-level warn &
-  pids+=($!)
-  for _ in $(seq 1 300); do [[ -s $work/$mode.port ]] && break; sleep 0.1; done
-  target[$mode]="127.0.0.1:$(cat "$work/$mode.port")"
+  start_ffn_server "$mode" "$work/$mode.yaml"  # sets $adaptive, $all
 done
 
 runs=("ffn-768:gelu f32" "ffn-768:gelu bf16" "ffn-768-int8:gelu f32")
@@ -51,11 +39,11 @@ for round in $(seq 1 "$rounds"); do
         for mode in adaptive all; do
           echo "round $round: $mode $variant $dtype M=$m concurrency $c" >&2
           point="$work/$round.$mode.$variant.$dtype.$m.$c"
-          "$client" stats --target "${target[$mode]}" --json > "$point.before.json"
-          "$client" load --target "${target[$mode]}" --variants "$variant" --compute-dtype "$dtype" \
+          "$client" stats --target "${!mode}" --json > "$point.before.json"
+          "$client" load --target "${!mode}" --variants "$variant" --compute-dtype "$dtype" \
             --tokens "$m" --concurrency "$c" --duration "$duration" --warmup 0.5 \
             --json "$point.json" > /dev/null
-          "$client" stats --target "${target[$mode]}" --json > "$point.after.json"
+          "$client" stats --target "${!mode}" --json > "$point.after.json"
         done
       done
     done

@@ -18,14 +18,7 @@ cd "$(dirname "$0")/.."
 duration="${DURATION:-5}"
 client=build/client/ffn-client
 venv=build/venv-mlserver
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/servers.sh
 
 source scripts/venv.sh
 ensure_venv "$venv" bin/mlserver "mlserver==1.7.1" "numpy==2.2.6"
@@ -61,12 +54,8 @@ models:
       safetensors: ffn.safetensors
       tensors: {w1: fc1.weight, b1: fc1.bias, w2: fc2.weight, b2: fc2.bias}
 YAML
-build/server/ffn-server --config "$work/ffn.yaml" --address 127.0.0.1:0 \
-  --port-file "$work/ffn.port" --log-level warn &
-pids+=($!)
+start_ffn_server ffn "$work/ffn.yaml"  # sets $ffn
 
-for _ in $(seq 1 600); do [[ -s "$work/ffn.port" ]] && break; sleep 0.1; done
-ffn="127.0.0.1:$(cat "$work/ffn.port")"
 
 # run NAME TARGET PROTOCOL VARIANT CONCURRENCY TOKENS
 run() {

@@ -12,18 +12,10 @@ repeats="${REPEATS:-3}"
 duration="${DURATION:-5}"
 dtype="${DTYPE:-bf16}"
 client=build/client/ffn-client
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/servers.sh
 
-# start_ffn NAME MAX_BATCH_TOKENS: starts ffn-server (its port goes to
-# $work/NAME.port) and sets the variable NAME to its target. Not run in a
-# subshell, so the EXIT trap stays the script's own.
+# start_ffn NAME MAX_BATCH_TOKENS: starts ffn-server and sets the variable
+# NAME to its target.
 start_ffn() {
   local name="$1" batch="$2"
   cat > "$work/$name.yaml" <<YAML
@@ -31,11 +23,7 @@ server: {max_batch_tokens: $batch, max_queue_tokens: 4096}
 models:
   - {name: ffn-768, d_model: 768, d_ff: 3072, activation: gelu, dtype: $dtype, weights: {random: {seed: 1}}}
 YAML
-  build/server/ffn-server --config "$work/$name.yaml" --address 127.0.0.1:0 \
-    --port-file "$work/$name.port" --log-level warn &
-  pids+=($!)
-  for _ in $(seq 1 300); do [[ -s "$work/$name.port" ]] && break; sleep 0.1; done
-  printf -v "$name" '127.0.0.1:%s' "$(cat "$work/$name.port")"
+  start_ffn_server "$name" "$work/$name.yaml"
 }
 
 echo_port=$((20000 + RANDOM % 20000))
