@@ -12,13 +12,13 @@
 // timed calls, and a call runs on the count with the lowest median, where a
 // count below max_threads must beat max_threads' median by kFewerMargin:
 // switching between counts has costs of its own that no timing of either
-// shows (calls near a tie served 5-11 % fewer tokens/s without the margin).
+// shows (calls near a tie served 9-11 % fewer tokens/s without the margin).
 //
 // Only while the server keeps up: a call whose batch was taken while other
 // requests waited (a backlog) runs on max_threads, untimed. Under a backlog
 // the team stays awake from call to call and holds its cores against gRPC's
 // threads, a steady state that no short trial of it reproduces: timing
-// trials there chose fewer threads and cost 4-8 % of the throughput
+// trials there chose fewer threads and cost 5-8 % of the throughput
 // (docs/BENCHMARKS.md, "Threads per call").
 //
 // A call on more threads than its executor's previous call pays for waking
@@ -30,8 +30,8 @@
 // The choice follows the load: every kExplorePeriod-th call of a bucket
 // starts a pair on another candidate in turn (every kFarExplorePeriod-th
 // once that candidate's median is over kFarRatio times the best's), and a
-// timed call faster than the best's median is followed by another on the
-// same count until its median says whether it is now the best. Exploring
+// timed call fast enough to make its count the best (margin included) is
+// followed by another on the same count until its median says whether it is. Exploring
 // costs at most 2 (kFarRatio - 1) / kExplorePeriod = 1.6 % of a bucket's
 // compute at close ratios, and 2 (ratio - 1) / kFarExplorePeriod beyond
 // (0.8 % at 2x).
@@ -79,7 +79,7 @@ class CallThreads {
   // The thread count to run the next call of `tokens` tokens on, after the
   // executor's previous call ran on `previous_threads`: until each candidate
   // has been timed kMinSamples times, the candidates in turn; then a
-  // candidate whose last call beat the best's median, or the second call of
+  // candidate whose last call would make it the best, or the second call of
   // an exploring pair, or on an exploring turn the next other candidate, or
   // else the best.
   // `backlog`: other requests were waiting when its batch was taken (then
