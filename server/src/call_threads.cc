@@ -1,12 +1,14 @@
 #include "call_threads.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace ffn {
 
 double CallThreads::Arm::Median() const {
   const int n = static_cast<int>(std::min<int64_t>(samples, kWindow));
+  if (n == 0) return std::numeric_limits<double>::infinity();
   // Insertion sort of at most kWindow values.
   std::array<int64_t, kWindow> sorted = ns;
   for (int i = 1; i < n; ++i) {
@@ -95,6 +97,10 @@ void CallThreads::Record(int64_t tokens, int threads, int64_t compute_ns) {
   Arm& arm = bucket.arms[index];
   arm.ns[static_cast<size_t>(arm.samples % kWindow)] = compute_ns;
   ++arm.samples;
+  // While the counts are first timed, Choose() takes them in turn itself.
+  for (const Arm& each : bucket.arms) {
+    if (each.samples < kMinSamples) return;
+  }
   // Timed again while its times would make it the best: below the best's
   // median, and by kFewerMargin where that is every thread; every thread
   // comes back within the margin of a count below it.

@@ -102,7 +102,7 @@ class CallThreads {
   struct Arm {
     std::array<int64_t, kWindow> ns{};
     int64_t samples = 0;  // recorded so far (the ring holds the last kWindow)
-    double Median() const;
+    double Median() const;  // of the last kWindow; +infinity before any
   };
   struct Bucket {
     std::vector<Arm> arms;  // one per candidate
