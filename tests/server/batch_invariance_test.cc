@@ -18,6 +18,7 @@
 #include "ffn/server/config.h"
 #include "ffn/server/server.h"
 #include "ffn/v1/ffn.grpc.pb.h"
+#include "start_server.h"
 
 namespace ffn {
 namespace {
@@ -44,12 +45,7 @@ models:
 }
 
 std::unique_ptr<FfnServer> StartServer(const std::string& server_line) {
-  auto config = ParseConfig(server_line + ModelsYaml(), "");
-  EXPECT_TRUE(config.ok()) << config.status();
-  if (!config.ok()) return nullptr;
-  auto server = FfnServer::Start(*config);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? std::move(*server) : nullptr;
+  return StartServerFromYaml(server_line + ModelsYaml());
 }
 
 std::unique_ptr<v1::FfnService::Stub> StubOf(const FfnServer& server) {

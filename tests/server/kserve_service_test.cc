@@ -21,7 +21,7 @@
 #include "ffn/server/server.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "kserve_infer.h"
-#include "slow_server.h"
+#include "start_server.h"
 
 namespace ffn {
 namespace {

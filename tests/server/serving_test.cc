@@ -27,7 +27,7 @@
 #include "ffn/server/server.h"
 #include "ffn/v1/ffn.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "slow_server.h"
+#include "start_server.h"
 
 namespace ffn {
 namespace {
